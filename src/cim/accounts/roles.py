@@ -1,0 +1,64 @@
+"""Roles, what each may do, and which customers each sees. The one table every check reads."""
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Role(models.TextChoices):
+    ADMINISTRATOR = "administrator", _("Administrator")
+    MANAGER = "manager", _("Manager")
+    SALES = "sales", _("Sales")
+    SERVICE = "service", _("Service")
+    MARKETING = "marketing", _("Marketing")
+    ANALYST = "analyst", _("Analyst")
+    AUDITOR = "auditor", _("Auditor")
+
+
+class Scope(models.TextChoices):
+    OWN = "own", _("Own customers")
+    TEAM = "team", _("Team's customers")
+    ALL = "all", _("All customers")
+
+
+class Perm(models.TextChoices):
+    CUSTOMER_VIEW = "customer.view", _("View customers")
+    CUSTOMER_CHANGE = "customer.change", _("Create and edit customers")
+    CUSTOMER_ARCHIVE = "customer.archive", _("Archive customers")
+    CUSTOMER_TAG = "customer.tag", _("Tag customers")
+    SETTINGS_MANAGE = "settings.manage", _("Manage tags, custom fields and numbering")
+    USERS_MANAGE = "users.manage", _("Manage users and teams")
+    AUDIT_VIEW = "audit.view", _("View the audit log")
+
+
+_EDITOR = {Perm.CUSTOMER_VIEW, Perm.CUSTOMER_CHANGE, Perm.CUSTOMER_ARCHIVE, Perm.CUSTOMER_TAG}
+
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    Role.ADMINISTRATOR: frozenset(Perm),
+    Role.MANAGER: frozenset(_EDITOR | {Perm.AUDIT_VIEW}),
+    Role.SALES: frozenset(_EDITOR),
+    Role.SERVICE: frozenset({Perm.CUSTOMER_VIEW, Perm.CUSTOMER_CHANGE, Perm.CUSTOMER_TAG}),
+    Role.MARKETING: frozenset({Perm.CUSTOMER_VIEW, Perm.CUSTOMER_TAG}),
+    Role.ANALYST: frozenset({Perm.CUSTOMER_VIEW}),
+    Role.AUDITOR: frozenset({Perm.CUSTOMER_VIEW, Perm.AUDIT_VIEW}),
+}
+
+ROLE_SCOPE: dict[str, str] = {
+    Role.ADMINISTRATOR: Scope.ALL,
+    Role.MANAGER: Scope.TEAM,
+    Role.SALES: Scope.OWN,
+    Role.SERVICE: Scope.TEAM,
+    Role.MARKETING: Scope.ALL,
+    Role.ANALYST: Scope.ALL,
+    Role.AUDITOR: Scope.ALL,
+}
+
+
+def has_perm(user, perm: str) -> bool:
+    """Whether an active user's role grants `perm`."""
+    if not (user and user.is_authenticated and user.is_active):
+        return False
+    return perm in ROLE_PERMISSIONS.get(user.role, frozenset())
+
+
+def scope_of(user) -> str:
+    return ROLE_SCOPE.get(user.role, Scope.OWN)

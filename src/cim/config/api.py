@@ -1,0 +1,16 @@
+from ninja import NinjaAPI
+
+from cim.core.api_auth import API_AUTH
+from cim.core.api_errors import install_error_handlers
+from cim.customers.api import router as customers_router
+
+api = NinjaAPI(
+    title="CIM API",
+    version="1",
+    description="Customer Information Management. Authenticate with `Authorization: Bearer <token>` "
+    "(create one with `cim token create USER`). Errors are JSON: `code`, `message`, `details[]`.",
+    auth=API_AUTH,
+    urls_namespace="api",
+)
+install_error_handlers(api)
+api.add_router("/", customers_router)

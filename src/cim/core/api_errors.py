@@ -1,0 +1,105 @@
+"""Every API error is JSON: a stable `code`, a message in the caller's language and per-field `details`."""
+
+import logging
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from django.utils.translation import gettext as _
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, AuthorizationError, HttpError, Throttled
+from ninja.errors import ValidationError as NinjaValidationError
+
+from cim.customers.selectors import InvalidNumber
+from cim.customers.services import PermissionDenied
+
+logger = logging.getLogger(__name__)
+
+# Pydantic's messages are English only; these cover the error types callers meet.
+_PYDANTIC_MESSAGES = {
+    "missing": lambda e: _("This field is required."),
+    "enum": lambda e: _("Select one of: %(choices)s.") % {"choices": e.get("ctx", {}).get("expected", "")},
+    "literal_error": lambda e: _("Select one of: %(choices)s.") % {"choices": e.get("ctx", {}).get("expected", "")},
+    "string_too_long": lambda e: _("Enter at most %(n)s characters.") % {"n": e.get("ctx", {}).get("max_length")},
+    "too_long": lambda e: _("Enter at most %(n)s items.") % {"n": e.get("ctx", {}).get("max_length")},
+    "string_type": lambda e: _("Enter text."),
+    "int_parsing": lambda e: _("Enter a whole number."),
+    "int_type": lambda e: _("Enter a whole number."),
+    "bool_parsing": lambda e: _("Enter true or false."),
+    "bool_type": lambda e: _("Enter true or false."),
+    "date_from_datetime_parsing": lambda e: _("Enter a date as YYYY-MM-DD."),
+    "date_parsing": lambda e: _("Enter a date as YYYY-MM-DD."),
+    "date_type": lambda e: _("Enter a date as YYYY-MM-DD."),
+    "list_type": lambda e: _("Enter a list."),
+    "dict_type": lambda e: _("Enter an object."),
+    "model_attributes_type": lambda e: _("Enter an object."),
+    "json_invalid": lambda e: _("The request body is not valid JSON."),
+    "extra_forbidden": lambda e: _("This field is not allowed."),
+}
+
+
+def error_body(code: str, message: str, details: list[dict] | None = None) -> dict:
+    return {"code": code, "message": message, "details": details or []}
+
+
+def _pydantic_detail(error: dict) -> dict:
+    # The first element of `loc` is where the value came from (body, query, path), not a field.
+    loc = [str(p) for p in error.get("loc", ())]
+    field = ".".join(loc[1:] if len(loc) > 1 and loc[0] in {"body", "query", "path", "form", "header"} else loc)
+    for prefix in ("payload.", "data.", "filters."):
+        field = field.removeprefix(prefix)
+    message = _PYDANTIC_MESSAGES.get(error.get("type", ""))
+    return {"field": field, "code": error.get("type", "invalid"),
+            "message": message(error) if message else _("Enter a valid value.")}
+
+
+def install_error_handlers(api: NinjaAPI) -> None:
+    def respond(request, status, body):
+        return api.create_response(request, body, status=status)
+
+    @api.exception_handler(NinjaValidationError)
+    def validation(request, exc):
+        details = [_pydantic_detail(e) for e in exc.errors]
+        return respond(request, 422, error_body("validation_error", _("Some values are not valid."), details))
+
+    @api.exception_handler(DjangoValidationError)
+    def service_validation(request, exc):
+        details = [
+            {"field": field, "code": "invalid", "message": str(message)}
+            for field, messages in getattr(exc, "message_dict", {"": exc.messages}).items()
+            for message in messages
+        ]
+        return respond(request, 422, error_body("validation_error", _("Some values are not valid."), details))
+
+    @api.exception_handler(InvalidNumber)
+    def invalid_number(request, exc):
+        return respond(request, 400, error_body("invalid_customer_number", str(exc),
+                                                 [{"field": "number", "code": "invalid", "message": str(exc)}]))
+
+    @api.exception_handler(Http404)
+    def not_found(request, exc):
+        return respond(request, 404, error_body("not_found", str(exc) or _("Not found.")))
+
+    @api.exception_handler(AuthenticationError)
+    def not_authenticated(request, exc):
+        return respond(request, 401, error_body("not_authenticated", _("Send a valid API token: "
+                                                                       "Authorization: Bearer <token>.")))
+
+    @api.exception_handler(PermissionDenied)
+    @api.exception_handler(AuthorizationError)
+    def denied(request, exc):
+        return respond(request, 403, error_body("permission_denied", _("Your role does not allow this.")))
+
+    @api.exception_handler(Throttled)
+    def throttled(request, exc):
+        return respond(request, 429, error_body("throttled", _("Too many requests; try again later.")))
+
+    @api.exception_handler(HttpError)
+    def http_error(request, exc):
+        code = {400: "bad_request", 405: "method_not_allowed", 409: "conflict"}.get(exc.status_code, "error")
+        return respond(request, exc.status_code, error_body(code, str(exc)))
+
+    @api.exception_handler(Exception)
+    def unexpected(request, exc):
+        logger.exception("API error", exc_info=exc)
+        return respond(request, 500, error_body("server_error", _("Something went wrong on our side; "
+                                                                   "the error has been logged.")))

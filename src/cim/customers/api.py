@@ -1,0 +1,179 @@
+"""The customers REST API: validates input and calls services and selectors, never writes itself."""
+
+from django.shortcuts import get_object_or_404
+from ninja import Query, Router, Schema
+from pydantic import Field
+
+from cim.accounts.roles import Perm, has_perm
+from cim.core.pagination import keyset_page
+from cim.customers import configuration
+from cim.customers.choices import CustomFieldType
+from cim.customers.filters import CustomerFilter
+from cim.customers.models import Customer, CustomFieldDefinition, Tag
+from cim.customers.schemas import CustomerInput, CustomerListOut, CustomerOut, TagOut
+from cim.customers.selectors import customer_get, customer_list
+from cim.customers.services import (
+    PermissionDenied,
+    customer_archive,
+    customer_create,
+    customer_restore,
+    customer_update,
+    customers_tag,
+)
+
+router = Router(tags=["customers"])
+
+
+def _require(request, perm: str) -> None:
+    if not has_perm(request.auth, perm):
+        raise PermissionDenied(perm)
+
+
+class CustomerPage(Schema):
+    items: list[CustomerListOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
+
+
+class ArchiveIn(Schema):
+    reason: str = Field("", max_length=500)
+
+
+class BulkTagIn(Schema):
+    numbers: list[str] = Field(min_length=1, max_length=1000)
+    add: list[str] = Field(default_factory=list, max_length=20)
+    remove: list[str] = Field(default_factory=list, max_length=20)
+
+
+class BulkTagOut(Schema):
+    changed: int
+
+
+class TagIn(Schema):
+    name: str = Field(min_length=1, max_length=50)
+    color: str = Field("#6c757d", pattern=r"^#[0-9a-fA-F]{6}$")
+    description: str = Field("", max_length=200)
+
+
+class TagPatch(Schema):
+    name: str | None = Field(None, min_length=1, max_length=50)
+    color: str | None = Field(None, pattern=r"^#[0-9a-fA-F]{6}$")
+    description: str | None = Field(None, max_length=200)
+
+
+class CustomFieldIn(Schema):
+    key: str = Field(min_length=1, max_length=50, pattern=r"^[a-z][a-z0-9_]*$")
+    label_zh: str = Field(min_length=1, max_length=100)
+    label_en: str = Field(min_length=1, max_length=100)
+    field_type: CustomFieldType
+    choices: list[str] = Field(default_factory=list, max_length=200)
+    required: bool = False
+    position: int = Field(0, ge=0, le=32767)
+
+
+class CustomFieldPatch(Schema):
+    label_zh: str | None = Field(None, min_length=1, max_length=100)
+    label_en: str | None = Field(None, min_length=1, max_length=100)
+    choices: list[str] | None = Field(None, max_length=200)
+    required: bool | None = None
+    position: int | None = Field(None, ge=0, le=32767)
+    is_active: bool | None = None
+
+
+class CustomFieldOut(Schema):
+    key: str
+    label_zh: str
+    label_en: str
+    field_type: str
+    choices: list[str]
+    required: bool
+    position: int
+    is_active: bool
+
+
+@router.get("/customers", response=CustomerPage, summary="List and search customers")
+def list_customers(request, filters: Query[CustomerFilter], cursor: str | None = None,
+                   limit: int = Query(50, ge=1, le=500)):
+    _require(request, Perm.CUSTOMER_VIEW)
+    items, next_cursor = keyset_page(customer_list(user=request.auth, filters=filters), cursor=cursor, limit=limit)
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.post("/customers", response={201: CustomerOut}, summary="Create a customer")
+def create_customer(request, payload: CustomerInput):
+    _require(request, Perm.CUSTOMER_CHANGE)
+    customer = customer_create(data=payload, actor=request.auth)
+    return 201, customer_get(user=request.auth, number=customer.number)
+
+
+@router.get("/customers/{number}", response=CustomerOut, summary="Read a customer by number")
+def read_customer(request, number: str):
+    _require(request, Perm.CUSTOMER_VIEW)
+    return customer_get(user=request.auth, number=number)
+
+
+@router.patch("/customers/{number}", response=CustomerOut, summary="Change the fields sent")
+def update_customer(request, number: str, payload: CustomerInput):
+    _require(request, Perm.CUSTOMER_CHANGE)
+    customer = customer_get(user=request.auth, number=number)
+    customer_update(customer=customer, data=payload, actor=request.auth)
+    return customer_get(user=request.auth, number=number)
+
+
+@router.post("/customers/{number}/archive", response=CustomerOut, summary="Archive a customer")
+def archive_customer(request, number: str, payload: ArchiveIn):
+    _require(request, Perm.CUSTOMER_ARCHIVE)
+    customer = customer_get(user=request.auth, number=number)
+    customer_archive(customer=customer, actor=request.auth, reason=payload.reason)
+    return customer_get(user=request.auth, number=number)
+
+
+@router.post("/customers/{number}/restore", response=CustomerOut, summary="Restore an archived customer")
+def restore_customer(request, number: str):
+    _require(request, Perm.CUSTOMER_ARCHIVE)
+    customer = customer_get(user=request.auth, number=number)
+    customer_restore(customer=customer, actor=request.auth)
+    return customer_get(user=request.auth, number=number)
+
+
+@router.post("/customers/bulk-tag", response=BulkTagOut, summary="Add and remove tags on many customers")
+def bulk_tag(request, payload: BulkTagIn):
+    _require(request, Perm.CUSTOMER_TAG)
+    ids = Customer.objects.visible_to(request.auth).filter(number__in=[n.strip().upper() for n in payload.numbers])
+    changed = customers_tag(customer_ids=ids.values_list("pk", flat=True), add=payload.add, remove=payload.remove,
+                            actor=request.auth)
+    return {"changed": changed}
+
+
+@router.get("/tags", response=list[TagOut], tags=["settings"], summary="List tags")
+def list_tags(request):
+    _require(request, Perm.CUSTOMER_VIEW)
+    return Tag.objects.all()
+
+
+@router.post("/tags", response={201: TagOut}, tags=["settings"], summary="Create a tag")
+def create_tag(request, payload: TagIn):
+    return 201, configuration.tag_create(actor=request.auth, **payload.model_dump())
+
+
+@router.patch("/tags/{tag_id}", response=TagOut, tags=["settings"], summary="Change a tag")
+def update_tag(request, tag_id: int, payload: TagPatch):
+    tag = get_object_or_404(Tag, pk=tag_id)
+    return configuration.tag_update(tag=tag, actor=request.auth, **payload.model_dump(exclude_unset=True))
+
+
+@router.get("/custom-fields", response=list[CustomFieldOut], tags=["settings"], summary="List custom fields")
+def list_custom_fields(request):
+    _require(request, Perm.CUSTOMER_VIEW)
+    return CustomFieldDefinition.objects.all()
+
+
+@router.post("/custom-fields", response={201: CustomFieldOut}, tags=["settings"], summary="Define a custom field")
+def create_custom_field(request, payload: CustomFieldIn):
+    return 201, configuration.custom_field_create(actor=request.auth, **payload.model_dump())
+
+
+@router.patch("/custom-fields/{key}", response=CustomFieldOut, tags=["settings"], summary="Change a custom field")
+def update_custom_field(request, key: str, payload: CustomFieldPatch):
+    definition = get_object_or_404(CustomFieldDefinition, key=key)
+    return configuration.custom_field_update(definition=definition, actor=request.auth,
+                                             **payload.model_dump(exclude_unset=True))

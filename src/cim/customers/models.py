@@ -1,0 +1,262 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from cim.accounts.models import Team
+from cim.accounts.roles import Scope, scope_of
+from cim.customers import choices as c
+
+
+class CustomerQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "CustomerQuerySet":
+        """The customers `user`'s role lets them see: own, their team's, or all (DESIGN §3.4)."""
+        if not (user and user.is_authenticated and user.is_active):
+            return self.none()
+        scope = scope_of(user)
+        if scope == Scope.ALL:
+            return self
+        if scope == Scope.TEAM and user.team_id:
+            return self.filter(Q(team_id=user.team_id) | Q(owner_id=user.pk))
+        return self.filter(owner_id=user.pk)
+
+
+class Customer(models.Model):
+    """A person or an organization the business deals with, under a unique customer number."""
+
+    Kind = c.Kind
+    Status = c.Status
+
+    number = models.CharField(_("customer number"), max_length=32, unique=True)
+    kind = models.CharField(_("kind"), max_length=12, choices=c.Kind.choices, default=c.Kind.PERSON)
+    display_name = models.CharField(_("name"), max_length=200)
+    family_name = models.CharField(_("family name"), max_length=100, blank=True)
+    given_name = models.CharField(_("given name"), max_length=100, blank=True)
+    alias = models.CharField(_("alias"), max_length=200, blank=True)
+    english_name = models.CharField(_("English name"), max_length=200, blank=True)
+    gender = models.CharField(_("gender"), max_length=8, choices=c.Gender.choices, blank=True, default="")
+    birthday = models.DateField(_("birthday"), null=True, blank=True)
+    company = models.CharField(_("company"), max_length=200, blank=True)
+    job_title = models.CharField(_("job title"), max_length=100, blank=True)
+    uscc = models.CharField(_("unified social credit code"), max_length=18, blank=True)
+    industry = models.CharField(_("industry"), max_length=20, choices=c.Industry.choices, blank=True)
+    company_size = models.CharField(_("company size"), max_length=10, choices=c.CompanySize.choices, blank=True)
+    customer_type = models.CharField(_("customer type"), max_length=20, choices=c.CustomerType.choices, blank=True)
+    source_channel = models.CharField(_("source channel"), max_length=20, choices=c.SourceChannel.choices,
+                                      blank=True)
+    value_tier = models.CharField(_("value tier"), max_length=10, choices=c.ValueTier.choices, blank=True)
+    region = models.CharField(_("region"), max_length=12, choices=c.Region.choices, blank=True)
+    lifecycle_stage = models.CharField(_("lifecycle stage"), max_length=12, choices=c.LifecycleStage.choices,
+                                       default=c.LifecycleStage.POTENTIAL)
+    status = models.CharField(_("status"), max_length=10, choices=c.Status.choices, default=c.Status.ACTIVE)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("owner"), null=True, blank=True,
+                              on_delete=models.SET_NULL, related_name="owned_customers")
+    team = models.ForeignKey(Team, verbose_name=_("team"), null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="customers")
+    custom_fields = models.JSONField(_("custom fields"), default=dict, blank=True)
+    notes = models.TextField(_("notes"), blank=True)
+    tags = models.ManyToManyField("Tag", verbose_name=_("tags"), through="CustomerTag", related_name="customers")
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("created by"), null=True, blank=True,
+                                   on_delete=models.SET_NULL, related_name="+")
+
+    objects = CustomerQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("customer")
+        verbose_name_plural = _("customers")
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["status", "-id"], name="customer_status_idx"),
+            models.Index(fields=["owner", "status", "-id"], name="customer_owner_idx"),
+            models.Index(fields=["team", "status", "-id"], name="customer_team_idx"),
+            models.Index(fields=["display_name"], name="customer_name_idx"),
+            models.Index(fields=["updated_at"], name="customer_updated_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.display_name} ({self.number})"
+
+    @property
+    def is_archived(self) -> bool:
+        return self.status == c.Status.ARCHIVED
+
+
+class ContactPoint(models.Model):
+    """What phones, emails and addresses share: a type, a primary flag and a verified flag."""
+
+    is_primary = models.BooleanField(_("primary"), default=False)
+    is_verified = models.BooleanField(_("verified"), default=False)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-is_primary", "id"]
+
+
+class Phone(ContactPoint):
+    """A customer's phone number, in E.164 and as entered."""
+
+    customer = models.ForeignKey(Customer, verbose_name=_("customer"), on_delete=models.CASCADE,
+                                 related_name="phones")
+    kind = models.CharField(_("type"), max_length=10, choices=c.PhoneType.choices, default=c.PhoneType.MOBILE)
+    number = models.CharField(_("number (E.164)"), max_length=20)
+    raw = models.CharField(_("as entered"), max_length=64, blank=True)
+
+    class Meta(ContactPoint.Meta):
+        verbose_name = _("phone")
+        verbose_name_plural = _("phones")
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "number"], name="phone_unique_per_customer"),
+            models.UniqueConstraint(fields=["customer"], condition=Q(is_primary=True), name="phone_one_primary"),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class Email(ContactPoint):
+    """A customer's email address, lower-cased, and as entered."""
+
+    customer = models.ForeignKey(Customer, verbose_name=_("customer"), on_delete=models.CASCADE,
+                                 related_name="emails")
+    kind = models.CharField(_("type"), max_length=10, choices=c.EmailType.choices, default=c.EmailType.PERSONAL)
+    address = models.CharField(_("address"), max_length=254)
+    raw = models.CharField(_("as entered"), max_length=254, blank=True)
+
+    class Meta(ContactPoint.Meta):
+        verbose_name = _("email")
+        verbose_name_plural = _("emails")
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "address"], name="email_unique_per_customer"),
+            models.UniqueConstraint(fields=["customer"], condition=Q(is_primary=True), name="email_one_primary"),
+        ]
+
+    def __str__(self) -> str:
+        return self.address
+
+
+class Address(ContactPoint):
+    """A postal address, split the way Chinese addresses are written."""
+
+    customer = models.ForeignKey(Customer, verbose_name=_("customer"), on_delete=models.CASCADE,
+                                 related_name="addresses")
+    kind = models.CharField(_("type"), max_length=10, choices=c.AddressType.choices, default=c.AddressType.HOME)
+    country = models.CharField(_("country"), max_length=2, default="CN")
+    province = models.CharField(_("province"), max_length=50, blank=True)
+    city = models.CharField(_("city"), max_length=50, blank=True)
+    district = models.CharField(_("district"), max_length=50, blank=True)
+    street = models.CharField(_("street address"), max_length=200, blank=True)
+    postal_code = models.CharField(_("postal code"), max_length=12, blank=True)
+
+    class Meta(ContactPoint.Meta):
+        verbose_name = _("address")
+        verbose_name_plural = _("addresses")
+        constraints = [
+            models.UniqueConstraint(fields=["customer"], condition=Q(is_primary=True), name="address_one_primary"),
+        ]
+
+    def __str__(self) -> str:
+        return " ".join(p for p in [self.province, self.city, self.district, self.street] if p)
+
+
+class Tag(models.Model):
+    """A free label such as VIP or 潜在客户, with a colour."""
+
+    name = models.CharField(_("name"), max_length=50, unique=True)
+    color = models.CharField(_("colour"), max_length=7, default="#6c757d")
+    description = models.CharField(_("description"), max_length=200, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("tag")
+        verbose_name_plural = _("tags")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CustomerTag(models.Model):
+    """A tag on a customer: who put it there and when."""
+
+    customer = models.ForeignKey(Customer, verbose_name=_("customer"), on_delete=models.CASCADE)
+    tag = models.ForeignKey(Tag, verbose_name=_("tag"), on_delete=models.CASCADE)
+    added_at = models.DateTimeField(_("added at"), auto_now_add=True)
+    added_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("added by"), null=True, blank=True,
+                                 on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        verbose_name = _("customer tag")
+        verbose_name_plural = _("customer tags")
+        ordering = ["tag__name"]
+        constraints = [models.UniqueConstraint(fields=["customer", "tag"], name="customer_tag_unique")]
+        indexes = [models.Index(fields=["tag", "customer"], name="customer_tag_by_tag_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}:{self.tag_id}"
+
+
+class CustomFieldDefinition(models.Model):
+    """A field an administrator adds to customers; values live in `Customer.custom_fields[key]`."""
+
+    key = models.SlugField(_("key"), max_length=50, unique=True)
+    label_zh = models.CharField(_("label (Chinese)"), max_length=100)
+    label_en = models.CharField(_("label (English)"), max_length=100)
+    field_type = models.CharField(_("type"), max_length=12, choices=c.CustomFieldType.choices)
+    choices = models.JSONField(_("choices"), default=list, blank=True)
+    required = models.BooleanField(_("required"), default=False)
+    position = models.PositiveSmallIntegerField(_("position"), default=0)
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("custom field")
+        verbose_name_plural = _("custom fields")
+        ordering = ["position", "key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+    def label(self, language: str) -> str:
+        return self.label_zh if language.startswith("zh") else self.label_en
+
+
+class NumberingScheme(models.Model):
+    """How customer numbers look (prefix, date part, sequence, check digit); one row. The sequence only grows."""
+
+    prefix = models.CharField(_("prefix"), max_length=6, default="C")
+    date_part = models.CharField(_("date part"), max_length=6, choices=c.DatePart.choices, blank=True,
+                                 default=c.DatePart.YEAR)
+    sequence_width = models.PositiveSmallIntegerField(_("sequence digits"), default=6)
+    check_digit = models.BooleanField(_("check digit"), default=True)
+    next_sequence = models.PositiveBigIntegerField(_("next sequence"), default=1)
+
+    class Meta:
+        verbose_name = _("numbering scheme")
+        verbose_name_plural = _("numbering schemes")
+        ordering = ["id"]
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="numbering_scheme_single_row")]
+
+    def __str__(self) -> str:
+        return self.prefix
+
+
+class SavedView(models.Model):
+    """A named set of list filters, private or shared with everyone."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("user"), on_delete=models.CASCADE,
+                             related_name="saved_views")
+    name = models.CharField(_("name"), max_length=100)
+    query = models.CharField(_("filters"), max_length=2000)
+    is_shared = models.BooleanField(_("shared"), default=False)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("saved view")
+        verbose_name_plural = _("saved views")
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["user", "name"], name="saved_view_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name

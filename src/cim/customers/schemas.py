@@ -1,0 +1,174 @@
+"""The typed shape of customer data, shared by the API, the pages and the importers."""
+
+from datetime import date, datetime
+from typing import Any
+
+from ninja import Schema
+from pydantic import Field
+
+from cim.customers import choices as c
+
+
+class PhoneIn(Schema):
+    number: str = Field(max_length=64)
+    kind: c.PhoneType = c.PhoneType.MOBILE
+    is_primary: bool = False
+    is_verified: bool = False
+
+
+class EmailIn(Schema):
+    address: str = Field(max_length=254)
+    kind: c.EmailType = c.EmailType.PERSONAL
+    is_primary: bool = False
+    is_verified: bool = False
+
+
+class AddressIn(Schema):
+    kind: c.AddressType = c.AddressType.HOME
+    country: str = Field("CN", max_length=2)
+    province: str = Field("", max_length=50)
+    city: str = Field("", max_length=50)
+    district: str = Field("", max_length=50)
+    street: str = Field("", max_length=200)
+    postal_code: str = Field("", max_length=12)
+    is_primary: bool = False
+    is_verified: bool = False
+
+
+class CustomerInput(Schema):
+    """Fields of a customer as a caller sends them. On update only the fields sent are changed."""
+
+    kind: c.Kind = c.Kind.PERSON
+    display_name: str = Field("", max_length=200)
+    family_name: str = Field("", max_length=100)
+    given_name: str = Field("", max_length=100)
+    alias: str = Field("", max_length=200)
+    english_name: str = Field("", max_length=200)
+    gender: c.Gender = c.Gender.UNKNOWN
+    birthday: date | None = None
+    company: str = Field("", max_length=200)
+    job_title: str = Field("", max_length=100)
+    uscc: str = Field("", max_length=30)
+    industry: c.Industry | None = None
+    company_size: c.CompanySize | None = None
+    customer_type: c.CustomerType | None = None
+    source_channel: c.SourceChannel | None = None
+    value_tier: c.ValueTier | None = None
+    region: c.Region | None = None
+    lifecycle_stage: c.LifecycleStage = c.LifecycleStage.POTENTIAL
+    status: c.Status = c.Status.ACTIVE
+    owner_id: int | None = None
+    team_id: int | None = None
+    notes: str = Field("", max_length=10_000)
+    custom_fields: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list, max_length=50)
+    phones: list[PhoneIn] = Field(default_factory=list, max_length=20)
+    emails: list[EmailIn] = Field(default_factory=list, max_length=20)
+    addresses: list[AddressIn] = Field(default_factory=list, max_length=20)
+
+
+class PhoneOut(Schema):
+    number: str
+    raw: str
+    kind: str
+    is_primary: bool
+    is_verified: bool
+
+
+class EmailOut(Schema):
+    address: str
+    raw: str
+    kind: str
+    is_primary: bool
+    is_verified: bool
+
+
+class AddressOut(Schema):
+    kind: str
+    country: str
+    province: str
+    city: str
+    district: str
+    street: str
+    postal_code: str
+    is_primary: bool
+    is_verified: bool
+
+
+class TagOut(Schema):
+    id: int
+    name: str
+    color: str
+    description: str
+
+
+class CustomerOut(Schema):
+    number: str
+    kind: str
+    display_name: str
+    family_name: str
+    given_name: str
+    alias: str
+    english_name: str
+    gender: str
+    birthday: date | None
+    company: str
+    job_title: str
+    uscc: str
+    industry: str
+    company_size: str
+    customer_type: str
+    source_channel: str
+    value_tier: str
+    region: str
+    lifecycle_stage: str
+    status: str
+    owner_id: int | None
+    team_id: int | None
+    notes: str
+    custom_fields: dict[str, Any]
+    tags: list[str]
+    phones: list[PhoneOut]
+    emails: list[EmailOut]
+    addresses: list[AddressOut]
+    created_at: datetime
+    updated_at: datetime
+
+    @staticmethod
+    def resolve_tags(obj) -> list[str]:
+        return [t.name for t in obj.tags.all()]
+
+
+class CustomerListOut(Schema):
+    """A row of the customer list: the profile with the primary phone and email."""
+
+    number: str
+    kind: str
+    display_name: str
+    company: str
+    customer_type: str
+    source_channel: str
+    value_tier: str
+    region: str
+    industry: str
+    lifecycle_stage: str
+    status: str
+    owner_id: int | None
+    team_id: int | None
+    tags: list[str]
+    primary_phone: str | None
+    primary_email: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @staticmethod
+    def resolve_tags(obj) -> list[str]:
+        return [t.name for t in obj.tags.all()]
+
+    @staticmethod
+    def resolve_primary_phone(obj) -> str | None:
+        return next((p.number for p in obj.phones.all()), None)
+
+    @staticmethod
+    def resolve_primary_email(obj) -> str | None:
+        return next((e.address for e in obj.emails.all()), None)

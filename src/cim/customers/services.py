@@ -1,0 +1,276 @@
+"""Every write to customer master data. Each validates, normalises, indexes and audits in one transaction."""
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from cim.accounts.models import Team, User
+from cim.accounts.roles import Perm, has_perm
+from cim.audit.services import audit_record, audit_record_bulk
+from cim.customers.choices import Kind, Status
+from cim.customers.custom_fields import custom_fields_clean
+from cim.customers.models import Address, Customer, CustomerTag, Email, Phone, Tag
+from cim.customers.numbering import numbers_allocate
+from cim.customers.schemas import CustomerInput
+from cim.quality.normalize import clean_text, normalize_email, normalize_name, normalize_phone, normalize_uscc
+from cim.search.services import search_index_update
+
+NAME_FIELDS = ("display_name", "family_name", "given_name", "alias", "english_name")
+PLAIN_FIELDS = (
+    *NAME_FIELDS, "kind", "gender", "birthday", "company", "job_title", "uscc", "industry", "company_size",
+    "customer_type", "source_channel", "value_tier", "region", "lifecycle_stage", "status", "owner_id", "team_id",
+    "notes", "custom_fields",
+)
+DEFAULT_TAG_COLOR = "#6c757d"
+
+
+class PermissionDenied(Exception):
+    """The actor's role does not allow this action."""
+
+
+def _require(actor, perm: str) -> None:
+    if actor is not None and not has_perm(actor, perm):
+        raise PermissionDenied(perm)
+
+
+def _clean_contacts(data: CustomerInput, sent: set[str], errors: dict[str, list[str]]) -> dict[str, list[dict]]:
+    """Normalised phones/emails/addresses that were sent, with duplicates dropped and one primary each."""
+    cleaned: dict[str, list[dict]] = {}
+    if "phones" in sent:
+        phones: dict[str, dict] = {}
+        for i, phone in enumerate(data.phones):
+            try:
+                e164 = normalize_phone(phone.number)
+            except ValidationError as error:
+                errors[f"phones.{i}.number"] = error.messages
+                continue
+            phones.setdefault(e164, {**phone.model_dump(), "number": e164, "raw": clean_text(phone.number)})
+        cleaned["phones"] = list(phones.values())
+    if "emails" in sent:
+        emails: dict[str, dict] = {}
+        for i, email in enumerate(data.emails):
+            try:
+                address = normalize_email(email.address)
+            except ValidationError as error:
+                errors[f"emails.{i}.address"] = error.messages
+                continue
+            emails.setdefault(address, {**email.model_dump(), "address": address, "raw": clean_text(email.address)})
+        cleaned["emails"] = list(emails.values())
+    if "addresses" in sent:
+        cleaned["addresses"] = [
+            {k: clean_text(v) if isinstance(v, str) else v for k, v in a.model_dump().items()}
+            for a in data.addresses
+            if any(clean_text(getattr(a, f)) for f in ("province", "city", "district", "street"))
+        ]
+    for rows in cleaned.values():
+        primaries = [r for r in rows if r["is_primary"]]
+        for row in primaries[1:]:
+            row["is_primary"] = False
+        if rows and not primaries:
+            rows[0]["is_primary"] = True
+    return cleaned
+
+
+def _clean_fields(data: CustomerInput, sent: set[str], current: Customer | None) -> tuple[dict, dict, dict]:
+    """(model field values, contact points, errors) for the fields that were sent."""
+    errors: dict[str, list[str]] = {}
+    values: dict[str, Any] = {}
+    for name in PLAIN_FIELDS:
+        if name not in sent or name == "custom_fields":
+            continue
+        value = getattr(data, name)
+        if name in NAME_FIELDS:
+            value = normalize_name(value)
+        elif isinstance(value, str):
+            value = clean_text(value)
+        elif value is None and name not in ("birthday", "owner_id", "team_id"):
+            value = ""
+        values[name] = value
+    kind = values.get("kind", current.kind if current else Kind.PERSON)
+    if not values.get("display_name", current.display_name if current else ""):
+        # Chinese order: family name first (张 + 三).
+        composed = "".join(values.get(f, getattr(current, f, "")) for f in ("family_name", "given_name"))
+        if composed:
+            values["display_name"] = composed
+        else:
+            errors["display_name"] = [_("Enter the customer's name.")]
+    if values.get("uscc"):
+        try:
+            values["uscc"] = normalize_uscc(values["uscc"])
+        except ValidationError as error:
+            errors["uscc"] = error.messages
+    if kind == Kind.PERSON and values.get("uscc"):
+        errors["uscc"] = [_("Only organizations have a unified social credit code.")]
+    if values.get("owner_id") is not None and not User.objects.filter(pk=values["owner_id"], is_active=True).exists():
+        errors["owner_id"] = [_("There is no active user with this id.")]
+    if values.get("team_id") is not None and not Team.objects.filter(pk=values["team_id"]).exists():
+        errors["team_id"] = [_("There is no team with this id.")]
+    if "status" in values and values["status"] == Status.ARCHIVED and (current is None or not current.is_archived):
+        errors["status"] = [_("Archive a customer with the archive action.")]
+    if "custom_fields" in sent or current is None:
+        merged, cf_errors = custom_fields_clean(data.custom_fields, existing=current.custom_fields if current else {})
+        values["custom_fields"] = merged
+        errors.update(cf_errors)
+    contacts = _clean_contacts(data, sent, errors)
+    if "tags" in sent:
+        names = [clean_text(t) for t in data.tags]
+        for i, name in enumerate(names):
+            if not name or len(name) > 50:
+                errors[f"tags.{i}"] = [_("A tag has 1 to 50 characters.")]
+    return values, contacts, errors
+
+
+def _replace_contacts(customer: Customer, contacts: dict[str, list[dict]]) -> dict[str, tuple[list, list]]:
+    """Make the stored contact points equal to `contacts`; return the changed kinds as (old, new) lists."""
+    changes = {}
+    for field, model, key in (("phones", Phone, "number"), ("emails", Email, "address")):
+        if field not in contacts:
+            continue
+        existing = {getattr(row, key): row for row in model.objects.filter(customer=customer)}
+        wanted = {row[key]: row for row in contacts[field]}
+        old_view = sorted((k, r.kind, r.is_primary, r.is_verified) for k, r in existing.items())
+        new_view = sorted((k, r["kind"], r["is_primary"], r["is_verified"]) for k, r in wanted.items())
+        if old_view == new_view:
+            continue
+        model.objects.filter(customer=customer).delete()
+        model.objects.bulk_create(model(customer=customer, **row) for row in wanted.values())
+        changes[field] = (sorted(existing), sorted(wanted))
+    if "addresses" in contacts:
+        old = [str(a) for a in customer.addresses.all()]
+        new = [" ".join(p for p in (a["province"], a["city"], a["district"], a["street"]) if p)
+               for a in contacts["addresses"]]
+        old_rows = [(a.kind, str(a), a.postal_code, a.is_primary, a.is_verified) for a in customer.addresses.all()]
+        new_rows = [(a["kind"], n, a["postal_code"], a["is_primary"], a["is_verified"])
+                    for a, n in zip(contacts["addresses"], new, strict=True)]
+        if old_rows != new_rows:
+            customer.addresses.all().delete()
+            Address.objects.bulk_create(Address(customer=customer, **row) for row in contacts["addresses"])
+            changes["addresses"] = (old, new)
+    return changes
+
+
+def _tags_by_name(names: Iterable[str]) -> list[Tag]:
+    names = list(dict.fromkeys(clean_text(n) for n in names if clean_text(n)))
+    existing = {t.name: t for t in Tag.objects.filter(name__in=names)}
+    missing = [Tag(name=n, color=DEFAULT_TAG_COLOR) for n in names if n not in existing]
+    if missing:
+        Tag.objects.bulk_create(missing, ignore_conflicts=True)
+        existing = {t.name: t for t in Tag.objects.filter(name__in=names)}
+    return [existing[n] for n in names]
+
+
+def _set_tags(customer: Customer, names: list[str], actor) -> tuple[list[str], list[str]] | None:
+    wanted = {t.name: t for t in _tags_by_name(names)}
+    current = {ct.tag.name: ct for ct in CustomerTag.objects.filter(customer=customer).select_related("tag")}
+    if set(wanted) == set(current):
+        return None
+    CustomerTag.objects.filter(customer=customer, tag__name__in=set(current) - set(wanted)).delete()
+    CustomerTag.objects.bulk_create(
+        CustomerTag(customer=customer, tag=wanted[n], added_by=_user(actor)) for n in set(wanted) - set(current)
+    )
+    return sorted(current), sorted(wanted)
+
+
+def _user(actor):
+    return actor if actor is not None and actor.is_authenticated else None
+
+
+def customer_create(*, data: CustomerInput, actor) -> Customer:
+    """Create a customer under a new number. Raises ValidationError with per-field messages."""
+    _require(actor, Perm.CUSTOMER_CHANGE)
+    sent = set(data.model_fields_set) | {"kind", "lifecycle_stage", "status", "gender"}
+    values, contacts, errors = _clean_fields(data, sent, None)
+    if errors:
+        raise ValidationError(errors)
+    if values.get("owner_id") is None and actor is not None and actor.is_authenticated:
+        values["owner_id"] = actor.pk
+        values.setdefault("team_id", actor.team_id)
+    with transaction.atomic():
+        customer = Customer.objects.create(number=numbers_allocate(1)[0], created_by=_user(actor), **values)
+        _replace_contacts(customer, contacts)
+        if data.tags:
+            _set_tags(customer, data.tags, actor)
+        search_index_update(customer_ids=[customer.pk])
+        audit_record(actor=actor, action="customer.create", target=customer,
+                     fields=[*values, *contacts, *(["tags"] if data.tags else [])])
+    return customer
+
+
+def customer_update(*, customer: Customer, data: CustomerInput, actor) -> Customer:
+    """Change the fields that were sent; record each changed field's old and new value."""
+    _require(actor, Perm.CUSTOMER_CHANGE)
+    sent = set(data.model_fields_set)
+    values, contacts, errors = _clean_fields(data, sent, customer)
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        changes = {name: (getattr(customer, name), value) for name, value in values.items()
+                   if getattr(customer, name) != value}
+        for name, (_old, new) in changes.items():
+            setattr(customer, name, new)
+        changes.update(_replace_contacts(customer, contacts))
+        if "tags" in sent and (tag_change := _set_tags(customer, data.tags, actor)):
+            changes["tags"] = tag_change
+        if not changes:
+            return customer
+        customer.save()
+        search_index_update(customer_ids=[customer.pk])
+        audit_record(actor=actor, action="customer.update", target=customer, changes=changes)
+    return customer
+
+
+def customer_archive(*, customer: Customer, actor, reason: str = "") -> Customer:
+    """Archive instead of delete: gone from lists and search, history and number kept."""
+    _require(actor, Perm.CUSTOMER_ARCHIVE)
+    if customer.is_archived:
+        return customer
+    with transaction.atomic():
+        old = customer.status
+        customer.status = Status.ARCHIVED
+        customer.save(update_fields=["status", "updated_at"])
+        audit_record(actor=actor, action="customer.archive", target=customer,
+                     changes={"status": (old, Status.ARCHIVED)}, note=reason)
+    return customer
+
+
+def customer_restore(*, customer: Customer, actor) -> Customer:
+    _require(actor, Perm.CUSTOMER_ARCHIVE)
+    if not customer.is_archived:
+        return customer
+    with transaction.atomic():
+        customer.status = Status.ACTIVE
+        customer.save(update_fields=["status", "updated_at"])
+        audit_record(actor=actor, action="customer.restore", target=customer,
+                     changes={"status": (Status.ARCHIVED, Status.ACTIVE)})
+    return customer
+
+
+def customers_tag(*, customer_ids: Iterable[int], add: Iterable[str] = (), remove: Iterable[str] = (), actor) -> int:
+    """Add and remove tags on many customers in set-based statements; returns how many customers changed."""
+    _require(actor, Perm.CUSTOMER_TAG)
+    ids = list(dict.fromkeys(customer_ids))
+    add_tags = _tags_by_name(add)
+    remove_names = {clean_text(n) for n in remove} - {t.name for t in add_tags}
+    changed: set[int] = set()
+    with transaction.atomic():
+        for tag in add_tags:
+            have = set(CustomerTag.objects.filter(tag=tag, customer_id__in=ids).values_list("customer_id", flat=True))
+            new = [cid for cid in ids if cid not in have]
+            CustomerTag.objects.bulk_create(
+                [CustomerTag(customer_id=cid, tag=tag, added_by=_user(actor)) for cid in new], batch_size=1000
+            )
+            changed.update(new)
+        if remove_names:
+            doomed = CustomerTag.objects.filter(tag__name__in=remove_names, customer_id__in=ids)
+            changed.update(doomed.values_list("customer_id", flat=True))
+            doomed.delete()
+        note = _("added: %(add)s; removed: %(remove)s") % {
+            "add": ", ".join(t.name for t in add_tags), "remove": ", ".join(sorted(remove_names))}
+        audit_record_bulk(actor=actor, action="customer.tag", target_type="customers.customer",
+                          target_ids=sorted(changed), fields=["tags"], note=note)
+        Customer.objects.filter(pk__in=changed).update(updated_at=timezone.now())
+    return len(changed)

@@ -1,0 +1,95 @@
+"""Normalisation on the way in (DESIGN §5): each rule takes what a person typed and returns the stored form.
+
+Each raises `django.core.exceptions.ValidationError` with a translated message when the value cannot be used.
+Per-row library calls dominate bulk paths, so the expensive rules are cached by value.
+"""
+
+import re
+import unicodedata
+from functools import lru_cache
+
+import opencc
+import phonenumbers
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.utils.translation import gettext_lazy as _
+from stdnum.cn import uscc
+from stdnum.exceptions import ValidationError as StdnumError
+
+_SPACES = re.compile(r"\s+")
+_t2s = opencc.OpenCC("t2s")
+
+
+def clean_text(raw: str | None) -> str:
+    """NFKC (folds full-width letters, digits and punctuation to half-width) with spacing collapsed."""
+    if not raw:
+        return ""
+    return _SPACES.sub(" ", unicodedata.normalize("NFKC", raw)).strip()
+
+
+def normalize_name(raw: str | None) -> str:
+    """A name as stored for display: NFKC, half-width, single spaces. Script (简/繁) is kept as entered."""
+    return clean_text(raw)
+
+
+@lru_cache(maxsize=200_000)
+def fold(text: str) -> str:
+    """The matching form of a text: NFKC, traditional → simplified, lower case, single spaces."""
+    return _t2s.convert(clean_text(text)).lower()
+
+
+@lru_cache(maxsize=200_000)
+def _parse_phone(raw: str, region: str) -> str | None:
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+_PHONE_PUNCTUATION = re.compile(r"[\s\-().\u00b7]")
+
+
+def normalize_phone(raw: str | None, region: str | None = None) -> str:
+    """A phone number in E.164 (`+8613812345678`) from the shapes people write: +86, 0086, (+86), 86-, spaces."""
+    text = clean_text(raw)
+    if not text:
+        raise ValidationError(_("Enter a phone number."), code="required")
+    compact = _PHONE_PUNCTUATION.sub("", text)
+    if compact.startswith("00"):
+        compact = "+" + compact[2:]
+    region = region or settings.CIM_PHONE_REGION
+    e164 = _parse_phone(compact, region)
+    # "8613812345678" without a plus is how some exports write Chinese mobiles.
+    if e164 is None and compact.startswith("86") and len(compact) == 13:
+        e164 = _parse_phone("+" + compact, region)
+    if e164 is None:
+        raise ValidationError(_("“%(value)s” is not a valid phone number."), code="invalid_phone",
+                              params={"value": text})
+    return e164
+
+
+def normalize_email(raw: str | None) -> str:
+    """An email address trimmed, NFKC-folded (full-width ＠) and lower-cased."""
+    text = clean_text(raw).lower()
+    if not text:
+        raise ValidationError(_("Enter an email address."), code="required")
+    try:
+        validate_email(text)
+    except ValidationError:
+        raise ValidationError(_("“%(value)s” is not a valid email address."), code="invalid_email",
+                              params={"value": text}) from None
+    return text
+
+
+def normalize_uscc(raw: str | None) -> str:
+    """A unified social credit code (统一社会信用代码), checked digit included."""
+    text = clean_text(raw).upper().replace(" ", "")
+    try:
+        return uscc.validate(text)
+    except StdnumError:
+        raise ValidationError(_("“%(value)s” is not a valid unified social credit code."), code="invalid_uscc",
+                              params={"value": text}) from None

@@ -1,0 +1,71 @@
+"""Keyword search: a query becomes key look-ups, each an index range scan; several words must all match."""
+
+import re
+
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.db.models import Q, QuerySet
+
+from cim.customers.numbering import is_valid_number, normalize_number
+from cim.quality.normalize import fold, normalize_email, normalize_phone
+from cim.search.keys import EMAIL_PREFIX_MIN, hash_key
+from cim.search.models import SearchKey
+
+MAX_TERMS = 5
+_EMAIL_PREFIX = re.compile(r"^[a-z0-9._+-]+$")
+_PHONE_LIKE = re.compile(r"^\+?[\d\s()-]{7,}$")
+_SPLIT = re.compile(r"[\s,;，；、]+")
+_STRIP = re.compile(r"[^\w@.+-]")
+
+
+def _text_prefix(term: str) -> Q:
+    term = term[:64]
+    if connection.vendor == "postgresql":
+        # LIKE 'term%' is served by the varchar_pattern_ops index in any database collation.
+        return Q(kind=SearchKey.Kind.TEXT, key__startswith=term)
+    # SQLite compares text bytewise, so a range on the B-tree is an exact prefix match.
+    return Q(kind=SearchKey.Kind.TEXT, key__gte=term, key__lt=term + "\U0010ffff")
+
+
+def _hashed(kind: str, value: str) -> Q:
+    return Q(kind=SearchKey.Kind.HASH, key=hash_key(kind, value))
+
+
+def term_condition(raw_term: str) -> Q | None:
+    """The key condition one query word matches, or None when the word has nothing searchable."""
+    if _PHONE_LIKE.match(raw_term):
+        try:
+            return _hashed("phone", normalize_phone(raw_term))
+        except ValidationError:
+            pass
+    term = _STRIP.sub("", fold(raw_term))
+    if not term:
+        return None
+    if "@" in term:
+        try:
+            return _hashed("email", normalize_email(term))
+        except ValidationError:
+            term = term.replace("@", "")
+    condition = _text_prefix(term.replace(".", "").replace("+", "").replace("-", "") or term)
+    if term.isdigit() and len(term) == 4:
+        condition |= _hashed("phone4", term)
+    if len(term) >= EMAIL_PREFIX_MIN and _EMAIL_PREFIX.match(term):
+        condition |= _hashed("emailp", term[:32])
+    upper = normalize_number(raw_term)
+    if is_valid_number(upper):
+        condition |= _text_prefix(upper.lower())
+    return condition
+
+
+def search_filter(queryset: QuerySet, query: str) -> QuerySet:
+    """Narrow a customer queryset to those matching every word of `query`."""
+    query = query.strip()
+    # A phone number written with spaces is one word, not three.
+    terms = [query] if _PHONE_LIKE.match(query) else [t for t in _SPLIT.split(query) if t][:MAX_TERMS]
+    for term in terms:
+        condition = term_condition(term)
+        if condition is None:
+            continue
+        ids = SearchKey.objects.filter(condition).values("customer_id")
+        queryset = queryset.filter(pk__in=ids)
+    return queryset
