@@ -37,8 +37,7 @@ def other_team(db):
 @pytest.fixture
 def make_user(db, team):
     def make(role: str = Role.SALES, username: str | None = None, team=team):
-        user, _ = user_create(username=username or f"{role}-user", role=role, password="Correct-Horse-42",
-                              team=team)
+        user, _ = user_create(username=username or f"{role}-user", role=role, password="Correct-Horse-42", team=team)
         return user
 
     return make

@@ -15,7 +15,12 @@ def token_digest(raw: str) -> str:
 
 
 def user_create(
-    *, username: str, role: str, password: str | None = None, team: Team | None = None, email: str = "",
+    *,
+    username: str,
+    role: str,
+    password: str | None = None,
+    team: Team | None = None,
+    email: str = "",
     actor: User | None = None,
 ) -> tuple[User, str | None]:
     """Create a user. Without a password, a one-time password is generated, returned, and must be changed."""

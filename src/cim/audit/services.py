@@ -48,8 +48,15 @@ def audit_record_bulk(*, actor, action: str, target_type: str, target_ids: Itera
     actor = actor if actor is not None and actor.is_authenticated else None
     AuditEvent.objects.bulk_create(
         [
-            AuditEvent(actor=actor, action=action, target_type=target_type, target_id=str(pk),
-                       fields=list(fields), request_id=rid, note=note[:500])
+            AuditEvent(
+                actor=actor,
+                action=action,
+                target_type=target_type,
+                target_id=str(pk),
+                fields=list(fields),
+                request_id=rid,
+                note=note[:500],
+            )
             for pk in target_ids
         ],
         batch_size=1000,

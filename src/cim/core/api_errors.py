@@ -48,8 +48,11 @@ def _pydantic_detail(error: dict) -> dict:
     for prefix in ("payload.", "data.", "filters."):
         field = field.removeprefix(prefix)
     message = _PYDANTIC_MESSAGES.get(error.get("type", ""))
-    return {"field": field, "code": error.get("type", "invalid"),
-            "message": message(error) if message else _("Enter a valid value.")}
+    return {
+        "field": field,
+        "code": error.get("type", "invalid"),
+        "message": message(error) if message else _("Enter a valid value."),
+    }
 
 
 def install_error_handlers(api: NinjaAPI) -> None:
@@ -72,8 +75,13 @@ def install_error_handlers(api: NinjaAPI) -> None:
 
     @api.exception_handler(InvalidNumber)
     def invalid_number(request, exc):
-        return respond(request, 400, error_body("invalid_customer_number", str(exc),
-                                                 [{"field": "number", "code": "invalid", "message": str(exc)}]))
+        return respond(
+            request,
+            400,
+            error_body(
+                "invalid_customer_number", str(exc), [{"field": "number", "code": "invalid", "message": str(exc)}]
+            ),
+        )
 
     @api.exception_handler(Http404)
     def not_found(request, exc):
@@ -81,8 +89,9 @@ def install_error_handlers(api: NinjaAPI) -> None:
 
     @api.exception_handler(AuthenticationError)
     def not_authenticated(request, exc):
-        return respond(request, 401, error_body("not_authenticated", _("Send a valid API token: "
-                                                                       "Authorization: Bearer <token>.")))
+        return respond(
+            request, 401, error_body("not_authenticated", _("Send a valid API token: Authorization: Bearer <token>."))
+        )
 
     @api.exception_handler(PermissionDenied)
     @api.exception_handler(AuthorizationError)
@@ -101,5 +110,6 @@ def install_error_handlers(api: NinjaAPI) -> None:
     @api.exception_handler(Exception)
     def unexpected(request, exc):
         logger.exception("API error", exc_info=exc)
-        return respond(request, 500, error_body("server_error", _("Something went wrong on our side; "
-                                                                   "the error has been logged.")))
+        return respond(
+            request, 500, error_body("server_error", _("Something went wrong on our side; the error has been logged."))
+        )

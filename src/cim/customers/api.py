@@ -91,8 +91,9 @@ class CustomFieldOut(Schema):
 
 
 @router.get("/customers", response=CustomerPage, summary="List and search customers")
-def list_customers(request, filters: Query[CustomerFilter], cursor: str | None = None,
-                   limit: int = Query(50, ge=1, le=500)):
+def list_customers(
+    request, filters: Query[CustomerFilter], cursor: str | None = None, limit: int = Query(50, ge=1, le=500)
+):
     _require(request, Perm.CUSTOMER_VIEW)
     items, next_cursor = keyset_page(customer_list(user=request.auth, filters=filters), cursor=cursor, limit=limit)
     return {"items": items, "next_cursor": next_cursor}
@@ -139,8 +140,9 @@ def restore_customer(request, number: str):
 def bulk_tag(request, payload: BulkTagIn):
     _require(request, Perm.CUSTOMER_TAG)
     ids = Customer.objects.visible_to(request.auth).filter(number__in=[n.strip().upper() for n in payload.numbers])
-    changed = customers_tag(customer_ids=ids.values_list("pk", flat=True), add=payload.add, remove=payload.remove,
-                            actor=request.auth)
+    changed = customers_tag(
+        customer_ids=ids.values_list("pk", flat=True), add=payload.add, remove=payload.remove, actor=request.auth
+    )
     return {"changed": changed}
 
 
@@ -175,5 +177,6 @@ def create_custom_field(request, payload: CustomFieldIn):
 @router.patch("/custom-fields/{key}", response=CustomFieldOut, tags=["settings"], summary="Change a custom field")
 def update_custom_field(request, key: str, payload: CustomFieldPatch):
     definition = get_object_or_404(CustomFieldDefinition, key=key)
-    return configuration.custom_field_update(definition=definition, actor=request.auth,
-                                             **payload.model_dump(exclude_unset=True))
+    return configuration.custom_field_update(
+        definition=definition, actor=request.auth, **payload.model_dump(exclude_unset=True)
+    )

@@ -57,14 +57,28 @@ def _clean_choices(field_type: str, choices: list[str]) -> list[str]:
     return cleaned if field_type in ("choice", "multi_choice") else []
 
 
-def custom_field_create(*, key: str, label_zh: str, label_en: str, field_type: str, choices: list[str] = (),
-                        required: bool = False, position: int = 0, actor) -> CustomFieldDefinition:
+def custom_field_create(
+    *,
+    key: str,
+    label_zh: str,
+    label_en: str,
+    field_type: str,
+    choices: list[str] = (),
+    required: bool = False,
+    position: int = 0,
+    actor,
+) -> CustomFieldDefinition:
     _require(actor, Perm.SETTINGS_MANAGE)
     if CustomFieldDefinition.objects.filter(key=key).exists():
         raise ValidationError({"key": [_("A custom field with this key exists.")]})
     definition = CustomFieldDefinition(
-        key=key, label_zh=clean_text(label_zh), label_en=clean_text(label_en), field_type=field_type,
-        choices=_clean_choices(field_type, list(choices)), required=required, position=position,
+        key=key,
+        label_zh=clean_text(label_zh),
+        label_en=clean_text(label_en),
+        field_type=field_type,
+        choices=_clean_choices(field_type, list(choices)),
+        required=required,
+        position=position,
     )
     return _save(definition, actor=actor, action="custom_field.create", changes={})
 
@@ -81,8 +95,9 @@ def custom_field_update(*, definition: CustomFieldDefinition, actor, **values) -
     return _save(definition, actor=actor, action="custom_field.update", changes=changes)
 
 
-def numbering_scheme_update(*, actor, prefix: str, date_part: str, sequence_width: int,
-                            check_digit: bool) -> NumberingScheme:
+def numbering_scheme_update(
+    *, actor, prefix: str, date_part: str, sequence_width: int, check_digit: bool
+) -> NumberingScheme:
     """Change how new numbers look. Issued numbers keep theirs; the sequence is never reset, so none repeats."""
     _require(actor, Perm.SETTINGS_MANAGE)
     scheme = scheme_get()
@@ -91,8 +106,9 @@ def numbering_scheme_update(*, actor, prefix: str, date_part: str, sequence_widt
         raise ValidationError({"prefix": [_("Use up to 6 letters A–Z.")]})
     if not 3 <= sequence_width <= 12:
         raise ValidationError({"sequence_width": [_("Use 3 to 12 digits.")]})
-    changes = _apply(scheme, {"prefix": prefix, "date_part": date_part, "sequence_width": sequence_width,
-                              "check_digit": check_digit})
+    changes = _apply(
+        scheme, {"prefix": prefix, "date_part": date_part, "sequence_width": sequence_width, "check_digit": check_digit}
+    )
     if not changes:
         return scheme
     return _save(scheme, actor=actor, action="numbering_scheme.update", changes=changes)

@@ -47,8 +47,7 @@ class CustomerFilter(Schema):
     updated_to: date | None = None
     birthday_from: date | None = None
     birthday_to: date | None = None
-    cf: list[str] = Field(default_factory=list, max_length=10,
-                          description="Custom field equals a value: `key:value`")
+    cf: list[str] = Field(default_factory=list, max_length=10, description="Custom field equals a value: `key:value`")
     sort: Sort = "-created"
 
     def apply(self, queryset: QuerySet) -> QuerySet:
@@ -57,8 +56,18 @@ class CustomerFilter(Schema):
             condition &= ~Q(status=c.Status.ARCHIVED)
         elif self.status != "any":
             condition &= Q(status=self.status)
-        for name in ("kind", "customer_type", "source_channel", "value_tier", "region", "industry",
-                     "lifecycle_stage", "gender", "owner_id", "team_id"):
+        for name in (
+            "kind",
+            "customer_type",
+            "source_channel",
+            "value_tier",
+            "region",
+            "industry",
+            "lifecycle_stage",
+            "gender",
+            "owner_id",
+            "team_id",
+        ):
             value = getattr(self, name)
             if value is not None:
                 condition &= Q(**{name: value})

@@ -42,24 +42,37 @@ class Customer(models.Model):
     industry = models.CharField(_("industry"), max_length=20, choices=c.Industry.choices, blank=True)
     company_size = models.CharField(_("company size"), max_length=10, choices=c.CompanySize.choices, blank=True)
     customer_type = models.CharField(_("customer type"), max_length=20, choices=c.CustomerType.choices, blank=True)
-    source_channel = models.CharField(_("source channel"), max_length=20, choices=c.SourceChannel.choices,
-                                      blank=True)
+    source_channel = models.CharField(_("source channel"), max_length=20, choices=c.SourceChannel.choices, blank=True)
     value_tier = models.CharField(_("value tier"), max_length=10, choices=c.ValueTier.choices, blank=True)
     region = models.CharField(_("region"), max_length=12, choices=c.Region.choices, blank=True)
-    lifecycle_stage = models.CharField(_("lifecycle stage"), max_length=12, choices=c.LifecycleStage.choices,
-                                       default=c.LifecycleStage.POTENTIAL)
+    lifecycle_stage = models.CharField(
+        _("lifecycle stage"), max_length=12, choices=c.LifecycleStage.choices, default=c.LifecycleStage.POTENTIAL
+    )
     status = models.CharField(_("status"), max_length=10, choices=c.Status.choices, default=c.Status.ACTIVE)
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("owner"), null=True, blank=True,
-                              on_delete=models.SET_NULL, related_name="owned_customers")
-    team = models.ForeignKey(Team, verbose_name=_("team"), null=True, blank=True, on_delete=models.SET_NULL,
-                             related_name="customers")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("owner"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_customers",
+    )
+    team = models.ForeignKey(
+        Team, verbose_name=_("team"), null=True, blank=True, on_delete=models.SET_NULL, related_name="customers"
+    )
     custom_fields = models.JSONField(_("custom fields"), default=dict, blank=True)
     notes = models.TextField(_("notes"), blank=True)
     tags = models.ManyToManyField("Tag", verbose_name=_("tags"), through="CustomerTag", related_name="customers")
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("created by"), null=True, blank=True,
-                                   on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
 
     objects = CustomerQuerySet.as_manager()
 
@@ -98,8 +111,7 @@ class ContactPoint(models.Model):
 class Phone(ContactPoint):
     """A customer's phone number, in E.164 and as entered."""
 
-    customer = models.ForeignKey(Customer, verbose_name=_("customer"), on_delete=models.CASCADE,
-                                 related_name="phones")
+    customer = models.ForeignKey(Customer, verbose_name=_("customer"), on_delete=models.CASCADE, related_name="phones")
     kind = models.CharField(_("type"), max_length=10, choices=c.PhoneType.choices, default=c.PhoneType.MOBILE)
     number = models.CharField(_("number (E.164)"), max_length=20)
     raw = models.CharField(_("as entered"), max_length=64, blank=True)
@@ -119,8 +131,7 @@ class Phone(ContactPoint):
 class Email(ContactPoint):
     """A customer's email address, lower-cased, and as entered."""
 
-    customer = models.ForeignKey(Customer, verbose_name=_("customer"), on_delete=models.CASCADE,
-                                 related_name="emails")
+    customer = models.ForeignKey(Customer, verbose_name=_("customer"), on_delete=models.CASCADE, related_name="emails")
     kind = models.CharField(_("type"), max_length=10, choices=c.EmailType.choices, default=c.EmailType.PERSONAL)
     address = models.CharField(_("address"), max_length=254)
     raw = models.CharField(_("as entered"), max_length=254, blank=True)
@@ -140,8 +151,9 @@ class Email(ContactPoint):
 class Address(ContactPoint):
     """A postal address, split the way Chinese addresses are written."""
 
-    customer = models.ForeignKey(Customer, verbose_name=_("customer"), on_delete=models.CASCADE,
-                                 related_name="addresses")
+    customer = models.ForeignKey(
+        Customer, verbose_name=_("customer"), on_delete=models.CASCADE, related_name="addresses"
+    )
     kind = models.CharField(_("type"), max_length=10, choices=c.AddressType.choices, default=c.AddressType.HOME)
     country = models.CharField(_("country"), max_length=2, default="CN")
     province = models.CharField(_("province"), max_length=50, blank=True)
@@ -184,8 +196,14 @@ class CustomerTag(models.Model):
     customer = models.ForeignKey(Customer, verbose_name=_("customer"), on_delete=models.CASCADE)
     tag = models.ForeignKey(Tag, verbose_name=_("tag"), on_delete=models.CASCADE)
     added_at = models.DateTimeField(_("added at"), auto_now_add=True)
-    added_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("added by"), null=True, blank=True,
-                                 on_delete=models.SET_NULL, related_name="+")
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("added by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
 
     class Meta:
         verbose_name = _("customer tag")
@@ -226,8 +244,9 @@ class NumberingScheme(models.Model):
     """How customer numbers look (prefix, date part, sequence, check digit); one row. The sequence only grows."""
 
     prefix = models.CharField(_("prefix"), max_length=6, default="C")
-    date_part = models.CharField(_("date part"), max_length=6, choices=c.DatePart.choices, blank=True,
-                                 default=c.DatePart.YEAR)
+    date_part = models.CharField(
+        _("date part"), max_length=6, choices=c.DatePart.choices, blank=True, default=c.DatePart.YEAR
+    )
     sequence_width = models.PositiveSmallIntegerField(_("sequence digits"), default=6)
     check_digit = models.BooleanField(_("check digit"), default=True)
     next_sequence = models.PositiveBigIntegerField(_("next sequence"), default=1)
@@ -245,8 +264,9 @@ class NumberingScheme(models.Model):
 class SavedView(models.Model):
     """A named set of list filters, private or shared with everyone."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("user"), on_delete=models.CASCADE,
-                             related_name="saved_views")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("user"), on_delete=models.CASCADE, related_name="saved_views"
+    )
     name = models.CharField(_("name"), max_length=100)
     query = models.CharField(_("filters"), max_length=2000)
     is_shared = models.BooleanField(_("shared"), default=False)

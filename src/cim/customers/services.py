@@ -21,9 +21,25 @@ from cim.search.services import search_index_update
 
 NAME_FIELDS = ("display_name", "family_name", "given_name", "alias", "english_name")
 PLAIN_FIELDS = (
-    *NAME_FIELDS, "kind", "gender", "birthday", "company", "job_title", "uscc", "industry", "company_size",
-    "customer_type", "source_channel", "value_tier", "region", "lifecycle_stage", "status", "owner_id", "team_id",
-    "notes", "custom_fields",
+    *NAME_FIELDS,
+    "kind",
+    "gender",
+    "birthday",
+    "company",
+    "job_title",
+    "uscc",
+    "industry",
+    "company_size",
+    "customer_type",
+    "source_channel",
+    "value_tier",
+    "region",
+    "lifecycle_stage",
+    "status",
+    "owner_id",
+    "team_id",
+    "notes",
+    "custom_fields",
 )
 DEFAULT_TAG_COLOR = "#6c757d"
 
@@ -141,11 +157,15 @@ def _replace_contacts(customer: Customer, contacts: dict[str, list[dict]]) -> di
         changes[field] = (sorted(existing), sorted(wanted))
     if "addresses" in contacts:
         old = [str(a) for a in customer.addresses.all()]
-        new = [" ".join(p for p in (a["province"], a["city"], a["district"], a["street"]) if p)
-               for a in contacts["addresses"]]
+        new = [
+            " ".join(p for p in (a["province"], a["city"], a["district"], a["street"]) if p)
+            for a in contacts["addresses"]
+        ]
         old_rows = [(a.kind, str(a), a.postal_code, a.is_primary, a.is_verified) for a in customer.addresses.all()]
-        new_rows = [(a["kind"], n, a["postal_code"], a["is_primary"], a["is_verified"])
-                    for a, n in zip(contacts["addresses"], new, strict=True)]
+        new_rows = [
+            (a["kind"], n, a["postal_code"], a["is_primary"], a["is_verified"])
+            for a, n in zip(contacts["addresses"], new, strict=True)
+        ]
         if old_rows != new_rows:
             customer.addresses.all().delete()
             Address.objects.bulk_create(Address(customer=customer, **row) for row in contacts["addresses"])
@@ -195,8 +215,12 @@ def customer_create(*, data: CustomerInput, actor) -> Customer:
         if data.tags:
             _set_tags(customer, data.tags, actor)
         search_index_update(customer_ids=[customer.pk])
-        audit_record(actor=actor, action="customer.create", target=customer,
-                     fields=[*values, *contacts, *(["tags"] if data.tags else [])])
+        audit_record(
+            actor=actor,
+            action="customer.create",
+            target=customer,
+            fields=[*values, *contacts, *(["tags"] if data.tags else [])],
+        )
     return customer
 
 
@@ -208,8 +232,9 @@ def customer_update(*, customer: Customer, data: CustomerInput, actor) -> Custom
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
-        changes = {name: (getattr(customer, name), value) for name, value in values.items()
-                   if getattr(customer, name) != value}
+        changes = {
+            name: (getattr(customer, name), value) for name, value in values.items() if getattr(customer, name) != value
+        }
         for name, (_old, new) in changes.items():
             setattr(customer, name, new)
         changes.update(_replace_contacts(customer, contacts))
@@ -232,8 +257,13 @@ def customer_archive(*, customer: Customer, actor, reason: str = "") -> Customer
         old = customer.status
         customer.status = Status.ARCHIVED
         customer.save(update_fields=["status", "updated_at"])
-        audit_record(actor=actor, action="customer.archive", target=customer,
-                     changes={"status": (old, Status.ARCHIVED)}, note=reason)
+        audit_record(
+            actor=actor,
+            action="customer.archive",
+            target=customer,
+            changes={"status": (old, Status.ARCHIVED)},
+            note=reason,
+        )
     return customer
 
 
@@ -244,8 +274,12 @@ def customer_restore(*, customer: Customer, actor) -> Customer:
     with transaction.atomic():
         customer.status = Status.ACTIVE
         customer.save(update_fields=["status", "updated_at"])
-        audit_record(actor=actor, action="customer.restore", target=customer,
-                     changes={"status": (Status.ARCHIVED, Status.ACTIVE)})
+        audit_record(
+            actor=actor,
+            action="customer.restore",
+            target=customer,
+            changes={"status": (Status.ARCHIVED, Status.ACTIVE)},
+        )
     return customer
 
 
@@ -269,8 +303,16 @@ def customers_tag(*, customer_ids: Iterable[int], add: Iterable[str] = (), remov
             changed.update(doomed.values_list("customer_id", flat=True))
             doomed.delete()
         note = _("added: %(add)s; removed: %(remove)s") % {
-            "add": ", ".join(t.name for t in add_tags), "remove": ", ".join(sorted(remove_names))}
-        audit_record_bulk(actor=actor, action="customer.tag", target_type="customers.customer",
-                          target_ids=sorted(changed), fields=["tags"], note=note)
+            "add": ", ".join(t.name for t in add_tags),
+            "remove": ", ".join(sorted(remove_names)),
+        }
+        audit_record_bulk(
+            actor=actor,
+            action="customer.tag",
+            target_type="customers.customer",
+            target_ids=sorted(changed),
+            fields=["tags"],
+            note=note,
+        )
         Customer.objects.filter(pk__in=changed).update(updated_at=timezone.now())
     return len(changed)

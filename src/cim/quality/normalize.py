@@ -67,8 +67,9 @@ def normalize_phone(raw: str | None, region: str | None = None) -> str:
     if e164 is None and compact.startswith("86") and len(compact) == 13:
         e164 = _parse_phone("+" + compact, region)
     if e164 is None:
-        raise ValidationError(_("“%(value)s” is not a valid phone number."), code="invalid_phone",
-                              params={"value": text})
+        raise ValidationError(
+            _("“%(value)s” is not a valid phone number."), code="invalid_phone", params={"value": text}
+        )
     return e164
 
 
@@ -80,8 +81,9 @@ def normalize_email(raw: str | None) -> str:
     try:
         validate_email(text)
     except ValidationError:
-        raise ValidationError(_("“%(value)s” is not a valid email address."), code="invalid_email",
-                              params={"value": text}) from None
+        raise ValidationError(
+            _("“%(value)s” is not a valid email address."), code="invalid_email", params={"value": text}
+        ) from None
     return text
 
 
@@ -91,5 +93,6 @@ def normalize_uscc(raw: str | None) -> str:
     try:
         return uscc.validate(text)
     except StdnumError:
-        raise ValidationError(_("“%(value)s” is not a valid unified social credit code."), code="invalid_uscc",
-                              params={"value": text}) from None
+        raise ValidationError(
+            _("“%(value)s” is not a valid unified social credit code."), code="invalid_uscc", params={"value": text}
+        ) from None

@@ -13,8 +13,9 @@ class SearchKey(models.Model):
         TEXT = 1, _("text")
         HASH = 2, _("keyed hash")
 
-    customer = models.ForeignKey("customers.Customer", verbose_name=_("customer"), on_delete=models.CASCADE,
-                                 related_name="+", db_index=False)
+    customer = models.ForeignKey(
+        "customers.Customer", verbose_name=_("customer"), on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     kind = models.PositiveSmallIntegerField(_("kind"), choices=Kind.choices)
     key = models.CharField(_("key"), max_length=64)
 
@@ -24,8 +25,11 @@ class SearchKey(models.Model):
         ordering = ["kind", "key"]
         indexes = [
             # PostgreSQL needs the pattern operator class for `LIKE 'prefix%'` to use the index in any collation.
-            models.Index(fields=["kind", "key", "customer"], name="search_key_idx",
-                         opclasses=["int2_ops", "varchar_pattern_ops", "int8_ops"]),
+            models.Index(
+                fields=["kind", "key", "customer"],
+                name="search_key_idx",
+                opclasses=["int2_ops", "varchar_pattern_ops", "int8_ops"],
+            ),
             models.Index(fields=["customer"], name="search_key_customer_idx"),
         ]
 

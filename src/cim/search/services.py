@@ -10,8 +10,13 @@ BATCH = 5000
 
 
 def _names(customer: Customer) -> list[str]:
-    return [customer.display_name, customer.family_name + customer.given_name, customer.alias,
-            customer.english_name, customer.company]
+    return [
+        customer.display_name,
+        customer.family_name + customer.given_name,
+        customer.alias,
+        customer.english_name,
+        customer.company,
+    ]
 
 
 def search_index_update(*, customer_ids: Iterable[int]) -> int:
@@ -19,7 +24,7 @@ def search_index_update(*, customer_ids: Iterable[int]) -> int:
     ids = list(customer_ids)
     written = 0
     for start in range(0, len(ids), BATCH):
-        chunk = ids[start:start + BATCH]
+        chunk = ids[start : start + BATCH]
         phones: dict[int, list[str]] = {}
         for cid, number in Phone.objects.filter(customer_id__in=chunk).values_list("customer_id", "number"):
             phones.setdefault(cid, []).append(number)
@@ -30,8 +35,12 @@ def search_index_update(*, customer_ids: Iterable[int]) -> int:
         for customer in Customer.objects.filter(pk__in=chunk).only(
             "number", "display_name", "family_name", "given_name", "alias", "english_name", "company"
         ):
-            text, hashed = customer_keys(names=_names(customer), phones=phones.get(customer.pk, ()),
-                                         emails=emails.get(customer.pk, ()), number=customer.number)
+            text, hashed = customer_keys(
+                names=_names(customer),
+                phones=phones.get(customer.pk, ()),
+                emails=emails.get(customer.pk, ()),
+                number=customer.number,
+            )
             rows += [SearchKey(customer_id=customer.pk, kind=SearchKey.Kind.TEXT, key=k) for k in text]
             rows += [SearchKey(customer_id=customer.pk, kind=SearchKey.Kind.HASH, key=k) for k in hashed]
         SearchKey.objects.filter(customer_id__in=chunk).delete()
