@@ -4,6 +4,7 @@ import json
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
+from django.core.serializers.json import DjangoJSONEncoder
 
 
 class ReportingCommand(BaseCommand):
@@ -19,7 +20,7 @@ class ReportingCommand(BaseCommand):
         return super().execute(*args, **options)
 
     def report(self, summary: str, data: dict[str, Any]) -> None:
-        self.stdout.write(json.dumps(data, ensure_ascii=False, default=str) if self.as_json else summary)
+        self.stdout.write(json.dumps(data, ensure_ascii=False, cls=DjangoJSONEncoder) if self.as_json else summary)
 
     def fail(self, message: str) -> CommandError:
         """The error to raise: Django prints it as one line on stderr and exits with status 1."""
