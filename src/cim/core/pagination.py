@@ -5,14 +5,37 @@ import binascii
 import json
 from datetime import datetime
 
+from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext as _
 from ninja.errors import HttpError
 
 
+class _CursorEncoder(DjangoJSONEncoder):
+    def default(self, o):
+        # DjangoJSONEncoder cuts datetimes to milliseconds; a cursor needs every microsecond or rows are lost.
+        if isinstance(o, datetime):
+            return o.isoformat()
+        return super().default(o)
+
+
 def _encode(values: list) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values, cls=DjangoJSONEncoder).encode()).decode().rstrip("=")
+    return base64.urlsafe_b64encode(json.dumps(values, cls=_CursorEncoder).encode()).decode().rstrip("=")
+
+
+def _decode_value(field, value):
+    # Cursors come from callers: only the scalar types an encoded cursor holds, and nothing a database refuses.
+    if isinstance(value, bool) or not isinstance(value, str | int) or "\x00" in str(value):
+        raise ValueError
+    if field.get_internal_type() == "DateTimeField":
+        if not isinstance(value, str):
+            raise ValueError
+        return datetime.fromisoformat(value)
+    value = field.to_python(value)
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        raise ValueError
+    return value
 
 
 def _decode(cursor: str, fields: list[str], queryset: QuerySet) -> list:
@@ -21,11 +44,8 @@ def _decode(cursor: str, fields: list[str], queryset: QuerySet) -> list:
         if not isinstance(values, list) or len(values) != len(fields):
             raise ValueError
         model = queryset.model
-        return [
-            datetime.fromisoformat(v) if model._meta.get_field(f).get_internal_type() == "DateTimeField" else v
-            for f, v in zip(fields, values, strict=True)
-        ]
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        return [_decode_value(model._meta.get_field(f), v) for f, v in zip(fields, values, strict=True)]
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, ValidationError):
         raise HttpError(400, _("The cursor is not valid; start again without it.")) from None
 
 

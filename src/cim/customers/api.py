@@ -1,7 +1,7 @@
 """The customers REST API: validates input and calls services and selectors, never writes itself."""
 
 from django.shortcuts import get_object_or_404
-from ninja import Query, Router, Schema
+from ninja import Path, Query, Router, Schema
 from pydantic import Field
 
 from cim.accounts.roles import Perm, has_perm
@@ -10,7 +10,8 @@ from cim.customers import configuration
 from cim.customers.choices import CustomFieldType
 from cim.customers.filters import CustomerFilter
 from cim.customers.models import Customer, CustomFieldDefinition, Tag
-from cim.customers.schemas import CustomerInput, CustomerListOut, CustomerOut, TagOut
+from cim.customers.numbering import is_valid_number, normalize_number
+from cim.customers.schemas import MAX_ID, CustomerInput, CustomerListOut, CustomerOut, TagOut
 from cim.customers.selectors import customer_get, customer_list
 from cim.customers.services import (
     PermissionDenied,
@@ -106,6 +107,18 @@ def create_customer(request, payload: CustomerInput):
     return 201, customer_get(user=request.auth, number=customer.number)
 
 
+# Before `/customers/{number}`: Django tries URL patterns in order, and `bulk-tag` would be taken for a number.
+@router.post("/customers/bulk-tag", response=BulkTagOut, summary="Add and remove tags on many customers")
+def bulk_tag(request, payload: BulkTagIn):
+    _require(request, Perm.CUSTOMER_TAG)
+    numbers = [n for n in map(normalize_number, payload.numbers) if is_valid_number(n)]
+    ids = Customer.objects.visible_to(request.auth).filter(number__in=numbers)
+    changed = customers_tag(
+        customer_ids=ids.values_list("pk", flat=True), add=payload.add, remove=payload.remove, actor=request.auth
+    )
+    return {"changed": changed}
+
+
 @router.get("/customers/{number}", response=CustomerOut, summary="Read a customer by number")
 def read_customer(request, number: str):
     _require(request, Perm.CUSTOMER_VIEW)
@@ -136,16 +149,6 @@ def restore_customer(request, number: str):
     return customer_get(user=request.auth, number=number)
 
 
-@router.post("/customers/bulk-tag", response=BulkTagOut, summary="Add and remove tags on many customers")
-def bulk_tag(request, payload: BulkTagIn):
-    _require(request, Perm.CUSTOMER_TAG)
-    ids = Customer.objects.visible_to(request.auth).filter(number__in=[n.strip().upper() for n in payload.numbers])
-    changed = customers_tag(
-        customer_ids=ids.values_list("pk", flat=True), add=payload.add, remove=payload.remove, actor=request.auth
-    )
-    return {"changed": changed}
-
-
 @router.get("/tags", response=list[TagOut], tags=["settings"], summary="List tags")
 def list_tags(request):
     _require(request, Perm.CUSTOMER_VIEW)
@@ -158,7 +161,7 @@ def create_tag(request, payload: TagIn):
 
 
 @router.patch("/tags/{tag_id}", response=TagOut, tags=["settings"], summary="Change a tag")
-def update_tag(request, tag_id: int, payload: TagPatch):
+def update_tag(request, payload: TagPatch, tag_id: int = Path(..., ge=1, le=MAX_ID)):
     tag = get_object_or_404(Tag, pk=tag_id)
     return configuration.tag_update(tag=tag, actor=request.auth, **payload.model_dump(exclude_unset=True))
 
@@ -175,7 +178,9 @@ def create_custom_field(request, payload: CustomFieldIn):
 
 
 @router.patch("/custom-fields/{key}", response=CustomFieldOut, tags=["settings"], summary="Change a custom field")
-def update_custom_field(request, key: str, payload: CustomFieldPatch):
+def update_custom_field(
+    request, payload: CustomFieldPatch, key: str = Path(..., max_length=50, pattern=r"^[a-z][a-z0-9_]*$")
+):
     definition = get_object_or_404(CustomFieldDefinition, key=key)
     return configuration.custom_field_update(
         definition=definition, actor=request.auth, **payload.model_dump(exclude_unset=True)

@@ -86,7 +86,7 @@ def custom_field_create(
 def custom_field_update(*, definition: CustomFieldDefinition, actor, **values) -> CustomFieldDefinition:
     """Change labels, choices, required, order or active; the key and type stay, so stored values keep meaning."""
     _require(actor, Perm.SETTINGS_MANAGE)
-    values = {k: v for k, v in values.items() if v is not None}
+    values = {k: clean_text(v) if isinstance(v, str) else v for k, v in values.items() if v is not None}
     if "choices" in values:
         values["choices"] = _clean_choices(definition.field_type, values["choices"])
     changes = _apply(definition, values)

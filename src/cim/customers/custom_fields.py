@@ -8,12 +8,13 @@ from django.utils.translation import gettext as _
 
 from cim.customers.choices import CustomFieldType
 from cim.customers.models import CustomFieldDefinition
+from cim.quality.normalize import clean_text
 
 
 def _clean_value(definition: CustomFieldDefinition, value: Any) -> Any:
     kind = definition.field_type
     if kind == CustomFieldType.TEXT:
-        text = str(value).strip()
+        text = clean_text(str(value))
         if len(text) > 1000:
             raise ValueError(_("Enter at most 1,000 characters."))
         return text

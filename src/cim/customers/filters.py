@@ -9,6 +9,8 @@ from pydantic import Field
 
 from cim.customers import choices as c
 from cim.customers.models import CustomerTag, CustomFieldDefinition
+from cim.customers.schemas import MAX_ID
+from cim.quality.normalize import clean_text
 from cim.search.selectors import search_filter
 
 SORTS = {
@@ -39,8 +41,8 @@ class CustomerFilter(Schema):
     lifecycle_stage: c.LifecycleStage | None = None
     gender: c.Gender | None = None
     tag: list[str] = Field(default_factory=list, max_length=10, description="Tag names; all must be present")
-    owner_id: int | None = None
-    team_id: int | None = None
+    owner_id: int | None = Field(None, ge=1, le=MAX_ID)
+    team_id: int | None = Field(None, ge=1, le=MAX_ID)
     created_from: date | None = None
     created_to: date | None = None
     updated_from: date | None = None
@@ -85,7 +87,8 @@ class CustomerFilter(Schema):
         if self.cf:
             condition &= _custom_field_condition(self.cf)
         queryset = queryset.filter(condition)
-        for name in dict.fromkeys(t.strip() for t in self.tag if t.strip()):
+        # Tag names and choices are stored cleaned (NFKC, no control characters); compare like with like.
+        for name in dict.fromkeys(clean_text(t) for t in self.tag if clean_text(t)):
             queryset = queryset.filter(pk__in=CustomerTag.objects.filter(tag__name=name).values("customer_id"))
         if self.q and self.q.strip():
             queryset = search_filter(queryset, self.q)
@@ -93,7 +96,7 @@ class CustomerFilter(Schema):
 
 
 def _custom_field_condition(items: list[str]) -> Q:
-    pairs = [item.partition(":")[::2] for item in items if ":" in item]
+    pairs = [(clean_text(k), clean_text(v)) for k, _, v in (item.partition(":") for item in items if ":" in item)]
     definitions = {d.key: d for d in CustomFieldDefinition.objects.filter(key__in=[k for k, _ in pairs])}
     condition = Q()
     for key, value in pairs:

@@ -17,7 +17,8 @@ class CustomerQuerySet(models.QuerySet):
         if scope == Scope.ALL:
             return self
         if scope == Scope.TEAM and user.team_id:
-            return self.filter(Q(team_id=user.team_id) | Q(owner_id=user.pk))
+            # A team's customers: assigned to the team, or owned by one of its members.
+            return self.filter(Q(team_id=user.team_id) | Q(owner__team_id=user.team_id) | Q(owner_id=user.pk))
         return self.filter(owner_id=user.pk)
 
 

@@ -8,6 +8,9 @@ from pydantic import Field
 
 from cim.customers import choices as c
 
+# The largest id a 64-bit column holds; larger numbers would overflow the database driver, not just miss.
+MAX_ID = 2**63 - 1
+
 
 class PhoneIn(Schema):
     number: str = Field(max_length=64)
@@ -57,8 +60,8 @@ class CustomerInput(Schema):
     region: c.Region | None = None
     lifecycle_stage: c.LifecycleStage = c.LifecycleStage.POTENTIAL
     status: c.Status = c.Status.ACTIVE
-    owner_id: int | None = None
-    team_id: int | None = None
+    owner_id: int | None = Field(None, ge=1, le=MAX_ID)
+    team_id: int | None = Field(None, ge=1, le=MAX_ID)
     notes: str = Field("", max_length=10_000)
     custom_fields: dict[str, Any] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list, max_length=50)

@@ -53,6 +53,14 @@ def _require(actor, perm: str) -> None:
         raise PermissionDenied(perm)
 
 
+def _length_errors(model, row: dict, prefix: str, errors: dict[str, list[str]]) -> None:
+    """Flag values that NFKC made longer than their column (㍿ becomes 株式会社): an error, not a database failure."""
+    for name, value in row.items():
+        limit = getattr(model._meta.get_field(name), "max_length", None) if isinstance(value, str) else None
+        if limit and len(value) > limit:
+            errors[f"{prefix}{name}"] = [_("Enter at most %(n)s characters.") % {"n": limit}]
+
+
 def _clean_contacts(data: CustomerInput, sent: set[str], errors: dict[str, list[str]]) -> dict[str, list[dict]]:
     """Normalised phones/emails/addresses that were sent, with duplicates dropped and one primary each."""
     cleaned: dict[str, list[dict]] = {}
@@ -64,7 +72,11 @@ def _clean_contacts(data: CustomerInput, sent: set[str], errors: dict[str, list[
             except ValidationError as error:
                 errors[f"phones.{i}.number"] = error.messages
                 continue
-            phones.setdefault(e164, {**phone.model_dump(), "number": e164, "raw": clean_text(phone.number)})
+            raw = clean_text(phone.number)
+            if len(raw) > (limit := Phone._meta.get_field("raw").max_length):
+                errors[f"phones.{i}.number"] = [_("Enter at most %(n)s characters.") % {"n": limit}]
+                continue
+            phones.setdefault(e164, {**phone.model_dump(), "number": e164, "raw": raw})
         cleaned["phones"] = list(phones.values())
     if "emails" in sent:
         emails: dict[str, dict] = {}
@@ -77,11 +89,12 @@ def _clean_contacts(data: CustomerInput, sent: set[str], errors: dict[str, list[
             emails.setdefault(address, {**email.model_dump(), "address": address, "raw": clean_text(email.address)})
         cleaned["emails"] = list(emails.values())
     if "addresses" in sent:
-        cleaned["addresses"] = [
-            {k: clean_text(v) if isinstance(v, str) else v for k, v in a.model_dump().items()}
-            for a in data.addresses
-            if any(clean_text(getattr(a, f)) for f in ("province", "city", "district", "street"))
-        ]
+        cleaned["addresses"] = []
+        for i, address in enumerate(data.addresses):
+            row = {k: clean_text(v) if isinstance(v, str) else v for k, v in address.model_dump().items()}
+            if any(row[f] for f in ("province", "city", "district", "street")):
+                _length_errors(Address, row, f"addresses.{i}.", errors)
+                cleaned["addresses"].append(row)
     for rows in cleaned.values():
         primaries = [r for r in rows if r["is_primary"]]
         for row in primaries[1:]:
@@ -106,6 +119,7 @@ def _clean_fields(data: CustomerInput, sent: set[str], current: Customer | None)
         elif value is None and name not in ("birthday", "owner_id", "team_id"):
             value = ""
         values[name] = value
+    _length_errors(Customer, values, "", errors)
     kind = values.get("kind", current.kind if current else Kind.PERSON)
     if not values.get("display_name", current.display_name if current else ""):
         # Chinese order: family name first (张 + 三).
@@ -286,6 +300,10 @@ def customer_restore(*, customer: Customer, actor) -> Customer:
 def customers_tag(*, customer_ids: Iterable[int], add: Iterable[str] = (), remove: Iterable[str] = (), actor) -> int:
     """Add and remove tags on many customers in set-based statements; returns how many customers changed."""
     _require(actor, Perm.CUSTOMER_TAG)
+    add = list(add)
+    errors = {f"add.{i}": [_("A tag has 1 to 50 characters.")] for i, n in enumerate(add) if len(clean_text(n)) > 50}
+    if errors:
+        raise ValidationError(errors)
     ids = list(dict.fromkeys(customer_ids))
     add_tags = _tags_by_name(add)
     remove_names = {clean_text(n) for n in remove} - {t.name for t in add_tags}

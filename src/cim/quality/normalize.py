@@ -18,14 +18,16 @@ from stdnum.cn import uscc
 from stdnum.exceptions import ValidationError as StdnumError
 
 _SPACES = re.compile(r"\s+")
+# Control characters and lone surrogates: never meant, and refused by PostgreSQL (NUL) or UTF-8 (surrogates).
+_UNSTORABLE = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 _t2s = opencc.OpenCC("t2s")
 
 
 def clean_text(raw: str | None) -> str:
-    """NFKC (folds full-width letters, digits and punctuation to half-width) with spacing collapsed."""
+    """NFKC (folds full-width letters, digits and punctuation to half-width), spacing collapsed, controls dropped."""
     if not raw:
         return ""
-    return _SPACES.sub(" ", unicodedata.normalize("NFKC", raw)).strip()
+    return _SPACES.sub(" ", unicodedata.normalize("NFKC", _UNSTORABLE.sub("", raw))).strip()
 
 
 def normalize_name(raw: str | None) -> str:
@@ -79,6 +81,9 @@ def normalize_email(raw: str | None) -> str:
     if not text:
         raise ValidationError(_("Enter an email address."), code="required")
     try:
+        # RFC 5321 caps a path at 254 characters; Django's validator allows 320, more than Email.address holds.
+        if len(text) > 254:
+            raise ValidationError("too long")
         validate_email(text)
     except ValidationError:
         raise ValidationError(

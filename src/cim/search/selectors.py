@@ -13,7 +13,8 @@ from cim.search.models import SearchKey
 
 MAX_TERMS = 5
 _EMAIL_PREFIX = re.compile(r"^[a-z0-9._+-]+$")
-_PHONE_LIKE = re.compile(r"^\+?[\d\s()-]{7,}$")
+# `+` may follow the bracket: "(+86) 138-1234-5678" is a common way to write a number.
+_PHONE_LIKE = re.compile(r"^[\d\s()+-]{7,}$")
 _SPLIT = re.compile(r"[\s,;，；、]+")
 _STRIP = re.compile(r"[^\w@.+-]")
 
