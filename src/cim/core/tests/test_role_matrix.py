@@ -1,0 +1,121 @@
+"""Who may call what: every API operation × every role. A new endpoint without a row here fails the suite."""
+
+import json
+
+import pytest
+from django.test import Client
+
+from cim.accounts.roles import Role
+from cim.config.api import api
+from cim.customers import configuration
+from cim.customers.models import Customer
+from cim.customers.services import customer_archive
+from cim.customers.tests.factories import make_customer
+
+ALL = frozenset(Role)
+EDITORS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.SALES, Role.SERVICE})
+ARCHIVERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.SALES})
+TAGGERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.SALES, Role.SERVICE, Role.MARKETING})
+ADMINS = frozenset({Role.ADMINISTRATOR})
+
+# (method, OpenAPI path) → the roles allowed to call it.
+MATRIX: dict[tuple[str, str], frozenset[str]] = {
+    ("GET", "/api/v1/customers"): ALL,
+    ("POST", "/api/v1/customers"): EDITORS,
+    ("GET", "/api/v1/customers/{number}"): ALL,
+    ("PATCH", "/api/v1/customers/{number}"): EDITORS,
+    ("POST", "/api/v1/customers/{number}/archive"): ARCHIVERS,
+    ("POST", "/api/v1/customers/{number}/restore"): ARCHIVERS,
+    ("POST", "/api/v1/customers/bulk-tag"): TAGGERS,
+    ("GET", "/api/v1/tags"): ALL,
+    ("POST", "/api/v1/tags"): ADMINS,
+    ("PATCH", "/api/v1/tags/{tag_id}"): ADMINS,
+    ("GET", "/api/v1/custom-fields"): ALL,
+    ("POST", "/api/v1/custom-fields"): ADMINS,
+    ("PATCH", "/api/v1/custom-fields/{key}"): ADMINS,
+}
+
+# A valid body per operation, so that the role is the only thing that varies.
+BODIES = {
+    ("POST", "/api/v1/customers"): {"display_name": "新客户", "phones": [{"number": "13812345678"}]},
+    ("PATCH", "/api/v1/customers/{number}"): {"alias": "老客户"},
+    ("POST", "/api/v1/customers/{number}/archive"): {"reason": "重复"},
+    ("POST", "/api/v1/customers/{number}/restore"): {},
+    ("POST", "/api/v1/customers/bulk-tag"): {"numbers": ["{number}"], "add": ["重点"]},
+    ("POST", "/api/v1/tags"): {"name": "新标签", "color": "#112233"},
+    ("PATCH", "/api/v1/tags/{tag_id}"): {"description": "改过"},
+    ("POST", "/api/v1/custom-fields"): {
+        "key": "budget",
+        "label_zh": "预算",
+        "label_en": "Budget",
+        "field_type": "number",
+    },
+    ("PATCH", "/api/v1/custom-fields/{key}"): {"label_en": "Level"},
+}
+
+
+def _operations() -> set[tuple[str, str]]:
+    paths = api.get_openapi_schema()["paths"]
+    return {(method.upper(), path) for path, operations in paths.items() for method in operations}
+
+
+def test_every_api_operation_has_a_row():
+    operations = _operations()
+    missing = operations - set(MATRIX)
+    stale = set(MATRIX) - operations
+    assert not missing, f"add these operations to MATRIX: {sorted(missing)}"
+    assert not stale, f"these MATRIX rows match no operation: {sorted(stale)}"
+
+
+def test_every_row_names_known_roles():
+    for roles in MATRIX.values():
+        assert roles <= ALL
+
+
+@pytest.fixture
+def world(users, admin_user):
+    tag = configuration.tag_create(name="VIP", actor=admin_user)
+    configuration.custom_field_create(
+        key="level", label_zh="等级", label_en="Tier", field_type="choice", choices=["金"], actor=admin_user
+    )
+    return {"tag": tag}
+
+
+def _call(client: Client, method: str, path: str, body):
+    if method == "GET":
+        return client.get(path)
+    return getattr(client, method.lower())(path, data=json.dumps(body), content_type="application/json")
+
+
+@pytest.mark.parametrize("role", list(Role))
+@pytest.mark.parametrize(("method", "path"), sorted(MATRIX))
+def test_role_matrix(api_client, users, admin_user, world, role, method, path):
+    user = users[role]
+    # The user's own customer, in their team: inside every role's record scope.
+    customer = make_customer(admin_user, display_name="矩阵客户", owner_id=user.pk, team_id=user.team_id)
+    if path.endswith("/restore"):
+        customer_archive(customer=customer, actor=admin_user)
+    url = path.format(number=customer.number, tag_id=world["tag"].pk, key="level")
+    body = json.loads(json.dumps(BODIES.get((method, path))).replace("{number}", customer.number))
+    before = (Customer.objects.count(), customer.status)
+
+    response = _call(api_client(user), method, url, body)
+
+    if role in MATRIX[(method, path)]:
+        assert 200 <= response.status_code < 300, (role, method, path, response.content[:300])
+    else:
+        assert response.status_code == 403, (role, method, path, response.content[:300])
+        assert response.json()["code"] == "permission_denied"
+        customer.refresh_from_db()
+        assert (Customer.objects.count(), customer.status) == before
+        assert customer.alias == ""
+        assert not customer.tags.exists()
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(MATRIX))
+def test_every_operation_needs_authentication(world, admin_user, method, path):
+    customer = make_customer(admin_user)
+    url = path.format(number=customer.number, tag_id=world["tag"].pk, key="level")
+    response = _call(Client(), method, url, BODIES.get((method, path)))
+    assert response.status_code == 401
+    assert response.json()["code"] == "not_authenticated"
