@@ -141,6 +141,9 @@ def _clean_fields(data: CustomerInput, sent: set[str], current: Customer | None)
         errors["team_id"] = [_("There is no team with this id.")]
     if "status" in values and values["status"] == Status.ARCHIVED and (current is None or not current.is_archived):
         errors["status"] = [_("Archive a customer with the archive action.")]
+    # Leaving the archive is a restore: it needs the archive right and its own audit action.
+    if current is not None and current.is_archived and values.get("status", Status.ARCHIVED) != Status.ARCHIVED:
+        errors["status"] = [_("Restore a customer with the restore action.")]
     if "custom_fields" in sent or current is None:
         merged, cf_errors = custom_fields_clean(data.custom_fields, existing=current.custom_fields if current else {})
         values["custom_fields"] = merged

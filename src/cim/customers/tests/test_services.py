@@ -567,3 +567,16 @@ def test_custom_field_labels_are_cleaned_on_update(admin_user, custom_fields):
     with pytest.raises(ValidationError) as info:
         configuration.custom_field_update(definition=definition, label_zh="\x00 ", actor=admin_user)
     assert "label_zh" in info.value.message_dict
+
+
+def test_update_cannot_bring_a_customer_out_of_the_archive(users, admin_user):
+    # Service may edit but not restore; a status change must not be a way around that.
+    customer = make_customer(admin_user)
+    customer_archive(customer=customer, actor=admin_user)
+    for status in ("active", "inactive"):
+        assert list(_errors(_update, customer, users[Role.SERVICE], status=status)) == ["status"]
+    customer.refresh_from_db()
+    assert customer.status == "archived"
+    _update(customer, users[Role.SERVICE], alias="归档后改名", status="archived")
+    customer.refresh_from_db()
+    assert (customer.alias, customer.status) == ("归档后改名", "archived")
