@@ -1,5 +1,6 @@
 """The customers REST API: validates input and calls services and selectors, never writes itself."""
 
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from ninja import Path, Query, Router, Schema
 from pydantic import Field
@@ -28,6 +29,15 @@ router = Router(tags=["customers"])
 def _require(request, perm: str) -> None:
     if not has_perm(request.auth, perm):
         raise PermissionDenied(perm)
+
+
+def _as_written(request, customer: Customer) -> Customer:
+    """The customer after a write. One the caller just handed to another owner or team may now be outside their
+    scope: the write succeeded, so answer with it rather than a 404 that invites a retry (and a duplicate)."""
+    try:
+        return customer_get(user=request.auth, number=customer.number)
+    except Http404:
+        return Customer.objects.get(pk=customer.pk)
 
 
 class CustomerPage(Schema):
@@ -104,7 +114,7 @@ def list_customers(
 def create_customer(request, payload: CustomerInput):
     _require(request, Perm.CUSTOMER_CHANGE)
     customer = customer_create(data=payload, actor=request.auth)
-    return 201, customer_get(user=request.auth, number=customer.number)
+    return 201, _as_written(request, customer)
 
 
 # Before `/customers/{number}`: Django tries URL patterns in order, and `bulk-tag` would be taken for a number.
@@ -130,7 +140,7 @@ def update_customer(request, number: str, payload: CustomerInput):
     _require(request, Perm.CUSTOMER_CHANGE)
     customer = customer_get(user=request.auth, number=number)
     customer_update(customer=customer, data=payload, actor=request.auth)
-    return customer_get(user=request.auth, number=number)
+    return _as_written(request, customer)
 
 
 @router.post("/customers/{number}/archive", response=CustomerOut, summary="Archive a customer")

@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from cim.accounts.models import ApiToken
 from cim.accounts.roles import Role
-from cim.accounts.services import api_token_create, api_token_revoke
+from cim.accounts.services import api_token_create, api_token_revoke, user_create
 from cim.audit.models import AuditEvent
 from cim.customers import configuration
 from cim.customers.filters import SORTS, CustomerFilter
@@ -741,3 +741,18 @@ def test_custom_field_definitions_deactivated_through_the_api_stop_validating(cl
         ["custom_fields.level"],
     )
     assert _json(client.get(f"{API}/custom-fields"))[0]["key"] == "level"  # kept, so stored values keep meaning
+
+
+def test_handing_a_customer_outside_ones_scope_still_answers_with_it(api_client, users, other_team):
+    outsider = user_create(username="sales-north", role=Role.SALES, password="Correct-Horse-42", team=other_team)[0]
+    sales = api_client(users[Role.SALES])
+    body = {"display_name": "转交客户", "owner_id": outsider.pk, "team_id": other_team.pk}
+    response = _post(sales, "/customers", body)
+    assert response.status_code == 201, response.content
+    assert _json(response)["owner_id"] == outsider.pk
+    mine = _json(_post(sales, "/customers", {"display_name": "我的"}))
+    response = _patch(sales, f"/customers/{mine['number']}", {"owner_id": outsider.pk, "team_id": other_team.pk})
+    assert response.status_code == 200, response.content
+    assert _json(response)["owner_id"] == outsider.pk
+    assert Customer.objects.count() == 2
+    _assert_error(sales.get(f"{API}/customers/{mine['number']}"), 404, "not_found")
