@@ -70,3 +70,13 @@ def api_token_authenticate(raw: str) -> User | None:
     if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token.user
+
+
+def user_password_changed(*, user: User) -> User:
+    """Record a password change the user made themselves; a one-time password is no longer pending."""
+    with transaction.atomic():
+        if user.must_change_password:
+            user.must_change_password = False
+            user.save(update_fields=["must_change_password"])
+        audit_record(actor=user, action="user.password_change", target=user, fields=["password"])
+    return user

@@ -1,11 +1,11 @@
 """Every read of customers that pages, exports and the API share; the user's scope is applied here."""
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 from django.http import Http404
 from django.utils.translation import gettext as _
 
 from cim.customers.filters import CustomerFilter
-from cim.customers.models import Customer, CustomerTag, Email, Phone, Tag
+from cim.customers.models import Customer, CustomerTag, CustomFieldDefinition, Email, Phone, SavedView, Tag
 from cim.customers.numbering import is_valid_number, normalize_number
 
 
@@ -42,3 +42,23 @@ def customer_get(*, user, number: str) -> Customer:
 
 def customer_tag_rows(*, customer: Customer) -> QuerySet[CustomerTag]:
     return CustomerTag.objects.filter(customer=customer).select_related("tag", "added_by")
+
+
+def customer_ids_visible(*, user, ids) -> list[int]:
+    """Those of `ids` the user may see (any status), e.g. the rows ticked for bulk tagging."""
+    return list(Customer.objects.visible_to(user).filter(pk__in=list(ids)).values_list("pk", flat=True))
+
+
+def tag_list(*, with_counts: bool = False) -> QuerySet[Tag]:
+    tags = Tag.objects.order_by("name")
+    return tags.annotate(customer_count=Count("customertag")) if with_counts else tags
+
+
+def custom_field_definitions(*, active_only: bool = True) -> QuerySet[CustomFieldDefinition]:
+    definitions = CustomFieldDefinition.objects.order_by("position", "key")
+    return definitions.filter(is_active=True) if active_only else definitions
+
+
+def saved_view_list(*, user) -> QuerySet[SavedView]:
+    """The user's own saved views and those others shared."""
+    return SavedView.objects.filter(Q(user=user) | Q(is_shared=True)).select_related("user").order_by("name", "id")

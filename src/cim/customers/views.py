@@ -1,7 +1,497 @@
-from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+"""Customer pages: the list, the 360° page, create and edit, archive, tagging and saved views.
+
+Views validate input and call services and selectors; they never write themselves (DESIGN §3.1).
+"""
+
+from django.contrib import messages
+from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.text import capfirst
+from django.utils.translation import get_language, gettext_lazy, ngettext
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+from pydantic import ValidationError as PydanticValidationError
+
+from cim.accounts.models import Team, User
+from cim.accounts.roles import Perm, has_perm
+from cim.audit.selectors import history_for
+from cim.core.api_errors import _pydantic_detail
+from cim.core.views import page, safe_next
+from cim.customers import choices as c
+from cim.customers.filters import CustomerFilter
+from cim.customers.forms import (
+    ArchiveForm,
+    BulkTagForm,
+    ContactRows,
+    CustomerForm,
+    SavedViewForm,
+    SingleTagForm,
+    active_users,
+)
+from cim.customers.models import Customer
+from cim.customers.saved_views import saved_view_delete, saved_view_save
+from cim.customers.schemas import CustomerInput
+from cim.customers.selectors import (
+    InvalidNumber,
+    custom_field_definitions,
+    customer_get,
+    customer_ids_visible,
+    customer_list,
+    saved_view_list,
+    tag_list,
+)
+from cim.customers.services import customer_archive, customer_create, customer_restore, customer_update, customers_tag
+
+PAGE_SIZES = (25, 50, 100)
+LIST_FIELDS = ("tag", "cf")
+CHOICE_FILTERS = (
+    "kind",
+    "customer_type",
+    "lifecycle_stage",
+    "value_tier",
+    "source_channel",
+    "region",
+    "industry",
+    "gender",
+)
+DATE_FILTERS = ("created", "updated", "birthday")
+SORT_CHOICES = [
+    ("-created", gettext_lazy("Newest first")),
+    ("created", gettext_lazy("Oldest first")),
+    ("-updated", gettext_lazy("Recently updated")),
+    ("updated", gettext_lazy("Least recently updated")),
+    ("name", gettext_lazy("Name A–Z")),
+    ("-name", gettext_lazy("Name Z–A")),
+    ("number", gettext_lazy("Number ascending")),
+    ("-number", gettext_lazy("Number descending")),
+]
+SORT_COLUMNS = {"number": "number", "name": "name", "updated": "-updated"}
+PROFILE_FIELDS = (
+    "display_name",
+    "family_name",
+    "given_name",
+    "alias",
+    "english_name",
+    "gender",
+    "birthday",
+    "company",
+    "job_title",
+    "uscc",
+    "industry",
+    "company_size",
+)
+CLASSIFICATION_FIELDS = ("customer_type", "source_channel", "value_tier", "region", "lifecycle_stage", "status")
+ACTION_LABELS = {
+    "customer.create": gettext_lazy("Created"),
+    "customer.update": gettext_lazy("Edited"),
+    "customer.archive": gettext_lazy("Archived"),
+    "customer.restore": gettext_lazy("Restored"),
+    "customer.tag": gettext_lazy("Tags changed"),
+}
 
 
-@login_required
+def _field_label(name: str) -> str:
+    """The model's label of a customer field named in filters, errors or the change history."""
+    try:
+        model_field = Customer._meta.get_field(name.removesuffix("_id"))
+    except FieldDoesNotExist:
+        return name
+    verbose = getattr(model_field, "verbose_name", None)
+    return capfirst(verbose or model_field.related_model._meta.verbose_name_plural)
+
+
+FILTER_LABELS = {
+    "q": gettext_lazy("Search"),
+    "status": gettext_lazy("Status"),
+    "tag": gettext_lazy("Tag"),
+    "cf": gettext_lazy("Custom field"),
+    "sort": gettext_lazy("Sort"),
+    "created_from": gettext_lazy("Created from"),
+    "created_to": gettext_lazy("Created to"),
+    "updated_from": gettext_lazy("Updated from"),
+    "updated_to": gettext_lazy("Updated to"),
+    "birthday_from": gettext_lazy("Birthday from"),
+    "birthday_to": gettext_lazy("Birthday to"),
+}
+
+
+def parse_filters(params) -> tuple[CustomerFilter, list[str]]:
+    """The list's filters from a query string. Invalid values are dropped and described, never a 500."""
+    data: dict = {}
+    for name in CustomerFilter.model_fields:
+        if name in LIST_FIELDS:
+            values = [v.strip() for v in params.getlist(name) if v.strip()]
+            if values:
+                data[name] = values
+        elif value := params.get(name, "").strip():
+            data[name] = value
+    try:
+        return CustomerFilter.model_validate(data), []
+    except PydanticValidationError as error:
+        problems, bad = [], set()
+        for detail in error.errors():
+            name = str(detail["loc"][0]) if detail.get("loc") else ""
+            bad.add(name)
+            label = FILTER_LABELS.get(name) or _field_label(name)
+            problems.append(
+                _("Ignored the filter “%(field)s”: %(message)s")
+                % {"field": label, "message": _pydantic_detail(detail)["message"]}
+            )
+        data = {k: v for k, v in data.items() if k not in bad}
+        try:
+            return CustomerFilter.model_validate(data), problems
+        except PydanticValidationError:
+            return CustomerFilter(), problems
+
+
+def _list_query(params) -> str:
+    """The current filters as a query string, without the page number and empty values (for saved views)."""
+    query = params.copy()
+    query.pop("page", None)
+    for key in list(query):
+        values = [v for v in query.getlist(key) if v.strip()]
+        if values:
+            query.setlist(key, values)
+        else:
+            del query[key]
+    return query.urlencode()
+
+
+def _sort_links(current: str) -> dict:
+    """For each sortable column: the sort value a click sets and the arrow showing the current order."""
+    links = {}
+    for column, default in SORT_COLUMNS.items():
+        plain = default.lstrip("-")
+        if current == plain:
+            links[column] = {"sort": f"-{plain}", "arrow": "▲"}
+        elif current == f"-{plain}":
+            links[column] = {"sort": plain, "arrow": "▼"}
+        else:
+            links[column] = {"sort": default, "arrow": ""}
+    return links
+
+
+def _filter_panel(request, filters: CustomerFilter) -> dict:
+    """What the filter form offers; only the full page needs it, not an htmx update of the results."""
+    return {
+        "choice_filters": [
+            (name, _field_label(name), [(v, label) for v, label in Customer._meta.get_field(name).choices if v])
+            for name in CHOICE_FILTERS
+        ],
+        "status_choices": [("current", _("Current (not archived)")), *c.Status.choices, ("any", _("Any"))],
+        "date_filters": [(name, FILTER_LABELS[f"{name}_from"], FILTER_LABELS[f"{name}_to"]) for name in DATE_FILTERS],
+        "sort_choices": SORT_CHOICES,
+        "tags": tag_list(),
+        "owners": active_users(),
+        "teams": Team.objects.order_by("name"),
+        "saved_views": saved_view_list(user=request.user),
+        "advanced_open": bool(set(request.GET) - {"q", "sort", "per_page", "page", "status"}),
+        "cf_values": [*filters.cf, ""],
+    }
+
+
+@page(perm=Perm.CUSTOMER_VIEW)
 def customer_list_view(request):
-    return HttpResponse("ok")
+    filters, filter_errors = parse_filters(request.GET)
+    try:
+        per_page = int(request.GET.get("per_page", PAGE_SIZES[0]))
+    except ValueError:
+        per_page = PAGE_SIZES[0]
+    if per_page not in PAGE_SIZES:
+        per_page = PAGE_SIZES[0]
+    paginator = Paginator(customer_list(user=request.user, filters=filters), per_page)
+    page_obj = paginator.get_page(request.GET.get("page"))
+    context = {
+        "nav": "customers",
+        "filters": filters,
+        "filter_errors": filter_errors,
+        "page_obj": page_obj,
+        "page_range": paginator.get_elided_page_range(page_obj.number, on_each_side=2, on_ends=1),
+        "per_page": per_page,
+        "page_sizes": PAGE_SIZES,
+        "sort_links": _sort_links(filters.sort),
+        "query": _list_query(request.GET),
+        "can_tag": has_perm(request.user, Perm.CUSTOMER_TAG),
+    }
+    if request.htmx and request.htmx.target == "results" and not request.htmx.history_restore_request:
+        response = render(request, "customers/_results.html", context)
+    else:
+        context.update(_filter_panel(request, filters))
+        response = render(request, "customers/list.html", context)
+    response["Vary"] = "HX-Request"
+    return response
+
+
+def _customer_or_404(request, number: str) -> Customer:
+    try:
+        return customer_get(user=request.user, number=number)
+    except InvalidNumber as error:
+        raise Http404(str(error)) from None
+
+
+def _value_display(name: str, value: str, names: dict) -> str:
+    if value == "":
+        return "—"
+    if name in ("owner_id", "team_id"):
+        return names.get((name, value), f"#{value}")
+    try:
+        model_field = Customer._meta.get_field(name)
+    except FieldDoesNotExist:
+        return value
+    choices = getattr(model_field, "choices", None)
+    return str(dict(choices).get(value, value)) if choices else value
+
+
+def _timeline(customer: Customer) -> list[dict]:
+    """The customer's audit history with readable field names and values (owner and team by name)."""
+    events = list(history_for(target_type="customers.customer", target_id=customer.pk))
+    ids: dict[str, set] = {"owner_id": set(), "team_id": set()}
+    for event in events:
+        for change in event.changes.all():
+            if change.field in ids:
+                ids[change.field].update(v for v in (change.old_value, change.new_value) if v.isdigit())
+    names = {("owner_id", str(u.pk)): str(u) for u in User.objects.filter(pk__in=ids["owner_id"])}
+    names.update({("team_id", str(t.pk)): str(t) for t in Team.objects.filter(pk__in=ids["team_id"])})
+    timeline = []
+    for event in events:
+        changes = [
+            {
+                "field": _field_label(ch.field),
+                "old": _value_display(ch.field, ch.old_value, names),
+                "new": _value_display(ch.field, ch.new_value, names),
+            }
+            for ch in event.changes.all()
+        ]
+        changed = {ch.field for ch in event.changes.all()}
+        timeline.append(
+            {
+                "event": event,
+                "action": ACTION_LABELS.get(event.action, event.action),
+                "changes": changes,
+                "fields": [_field_label(f) for f in event.fields if f not in changed],
+            }
+        )
+    return timeline
+
+
+def _custom_field_rows(customer: Customer) -> list[tuple[str, str]]:
+    language = get_language() or "en"
+    rows = []
+    for definition in custom_field_definitions(active_only=False):
+        value = customer.custom_fields.get(definition.key)
+        if value in (None, "", []) and not definition.is_active:
+            continue
+        shown = ", ".join(map(str, value)) if isinstance(value, list) else ("" if value is None else str(value))
+        rows.append((definition.label(language), shown))
+    return rows
+
+
+def _field_rows(customer: Customer, names) -> list[tuple[str, object]]:
+    """(label, shown value) of the fields that have a value; choices by their label."""
+    rows = []
+    for name in names:
+        value = getattr(customer, name)
+        if value in (None, ""):
+            continue
+        if Customer._meta.get_field(name).choices:
+            value = getattr(customer, f"get_{name}_display")()
+        rows.append((_field_label(name), value))
+    return rows
+
+
+@page(perm=Perm.CUSTOMER_VIEW)
+def customer_detail_view(request, number: str):
+    customer = _customer_or_404(request, number)
+    context = {
+        "nav": "customers",
+        "customer": customer,
+        "profile_rows": _field_rows(customer, PROFILE_FIELDS),
+        "classification_rows": _field_rows(customer, CLASSIFICATION_FIELDS),
+        "custom_field_rows": _custom_field_rows(customer),
+        "timeline": _timeline(customer),
+        "can_edit": has_perm(request.user, Perm.CUSTOMER_CHANGE),
+        "can_archive": has_perm(request.user, Perm.CUSTOMER_ARCHIVE),
+        "can_tag": has_perm(request.user, Perm.CUSTOMER_TAG),
+        "all_tags": tag_list() if has_perm(request.user, Perm.CUSTOMER_TAG) else [],
+        "archive_form": ArchiveForm(),
+    }
+    return render(request, "customers/detail.html", context)
+
+
+def _error_dict(error: ValidationError) -> dict[str, list[str]]:
+    return error.message_dict if hasattr(error, "error_dict") else {"": error.messages}
+
+
+def _submit(request, form: CustomerForm, contacts: ContactRows, customer: Customer | None) -> Customer | None:
+    """Validate the form, call the service; on errors, put each message next to its input and return None."""
+    if not form.is_valid():
+        return None
+    try:
+        data = CustomerInput.model_validate({**form.input_data(), **contacts.input_data()})
+        if customer is None:
+            return customer_create(data=data, actor=request.user)
+        return customer_update(customer=customer, data=data, actor=request.user)
+    except PydanticValidationError as error:
+        errors: dict[str, list[str]] = {}
+        for detail in map(_pydantic_detail, error.errors()):
+            errors.setdefault(detail["field"], []).append(detail["message"])
+    except ValidationError as error:
+        errors = _error_dict(error)
+    for key, messages_ in errors.items():
+        if not contacts.claim_error(key, messages_):
+            form.add_error(form.field_for_error(key), messages_)
+    return None
+
+
+def _form_page(request, form, contacts, customer=None):
+    context = {
+        "nav": "customers" if customer else "new",
+        "form": form,
+        "contacts": contacts,
+        "customer": customer,
+        "has_errors": bool(form.errors) or contacts.has_errors,
+    }
+    return render(request, "customers/form.html", context)
+
+
+def _form_kwargs(customer=None) -> dict:
+    return {
+        "definitions": custom_field_definitions(),
+        "tags": list(tag_list()),
+        "customer": customer,
+        "language": get_language() or "en",
+    }
+
+
+@page(perm=Perm.CUSTOMER_CHANGE)
+def customer_create_view(request):
+    if request.method == "POST":
+        form = CustomerForm(request.POST, **_form_kwargs())
+        contacts = ContactRows.from_post(request.POST)
+        customer = _submit(request, form, contacts, None)
+        if customer is not None:
+            messages.success(request, _("Customer %(number)s was created.") % {"number": customer.number})
+            return redirect("customers:detail", number=customer.number)
+    else:
+        form = CustomerForm(**_form_kwargs())
+        contacts = ContactRows.from_customer(None)
+    return _form_page(request, form, contacts)
+
+
+@page(perm=Perm.CUSTOMER_CHANGE)
+def customer_edit_view(request, number: str):
+    customer = _customer_or_404(request, number)
+    if request.method == "POST":
+        form = CustomerForm(request.POST, **_form_kwargs(customer))
+        contacts = ContactRows.from_post(request.POST)
+        if _submit(request, form, contacts, customer) is not None:
+            messages.success(request, _("Your changes were saved."))
+            return redirect("customers:detail", number=customer.number)
+    else:
+        form = CustomerForm(initial=CustomerForm.initial_for(customer), **_form_kwargs(customer))
+        contacts = ContactRows.from_customer(customer)
+    return _form_page(request, form, contacts, customer)
+
+
+@require_POST
+@page(perm=Perm.CUSTOMER_ARCHIVE)
+def customer_archive_view(request, number: str):
+    customer = _customer_or_404(request, number)
+    form = ArchiveForm(request.POST)
+    reason = form.cleaned_data["reason"] if form.is_valid() else ""
+    customer_archive(customer=customer, actor=request.user, reason=reason)
+    messages.success(request, _("Customer %(number)s was archived.") % {"number": customer.number})
+    return redirect("customers:detail", number=customer.number)
+
+
+@require_POST
+@page(perm=Perm.CUSTOMER_ARCHIVE)
+def customer_restore_view(request, number: str):
+    customer = _customer_or_404(request, number)
+    customer_restore(customer=customer, actor=request.user)
+    messages.success(request, _("Customer %(number)s was restored.") % {"number": customer.number})
+    return redirect("customers:detail", number=customer.number)
+
+
+@require_POST
+@page(perm=Perm.CUSTOMER_TAG)
+def customer_tag_view(request, number: str):
+    """Add or remove one tag on one customer, from the 360° page."""
+    customer = _customer_or_404(request, number)
+    form = SingleTagForm(request.POST)
+    if not form.is_valid() or not (form.cleaned_data["add"].strip() or form.cleaned_data["remove"].strip()):
+        messages.error(request, _("Enter a tag of 1 to 50 characters."))
+    else:
+        add, remove = form.cleaned_data["add"].strip(), form.cleaned_data["remove"].strip()
+        customers_tag(
+            customer_ids=[customer.pk], add=[add] if add else [], remove=[remove] if remove else [], actor=request.user
+        )
+        if add:
+            messages.success(request, _("Tag “%(tag)s” was added.") % {"tag": add})
+        else:
+            messages.success(request, _("Tag “%(tag)s” was removed.") % {"tag": remove})
+    return redirect(reverse("customers:detail", args=[customer.number]) + "#tags")
+
+
+@require_POST
+@page(perm=Perm.CUSTOMER_TAG)
+def customers_bulk_tag_view(request):
+    """Add or remove a tag on the customers ticked in the list."""
+    back = safe_next(request, reverse("customers:list"))
+    form = BulkTagForm(request.POST)
+    ids = [int(v) for v in request.POST.getlist("ids") if v.isdigit()][:1000]
+    if not form.is_valid():
+        messages.error(request, _("Enter a tag of 1 to 50 characters."))
+        return redirect(back)
+    if not ids:
+        messages.warning(request, _("Tick the customers to tag first."))
+        return redirect(back)
+    ids = customer_ids_visible(user=request.user, ids=ids)
+    tag, op = form.cleaned_data["tag"].strip(), form.cleaned_data["op"]
+    changed = customers_tag(
+        customer_ids=ids, add=[tag] if op == "add" else [], remove=[tag] if op == "remove" else [], actor=request.user
+    )
+    if op == "add":
+        text = ngettext(
+            "Tag “%(tag)s” was added to %(count)d customer.", "Tag “%(tag)s” was added to %(count)d customers.", changed
+        )
+    else:
+        text = ngettext(
+            "Tag “%(tag)s” was removed from %(count)d customer.",
+            "Tag “%(tag)s” was removed from %(count)d customers.",
+            changed,
+        )
+    messages.success(request, text % {"tag": tag, "count": changed})
+    return redirect(back)
+
+
+@require_POST
+@page(perm=Perm.CUSTOMER_VIEW)
+def saved_view_create_view(request):
+    form = SavedViewForm(request.POST)
+    query = ""
+    if form.is_valid():
+        query = form.cleaned_data["query"].lstrip("?")
+        try:
+            view = saved_view_save(
+                user=request.user, name=form.cleaned_data["name"], query=query, is_shared=form.cleaned_data["is_shared"]
+            )
+        except ValidationError as error:
+            messages.error(request, " ".join(m for ms in _error_dict(error).values() for m in ms))
+        else:
+            messages.success(request, _("View “%(name)s” was saved.") % {"name": view.name})
+    else:
+        messages.error(request, _("Give the view a name of 1 to 100 characters."))
+    return redirect(reverse("customers:list") + (f"?{query}" if query else ""))
+
+
+@require_POST
+@page(perm=Perm.CUSTOMER_VIEW)
+def saved_view_delete_view(request, pk: int):
+    view = get_object_or_404(saved_view_list(user=request.user), pk=pk)
+    saved_view_delete(saved_view=view, actor=request.user)
+    messages.success(request, _("View “%(name)s” was deleted.") % {"name": view.name})
+    return redirect("customers:list")

@@ -1,0 +1,66 @@
+"""Template helpers of the pages: role checks, Bootstrap form widgets, readable tag badges."""
+
+from django import forms, template
+
+from cim.accounts.roles import has_perm
+
+register = template.Library()
+
+
+@register.filter
+def can(user, perm: str) -> bool:
+    """`{% if request.user|can:"settings.manage" %}`: the same check the views make."""
+    return has_perm(user, perm)
+
+
+@register.filter
+def text_color(background: str) -> str:
+    """Black or white, whichever reads better on a `#rrggbb` tag colour."""
+    try:
+        red, green, blue = (int(background.lstrip("#")[i : i + 2], 16) for i in (0, 2, 4))
+    except (ValueError, AttributeError):
+        return "#fff"
+    # Relative luminance, simplified (ITU-R BT.601 weights).
+    return "#000" if (0.299 * red + 0.587 * green + 0.114 * blue) > 150 else "#fff"
+
+
+def _css_class(widget) -> str:
+    if isinstance(widget, forms.CheckboxInput):
+        return "form-check-input"
+    if isinstance(widget, forms.CheckboxSelectMultiple | forms.RadioSelect):
+        return ""
+    if isinstance(widget, forms.Select):
+        return "form-select"
+    return "form-control"
+
+
+@register.filter
+def bs(field):
+    """A bound field's widget with Bootstrap's classes, marked invalid when it has errors."""
+    widget = field.field.widget
+    classes = [widget.attrs.get("class", ""), _css_class(widget)]
+    if field.errors:
+        classes.append("is-invalid")
+    return field.as_widget(attrs={"class": " ".join(c for c in classes if c)})
+
+
+@register.filter
+def is_checkbox(field) -> bool:
+    return isinstance(field.field.widget, forms.CheckboxInput)
+
+
+@register.filter
+def is_multi_checkbox(field) -> bool:
+    return isinstance(field.field.widget, forms.CheckboxSelectMultiple)
+
+
+@register.filter
+def attr_value(obj, name: str):
+    """`{{ filters|attr_value:name }}`: an attribute named by a variable."""
+    return getattr(obj, name, None)
+
+
+@register.filter
+def get_item(mapping, key):
+    """`{{ row.errors|get_item:name }}`: a dict entry named by a variable."""
+    return mapping.get(key) if hasattr(mapping, "get") else None
