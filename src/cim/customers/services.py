@@ -236,7 +236,12 @@ def customer_create(*, data: CustomerInput, actor) -> Customer:
             actor=actor,
             action="customer.create",
             target=customer,
-            fields=[*values, *contacts, *(["tags"] if data.tags else [])],
+            # The fields given a value, not every field of the form.
+            fields=[
+                *(name for name, value in values.items() if value not in ("", None, {})),
+                *(name for name, rows in contacts.items() if rows),
+                *(["tags"] if data.tags else []),
+            ],
         )
     return customer
 
