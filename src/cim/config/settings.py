@@ -122,6 +122,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on every request when it is missing
 # Front-end assets are pinned in package-lock.json and copied by `make assets` into core/static/vendor (ignored).
 STATICFILES_DIRS: list = []
 STORAGES = {

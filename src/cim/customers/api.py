@@ -3,6 +3,7 @@
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from ninja import Path, Query, Router, Schema
+from ninja.responses import Status
 from pydantic import Field
 
 from cim.accounts.roles import Perm, has_perm
@@ -114,7 +115,7 @@ def list_customers(
 def create_customer(request, payload: CustomerInput):
     _require(request, Perm.CUSTOMER_CHANGE)
     customer = customer_create(data=payload, actor=request.auth)
-    return 201, _as_written(request, customer)
+    return Status(201, _as_written(request, customer))
 
 
 # Before `/customers/{number}`: Django tries URL patterns in order, and `bulk-tag` would be taken for a number.
@@ -167,7 +168,7 @@ def list_tags(request):
 
 @router.post("/tags", response={201: TagOut}, tags=["settings"], summary="Create a tag")
 def create_tag(request, payload: TagIn):
-    return 201, configuration.tag_create(actor=request.auth, **payload.model_dump())
+    return Status(201, configuration.tag_create(actor=request.auth, **payload.model_dump()))
 
 
 @router.patch("/tags/{tag_id}", response=TagOut, tags=["settings"], summary="Change a tag")
@@ -184,7 +185,7 @@ def list_custom_fields(request):
 
 @router.post("/custom-fields", response={201: CustomFieldOut}, tags=["settings"], summary="Define a custom field")
 def create_custom_field(request, payload: CustomFieldIn):
-    return 201, configuration.custom_field_create(actor=request.auth, **payload.model_dump())
+    return Status(201, configuration.custom_field_create(actor=request.auth, **payload.model_dump()))
 
 
 @router.patch("/custom-fields/{key}", response=CustomFieldOut, tags=["settings"], summary="Change a custom field")

@@ -16,7 +16,14 @@ from cim.customers.custom_fields import custom_fields_clean
 from cim.customers.models import Address, Customer, CustomerTag, Email, Phone, Tag
 from cim.customers.numbering import numbers_allocate
 from cim.customers.schemas import CustomerInput
-from cim.quality.normalize import clean_text, normalize_email, normalize_name, normalize_phone, normalize_uscc
+from cim.quality.normalize import (
+    clean_paragraphs,
+    clean_text,
+    normalize_email,
+    normalize_name,
+    normalize_phone,
+    normalize_uscc,
+)
 from cim.search.services import search_index_update
 
 NAME_FIELDS = ("display_name", "family_name", "given_name", "alias", "english_name")
@@ -114,6 +121,8 @@ def _clean_fields(data: CustomerInput, sent: set[str], current: Customer | None)
         value = getattr(data, name)
         if name in NAME_FIELDS:
             value = normalize_name(value)
+        elif name == "notes":
+            value = clean_paragraphs(value)
         elif isinstance(value, str):
             value = clean_text(value)
         elif value is None and name not in ("birthday", "owner_id", "team_id"):

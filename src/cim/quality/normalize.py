@@ -1,5 +1,7 @@
 """Normalisation on the way in (DESIGN §5): each rule takes what a person typed and returns the stored form.
 
+Error messages never repeat the value: it may be personal, and they reach logs and import reports.
+
 Each raises `django.core.exceptions.ValidationError` with a translated message when the value cannot be used.
 Per-row library calls dominate bulk paths, so the expensive rules are cached by value.
 """
@@ -28,6 +30,14 @@ def clean_text(raw: str | None) -> str:
     if not raw:
         return ""
     return _SPACES.sub(" ", unicodedata.normalize("NFKC", _UNSTORABLE.sub("", raw))).strip()
+
+
+def clean_paragraphs(raw: str | None) -> str:
+    """Like `clean_text` for notes: line breaks are kept, trailing spaces and control characters dropped."""
+    if not raw:
+        return ""
+    text = unicodedata.normalize("NFKC", _UNSTORABLE.sub("", raw)).replace("\r\n", "\n").replace("\r", "\n")
+    return "\n".join(line.rstrip() for line in text.split("\n")).strip()
 
 
 def normalize_name(raw: str | None) -> str:
@@ -69,9 +79,7 @@ def normalize_phone(raw: str | None, region: str | None = None) -> str:
     if e164 is None and compact.startswith("86") and len(compact) == 13:
         e164 = _parse_phone("+" + compact, region)
     if e164 is None:
-        raise ValidationError(
-            _("“%(value)s” is not a valid phone number."), code="invalid_phone", params={"value": text}
-        )
+        raise ValidationError(_("This is not a valid phone number."), code="invalid_phone")
     return e164
 
 
@@ -86,9 +94,7 @@ def normalize_email(raw: str | None) -> str:
             raise ValidationError("too long")
         validate_email(text)
     except ValidationError:
-        raise ValidationError(
-            _("“%(value)s” is not a valid email address."), code="invalid_email", params={"value": text}
-        ) from None
+        raise ValidationError(_("This is not a valid email address."), code="invalid_email") from None
     return text
 
 
@@ -98,6 +104,4 @@ def normalize_uscc(raw: str | None) -> str:
     try:
         return uscc.validate(text)
     except StdnumError:
-        raise ValidationError(
-            _("“%(value)s” is not a valid unified social credit code."), code="invalid_uscc", params={"value": text}
-        ) from None
+        raise ValidationError(_("This is not a valid unified social credit code."), code="invalid_uscc") from None

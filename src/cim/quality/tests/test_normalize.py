@@ -188,3 +188,9 @@ def test_malformed_uscc_is_invalid(raw):
     with pytest.raises(ValidationError) as info:
         normalize_uscc(raw)
     assert info.value.code == "invalid_uscc"
+
+
+def test_notes_keep_their_line_breaks_and_lose_control_characters():
+    from cim.quality.normalize import clean_paragraphs
+
+    assert clean_paragraphs("第一行  \r\n第二行\x00\r\n\r\nＡＢＣ ") == "第一行\n第二行\n\nABC"
