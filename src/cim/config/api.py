@@ -2,6 +2,7 @@ from ninja import NinjaAPI
 
 from cim.core.api_auth import API_AUTH
 from cim.core.api_errors import install_error_handlers
+from cim.core.api_parser import JSONObjectParser
 from cim.customers.api import router as customers_router
 
 api = NinjaAPI(
@@ -10,6 +11,7 @@ api = NinjaAPI(
     description="Customer Information Management. Authenticate with `Authorization: Bearer <token>` "
     "(create one with `cim token create USER`). Errors are JSON: `code`, `message`, `details[]`.",
     auth=API_AUTH,
+    parser=JSONObjectParser(),
     urls_namespace="api",
 )
 install_error_handlers(api)

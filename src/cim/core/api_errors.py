@@ -104,6 +104,10 @@ def install_error_handlers(api: NinjaAPI) -> None:
 
     @api.exception_handler(HttpError)
     def http_error(request, exc):
+        if isinstance(exc.__cause__, ValueError | UnicodeDecodeError) and exc.status_code == 400:
+            message = _("The request body must be a JSON object.")
+            detail = {"field": "body", "code": "json_invalid", "message": message}
+            return respond(request, 400, error_body("invalid_json", message, [detail]))
         code = {400: "bad_request", 405: "method_not_allowed", 409: "conflict"}.get(exc.status_code, "error")
         return respond(request, exc.status_code, error_body(code, str(exc)))
 
