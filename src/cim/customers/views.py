@@ -6,7 +6,7 @@ Views validate input and call services and selectors; they never write themselve
 from django.contrib import messages
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import Http404, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.text import capfirst
@@ -44,6 +44,7 @@ from cim.customers.selectors import (
     tag_list,
 )
 from cim.customers.services import customer_archive, customer_create, customer_restore, customer_update, customers_tag
+from cim.customers.tasks import customers_tag_matching
 
 PAGE_SIZES = (25, 50, 100)
 LIST_FIELDS = ("tag", "cf")
@@ -446,11 +447,22 @@ def customers_bulk_tag_view(request):
     if not form.is_valid():
         messages.error(request, _("Enter a tag of 1 to 50 characters."))
         return redirect(back)
+    tag, op = form.cleaned_data["tag"].strip(), form.cleaned_data["op"]
+    if request.POST.get("all_matching"):
+        # Every customer the filters match may be far more than a request should touch: the worker does it.
+        filters, _problems = parse_filters(QueryDict(request.POST.get("query", "")))
+        customers_tag_matching.enqueue(
+            user_id=request.user.pk,
+            filters=filters.model_dump(mode="json"),
+            add=[tag] if op == "add" else [],
+            remove=[tag] if op == "remove" else [],
+        )
+        messages.info(request, _("Tagging every matching customer in the background; refresh in a moment."))
+        return redirect(back)
     if not ids:
         messages.warning(request, _("Tick the customers to tag first."))
         return redirect(back)
     ids = customer_ids_visible(user=request.user, ids=ids)
-    tag, op = form.cleaned_data["tag"].strip(), form.cleaned_data["op"]
     changed = customers_tag(
         customer_ids=ids, add=[tag] if op == "add" else [], remove=[tag] if op == "remove" else [], actor=request.user
     )
