@@ -337,10 +337,8 @@ def customers_tag(*, customer_ids: Iterable[int], add: Iterable[str] = (), remov
             doomed = CustomerTag.objects.filter(tag__name__in=remove_names, customer_id__in=ids)
             changed.update(doomed.values_list("customer_id", flat=True))
             doomed.delete()
-        note = _("added: %(add)s; removed: %(remove)s") % {
-            "add": ", ".join(t.name for t in add_tags),
-            "remove": ", ".join(sorted(remove_names)),
-        }
+        # Language-neutral: the note is read later by people in either language.
+        note = " ".join([*(f"+{t.name}" for t in add_tags), *(f"-{n}" for n in sorted(remove_names))])
         audit_record_bulk(
             actor=actor,
             action="customer.tag",

@@ -480,7 +480,7 @@ def test_custom_field_endpoints(client):
 
 def test_bad_json_body_is_400(client):
     response = client.post(f"{API}/customers", data="{not json", content_type="application/json")
-    _assert_error(response, 400, "bad_request")
+    _assert_error(response, 400, "invalid_json")
 
 
 @pytest.mark.parametrize(
