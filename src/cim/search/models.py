@@ -30,7 +30,8 @@ class SearchKey(models.Model):
                 name="search_key_idx",
                 opclasses=["int2_ops", "varchar_pattern_ops", "int8_ops"],
             ),
-            models.Index(fields=["customer"], name="search_key_customer_idx"),
+            # Covers "has this customer a key in this range?", the probe that serves common words (search_filter).
+            models.Index(fields=["customer", "kind", "key"], name="search_key_customer_idx"),
         ]
 
     def __str__(self) -> str:
