@@ -42,7 +42,8 @@ class Command(ReportingCommand):
                         "`cim createuser NAME --role administrator`."
                     )
                 admin, password = user_create(username=ADMIN, role=Role.ADMINISTRATOR)
-                result.update(admin_created=True, username=admin.username, password=password)
+                result.update(admin_created=True, password=password)
+        result["username"] = admin.username
         if result["admin_created"]:
             if not self.as_json:
                 self.stdout.write(self.style.SUCCESS("\nAdministrator created. Sign in once with this password:\n"))
@@ -50,7 +51,7 @@ class Command(ReportingCommand):
                     f"    URL:       {login_url}\n    username:  {admin.username}\n"
                     f"    password:  {result['password']}\n"
                 )
-                self.stdout.write("It is shown only now; you will be asked to choose your own.\n")
+                self.stdout.write("It is shown only now; you will be asked to choose your own.")
         elif not self.as_json:
             self.stdout.write(
                 f"Administrator “{admin.username}” exists. Forgot the password? `cim changepassword {admin.username}`"
