@@ -543,14 +543,26 @@ class _Generator:
         return out
 
 
-def _insert(model, fields: list[str], rows: list[tuple]) -> None:
+def _insert(model, fields: list[str], rows: list[tuple], *, first_pk: int | None = None) -> None:
     """One executemany INSERT. bulk_create costs ~10 µs a row here (model instances, per-field preparation,
-    999-parameter statements on SQLite); plain tuples cost ~1 µs, and a load writes ~40 rows per customer."""
+    999-parameter statements on SQLite); plain tuples cost ~1 µs, and a load writes ~40 rows per customer.
+
+    With `first_pk`, the first column is the customer's offset in the batch and the database adds the
+    batch's first id to it: that spares rebuilding two million tuples in Python per 50k customers.
+    """
     q = connection.ops.quote_name
     columns = ", ".join(q(model._meta.get_field(name).column) for name in fields)
-    placeholders = ", ".join(["%s"] * len(fields))
+    placeholders = ["%s"] * len(fields)
+    if first_pk is not None:
+        placeholders[0] = f"%s + {int(first_pk)}"
+    sql = f"INSERT INTO {q(model._meta.db_table)} ({columns}) VALUES ({', '.join(placeholders)})"
     with connection.cursor() as cursor:
-        cursor.executemany(f"INSERT INTO {q(model._meta.db_table)} ({columns}) VALUES ({placeholders})", rows)
+        cursor.executemany(sql, rows)
+
+
+def _consecutive(pks: list[int]) -> bool:
+    """One executemany in one transaction gives consecutive ids, but nothing promises it."""
+    return pks == list(range(pks[0], pks[0] + len(pks)))
 
 
 def _save(batch: _Batch) -> None:
@@ -559,6 +571,7 @@ def _save(batch: _Batch) -> None:
         _insert(Customer, [f.name for f in CUSTOMER_FIELDS], batch.customers)
         by_number = dict(Customer.objects.filter(number__in=batch.numbers).values_list("number", "pk"))
         pks = [by_number[number] for number in batch.numbers]
+        consecutive = _consecutive(pks)
         for model, fields, rows in (
             (Phone, ["kind", "number", "raw", *CONTACT_FIELDS], batch.phones),
             (Email, ["kind", "address", "raw", *CONTACT_FIELDS], batch.emails),
@@ -566,7 +579,10 @@ def _save(batch: _Batch) -> None:
             (CustomerTag, ["tag", "added_at"], batch.tags),
             (SearchKey, ["kind", "key"], batch.keys),
         ):
-            _insert(model, ["customer", *fields], [(pks[row[0]], *row[1:]) for row in rows])
+            if consecutive:
+                _insert(model, ["customer", *fields], rows, first_pk=pks[0])
+            else:
+                _insert(model, ["customer", *fields], [(pks[row[0]], *row[1:]) for row in rows])
         # One event per batch naming its id range: per-customer events would double the cost of a load.
         audit_record(
             actor=None,

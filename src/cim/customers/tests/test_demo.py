@@ -8,6 +8,7 @@ from django.core.management import call_command
 from pypinyin import lazy_pinyin
 
 from cim.audit.models import AuditEvent
+from cim.customers import demo
 from cim.customers.filters import CustomerFilter
 from cim.customers.models import Customer, Phone
 from cim.customers.selectors import customer_list
@@ -59,3 +60,11 @@ def test_same_seed_same_names():
         call_command("demo", "--customers", "20", "--seed", "3", stdout=StringIO(), stderr=StringIO())
         names.append(list(Customer.objects.order_by("-id").values_list("display_name", flat=True)[:20]))
     assert names[0] == names[1]
+
+
+def test_rows_find_their_customers_when_ids_are_not_consecutive(admin_user, monkeypatch):
+    monkeypatch.setattr(demo, "_consecutive", lambda pks: False)
+    call_command("demo", "--customers", "30", stdout=StringIO(), stderr=StringIO())
+    for customer in Customer.objects.exclude(status="archived").prefetch_related("phones"):
+        phone = customer.phones.all()[0].number
+        assert customer_list(user=admin_user, filters=CustomerFilter(q=phone)).filter(pk=customer.pk).exists()
