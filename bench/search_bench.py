@@ -269,7 +269,7 @@ def main() -> None:
     ]
     lines += [
         f"| {label} | `{example}` | {median:.2f} | {p95:.2f} | {target} | {'yes' if p95 <= target else '**no**'} | "
-        + (" | ".join(f"{part:.2f}" for part in parts) if parts else " | ")
+        + (" | ".join(f"{part:.2f}" for part in parts) if parts else " |  | ")
         + " |"
         for label, example, median, p95, target, parts in rows
     ]
