@@ -238,6 +238,7 @@ def main() -> None:
         rows.append((label, values[0] or "", *stats(timed(get(client, path), values)), target, None))
 
     info = machine()
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     keys = SearchKey.objects.count()
     size = sum(p.stat().st_size for p in data_dir.glob("cim.sqlite3*")) / 1024**3
     header = (
@@ -262,7 +263,8 @@ def main() -> None:
         f"- customers: {built['customers']:,} ({keys:,} search keys, database {size:.1f} GiB; "
         f"demo load took {built['seconds']:.0f} s)",
         f"- machine: {info['cpus']} CPUs ({info['cpu']}), {info['memory']} memory",
-        f"- SQLite {info['sqlite']}, Python {info['python']}; run on {info['date']}",
+        f"- SQLite {info['sqlite']}, Python {info['python']}; run on {info['date']}; load average at the end "
+        f"{load} (other work on the machine inflates the tails)",
         "",
         "| measure | example | median ms | p95 ms | target p95 ms | met | page p95 | count p95 | exact count p95 |",
         "|---|---|---:|---:|---:|:---:|---:|---:|---:|",
