@@ -5,7 +5,6 @@ Views validate input and call services and selectors; they never write themselve
 
 from django.contrib import messages
 from django.core.exceptions import FieldDoesNotExist, ValidationError
-from django.core.paginator import Paginator
 from django.http import Http404, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -35,6 +34,7 @@ from cim.customers.models import Customer
 from cim.customers.saved_views import saved_view_delete, saved_view_save
 from cim.customers.schemas import CustomerInput
 from cim.customers.selectors import (
+    CappedPaginator,
     InvalidNumber,
     custom_field_definitions,
     customer_get,
@@ -203,14 +203,18 @@ def customer_list_view(request):
         per_page = PAGE_SIZES[0]
     if per_page not in PAGE_SIZES:
         per_page = PAGE_SIZES[0]
-    paginator = Paginator(customer_list(user=request.user, filters=filters), per_page)
-    page_obj = paginator.get_page(request.GET.get("page"))
+    page_number = request.GET.get("page")
+    paginator = CappedPaginator(customer_list(user=request.user, filters=filters), per_page, page=page_number)
+    page_obj = paginator.get_page(page_number)
+    page_range = list(paginator.get_elided_page_range(page_obj.number, on_each_side=2, on_ends=1))
+    if paginator.has_more:
+        page_range.append(paginator.ELLIPSIS)  # the last page shown is not the last page
     context = {
         "nav": "customers",
         "filters": filters,
         "filter_errors": filter_errors,
         "page_obj": page_obj,
-        "page_range": paginator.get_elided_page_range(page_obj.number, on_each_side=2, on_ends=1),
+        "page_range": page_range,
         "per_page": per_page,
         "page_sizes": PAGE_SIZES,
         "sort_links": _sort_links(filters.sort),

@@ -9,6 +9,7 @@ from cim.customers.configuration import custom_field_create, tag_create
 from cim.customers.models import Customer, CustomFieldDefinition, SavedView, Tag
 from cim.customers.numbering import scheme_get
 from cim.customers.saved_views import saved_view_save
+from cim.customers.selectors import CappedPaginator
 from cim.customers.services import customer_archive
 from cim.customers.tests.factories import make_customer
 
@@ -141,6 +142,19 @@ def test_list_shows_columns_and_total(admin, customer):
     for text in (customer.number, "张三", "华为技术有限公司", "+8613812345678", "zhang.san@example.com", "VIP"):
         assert text in page
     assert "1 customer" in page
+
+
+def test_list_counts_only_some_pages_ahead(admin, customer, monkeypatch):
+    """A long list says "more than N" instead of counting every row, and its pages still work."""
+    monkeypatch.setattr(CappedPaginator, "MIN_CAP", 1)
+    monkeypatch.setattr(CappedPaginator, "PAGES_AHEAD", 1)
+    for i in range(60):
+        make_customer(admin, display_name=f"客户{i}")
+    client = client_for(admin, "zh-hans")
+    page = client.get(reverse("customers:list")).content.decode()  # counted to 2 pages of 25
+    assert "超过 50 个客户" in page and "?page=2" in page
+    last = client.get(reverse("customers:list"), {"page": 3}).content.decode()  # counted to 4 pages: all 61
+    assert "共 61 个客户" in last and "显示第 51–61 条" in last
 
 
 def test_list_keyword_search_and_filters(admin, customer):
