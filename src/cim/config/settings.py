@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "cim.quality",
     "cim.customers",
     "cim.search",
+    "cim.ingest",
 ]
 
 MIDDLEWARE = [
