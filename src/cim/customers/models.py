@@ -281,3 +281,24 @@ class SavedView(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ExternalId(models.Model):
+    """A customer's id in another system (a shop, a mini program, an SDK): how imports and events find them again."""
+
+    customer = models.ForeignKey(
+        Customer, verbose_name=_("customer"), on_delete=models.CASCADE, related_name="external_ids"
+    )
+    system = models.CharField(_("system"), max_length=50)
+    value = models.CharField(_("external id"), max_length=200)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("external id")
+        verbose_name_plural = _("external ids")
+        ordering = ["system", "value"]
+        constraints = [models.UniqueConstraint(fields=["system", "value"], name="external_id_unique")]
+        indexes = [models.Index(fields=["customer"], name="external_id_customer_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.system}:{self.value}"
