@@ -20,6 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+from results import RESULTS, write_section  # noqa: E402
+
 PAGE = 25
 # (name, target p95 in ms): DESIGN targets at 1M customers on SQLite.
 SEARCH_TARGET, PAGE_TARGET, READ_TARGET = 20, 100, 10
@@ -32,7 +35,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, help="default: bench/data/customers-N")
     parser.add_argument("--repeat", type=int, default=200, help="queries per kind (default 200)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--results", type=Path, default=BENCH / "RESULTS.md")
+    parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--explain", action="store_true", help="also print the query plan of one query per kind")
     return parser.parse_args()
 
@@ -252,9 +255,7 @@ def main() -> None:
         print(f"{label:<46} {str(example)[:22]:<22} {median:>9.2f} {p95:>8.2f} {target:>7}{split}{flag}")
 
     lines = [
-        "# Benchmark results",
-        "",
-        "`make bench` (`bench/search_bench.py`): server time measured around the selector calls (the first page "
+        "`bench/search_bench.py`: server time measured around the selector calls (the first page "
         f"of {PAGE} rows, then `customer_count` capped at {COUNT_CAP:,}; p95 of their sum) or around the Django test "
         f"client request, {args.repeat} queries per row drawn at random from the data, after 5 warm-up queries. "
         f"`exact count` is an uncapped `COUNT(*)` over the first {EXACT_SAMPLES} queries, for comparison. "
@@ -275,7 +276,7 @@ def main() -> None:
         + " |"
         for label, example, median, p95, target, parts in rows
     ]
-    args.results.write_text("\n".join(lines) + "\n")
+    write_section("Search, list page and list endpoint", lines, args.results)
     print(f"\nwritten to {args.results} in {time.monotonic() - started:.0f} s")
 
 

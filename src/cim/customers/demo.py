@@ -30,6 +30,7 @@ from cim.accounts.models import Team, User
 from cim.accounts.roles import Role
 from cim.accounts.services import user_create
 from cim.audit.services import audit_record
+from cim.core.bulk import insert_rows, value_adapter
 from cim.customers import choices as c
 from cim.customers.models import Address, Customer, CustomerTag, Email, Phone, Tag
 from cim.customers.numbering import numbers_allocate
@@ -350,18 +351,6 @@ def _uscc(rng: random.Random) -> str:
     return body + uscc.calc_check_digit(body)
 
 
-def _prepared(field) -> Callable:
-    """How a customer field's value becomes a query parameter: only dates and JSON need Django's help."""
-    kind = field.get_internal_type()
-    if kind == "DateTimeField":
-        return connection.ops.adapt_datetimefield_value
-    if kind == "DateField":
-        return connection.ops.adapt_datefield_value
-    if kind == "JSONField":
-        return lambda value: field.get_db_prep_save(value, connection)
-    return lambda value: value
-
-
 CUSTOMER_FIELDS = [f for f in Customer._meta.concrete_fields if not f.primary_key]
 ADDRESS_FIELDS = ["kind", "country", "province", "city", "district", "street", "postal_code"]
 CONTACT_FIELDS = ["is_primary", "is_verified", "created_at"]
@@ -399,7 +388,7 @@ class _Generator:
         self.total = total
         self.now = timezone.now()
         self.start = self.now - timedelta(days=HISTORY_DAYS)
-        self.prepare = [(f.attname, _prepared(f)) for f in CUSTOMER_FIELDS]
+        self.prepare = [(f.attname, value_adapter(f)) for f in CUSTOMER_FIELDS]
         # A namespace stands in for Customer: model instances cost ~50 µs each to make.
         self.defaults = {f.attname: f.get_default() for f in CUSTOMER_FIELDS if f.attname not in _SET_PER_ROW}
 
@@ -544,23 +533,6 @@ class _Generator:
         return out
 
 
-def _insert(model, fields: list[str], rows: list[tuple], *, first_pk: int | None = None) -> None:
-    """One executemany INSERT. bulk_create costs ~10 µs a row here (model instances, per-field preparation,
-    999-parameter statements on SQLite); plain tuples cost ~1 µs, and a load writes ~40 rows per customer.
-
-    With `first_pk`, the first column is the customer's offset in the batch and the database adds the
-    batch's first id to it: that spares rebuilding two million tuples in Python per 50k customers.
-    """
-    q = connection.ops.quote_name
-    columns = ", ".join(q(model._meta.get_field(name).column) for name in fields)
-    placeholders = ["%s"] * len(fields)
-    if first_pk is not None:
-        placeholders[0] = f"%s + {int(first_pk)}"
-    sql = f"INSERT INTO {q(model._meta.db_table)} ({columns}) VALUES ({', '.join(placeholders)})"
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
-
-
 def _consecutive(pks: list[int]) -> bool:
     """One executemany in one transaction gives consecutive ids, but nothing promises it."""
     return pks == list(range(pks[0], pks[0] + len(pks)))
@@ -569,7 +541,7 @@ def _consecutive(pks: list[int]) -> bool:
 def _save(batch: _Batch) -> None:
     """Write one batch in one transaction."""
     with transaction.atomic():
-        _insert(Customer, [f.name for f in CUSTOMER_FIELDS], batch.customers)
+        insert_rows(Customer, [f.name for f in CUSTOMER_FIELDS], batch.customers)
         by_number = dict(Customer.objects.filter(number__in=batch.numbers).values_list("number", "pk"))
         pks = [by_number[number] for number in batch.numbers]
         consecutive = _consecutive(pks)
@@ -581,9 +553,9 @@ def _save(batch: _Batch) -> None:
             (SearchKey, ["kind", "key"], batch.keys),
         ):
             if consecutive:
-                _insert(model, ["customer", *fields], rows, first_pk=pks[0])
+                insert_rows(model, ["customer", *fields], rows, first_pk=pks[0])
             else:
-                _insert(model, ["customer", *fields], [(pks[row[0]], *row[1:]) for row in rows])
+                insert_rows(model, ["customer", *fields], [(pks[row[0]], *row[1:]) for row in rows])
         # One event per batch naming its id range: per-customer events would double the cost of a load.
         audit_record(
             actor=None,

@@ -194,3 +194,29 @@ def test_notes_keep_their_line_breaks_and_lose_control_characters():
     from cim.quality.normalize import clean_paragraphs
 
     assert clean_paragraphs("第一行  \r\n第二行\x00\r\n\r\nＡＢＣ ") == "第一行\n第二行\n\nABC"
+
+
+def test_the_chinese_mobile_fast_path_agrees_with_phonenumbers():
+    """Every 3-digit mobile prefix in every written shape: the fast path and the library give the same answer."""
+    import phonenumbers
+
+    for prefix in range(100, 200):
+        for tail in ("00000000", "12345678", "99999999"):
+            national = f"{prefix}{tail}"
+            parsed = phonenumbers.parse(national, "CN")
+            expected = (
+                phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+                if phonenumbers.is_valid_number(parsed)
+                else None
+            )
+            for written in (
+                national,
+                f"+86 {national}",
+                f"86{national}",
+                f"{national[:3]}-{national[3:7]}-{national[7:]}",
+            ):
+                try:
+                    got = normalize_phone(written)
+                except ValidationError:
+                    got = None
+                assert got == expected, written

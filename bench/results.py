@@ -1,0 +1,15 @@
+"""bench/RESULTS.md holds one section per benchmark; each run replaces its own section and keeps the others."""
+
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+TITLE = "# Benchmark results"
+
+
+def write_section(heading: str, lines: list[str], results: Path = RESULTS) -> None:
+    """Replace the `## heading` section of `results` with `lines` (or append it)."""
+    text = results.read_text() if results.exists() else TITLE + "\n"
+    head, *sections = text.split("\n## ")
+    kept = [s for s in sections if s.split("\n", 1)[0].strip() != heading]
+    new = heading + "\n\n" + "\n".join(lines).strip() + "\n"
+    results.write_text("\n## ".join([head.rstrip() + "\n", *(s.rstrip() + "\n" for s in kept), new]))

@@ -1,0 +1,37 @@
+"""Set-based inserts for bulk paths (demo loads, imports, search keys): one executemany of plain tuples.
+
+`bulk_create` costs ~10 µs a row here (model instances, per-field preparation, 999-parameter statements on
+SQLite); plain tuples cost ~1 µs, and a load writes ~40 rows per customer.
+"""
+
+from collections.abc import Callable, Iterable
+
+from django.db import connection
+
+
+def value_adapter(field) -> Callable:
+    """How a field's Python value becomes a query parameter: only dates and JSON need Django's help."""
+    kind = field.get_internal_type()
+    if kind == "DateTimeField":
+        return connection.ops.adapt_datetimefield_value
+    if kind == "DateField":
+        return connection.ops.adapt_datefield_value
+    if kind == "JSONField":
+        return lambda value: field.get_db_prep_save(value, connection)
+    return lambda value: value
+
+
+def insert_rows(model, fields: list[str], rows: Iterable[tuple], *, first_pk: int | None = None) -> None:
+    """INSERT `rows` (tuples in `fields` order, values already adapted) into `model`'s table.
+
+    With `first_pk`, the first column is an offset and the database adds `first_pk` to it: a batch's child
+    rows can name their customer by position without rebuilding millions of tuples in Python.
+    """
+    q = connection.ops.quote_name
+    columns = ", ".join(q(model._meta.get_field(name).column) for name in fields)
+    placeholders = ["%s"] * len(fields)
+    if first_pk is not None:
+        placeholders[0] = f"%s + {int(first_pk)}"
+    sql = f"INSERT INTO {q(model._meta.db_table)} ({columns}) VALUES ({', '.join(placeholders)})"
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
