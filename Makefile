@@ -55,5 +55,8 @@ test: install-dev assets messages lint migrations-check
 	  CIM_DATABASE_URL="$$pg_url" $(BIN)/pytest -n 2 -q -m "not browser"; \
 	else echo "== PostgreSQL: no server, skipped"; fi
 
+# Each writes its section of bench/RESULTS.md. The first run builds a 1M-customer database (~15 min).
 bench: install-dev
 	$(BIN)/python bench/search_bench.py
+	$(BIN)/python bench/import_bench.py --rows 1000000
+	$(BIN)/python bench/ingest_bench.py

@@ -1,48 +1,15 @@
 """The main journey in a real browser: Playwright driving Debian's Chromium against a live server."""
 
-import os
 import re
-import shutil
-from pathlib import Path
 
 import pytest
 
 from cim.accounts.services import user_create
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-results"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed (.ci/run installs it)"),
-]
+pytestmark = pytest.mark.browser
 
 
-@pytest.fixture
-def page(live_server, monkeypatch):
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the live server's ORM calls are in another.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-                "--disable-sync",
-            ],
-        )
-        context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
-        context.set_default_timeout(15_000)
-        yield context.new_page()
-        browser.close()
-
-
-def test_log_in_create_find_by_initials_edit_and_switch_language(page, live_server, transactional_db):
+def test_log_in_create_find_by_initials_edit_and_switch_language(page, live_server, transactional_db, screenshots):
     user_create(username="alice", role="administrator", password="Correct-Horse-42")
     page.goto(f"{live_server.url}/login/")
     assert page.locator("html").get_attribute("lang") == "zh-hans"  # follows the browser's language
@@ -64,7 +31,7 @@ def test_log_in_create_find_by_initials_edit_and_switch_language(page, live_serv
     page.goto(f"{live_server.url}/")
     page.fill("#q", "oymy")
     page.locator("#results").get_by_text("欧阳明月").wait_for()
-    page.screenshot(path=str(SCREENSHOTS / "list-search-initials.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "list-search-initials.png"), full_page=True)
     page.locator("#results").get_by_text("欧阳明月").click()
     page.wait_for_url(f"{live_server.url}/customers/{number}/")
 
@@ -73,7 +40,7 @@ def test_log_in_create_find_by_initials_edit_and_switch_language(page, live_serv
     page.locator("form[novalidate] button.btn-primary[type=submit]").click()
     page.wait_for_url(f"{live_server.url}/customers/{number}/")
     assert page.get_by_text("小月").count() >= 1
-    page.screenshot(path=str(SCREENSHOTS / "customer-360.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "customer-360.png"), full_page=True)
 
     page.locator("button[name=language][value=en]").click()
     page.wait_for_load_state()

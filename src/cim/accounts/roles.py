@@ -25,6 +25,8 @@ class Perm(models.TextChoices):
     CUSTOMER_CHANGE = "customer.change", _("Create and edit customers")
     CUSTOMER_ARCHIVE = "customer.archive", _("Archive customers")
     CUSTOMER_TAG = "customer.tag", _("Tag customers")
+    CUSTOMER_EXPORT = "customer.export", _("Export customers")
+    CUSTOMER_IMPORT = "customer.import", _("Import customers")
     SETTINGS_MANAGE = "settings.manage", _("Manage tags, custom fields and numbering")
     USERS_MANAGE = "users.manage", _("Manage users and teams")
     AUDIT_VIEW = "audit.view", _("View the audit log")
@@ -34,11 +36,11 @@ _EDITOR = {Perm.CUSTOMER_VIEW, Perm.CUSTOMER_CHANGE, Perm.CUSTOMER_ARCHIVE, Perm
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.ADMINISTRATOR: frozenset(Perm),
-    Role.MANAGER: frozenset(_EDITOR | {Perm.AUDIT_VIEW}),
+    Role.MANAGER: frozenset(_EDITOR | {Perm.AUDIT_VIEW, Perm.CUSTOMER_EXPORT, Perm.CUSTOMER_IMPORT}),
     Role.SALES: frozenset(_EDITOR),
     Role.SERVICE: frozenset({Perm.CUSTOMER_VIEW, Perm.CUSTOMER_CHANGE, Perm.CUSTOMER_TAG}),
-    Role.MARKETING: frozenset({Perm.CUSTOMER_VIEW, Perm.CUSTOMER_TAG}),
-    Role.ANALYST: frozenset({Perm.CUSTOMER_VIEW}),
+    Role.MARKETING: frozenset({Perm.CUSTOMER_VIEW, Perm.CUSTOMER_TAG, Perm.CUSTOMER_EXPORT, Perm.CUSTOMER_IMPORT}),
+    Role.ANALYST: frozenset({Perm.CUSTOMER_VIEW, Perm.CUSTOMER_EXPORT}),
     Role.AUDITOR: frozenset({Perm.CUSTOMER_VIEW, Perm.AUDIT_VIEW}),
 }
 

@@ -4,6 +4,7 @@ from cim.core.api_auth import API_AUTH
 from cim.core.api_errors import install_error_handlers
 from cim.core.api_parser import JSONObjectParser
 from cim.customers.api import router as customers_router
+from cim.ingest.api import router as ingest_router
 
 api = NinjaAPI(
     title="CIM API",
@@ -15,4 +16,6 @@ api = NinjaAPI(
     urls_namespace="api",
 )
 install_error_handlers(api)
+# Before the customers router, whose `/customers/{number}` would otherwise take `/customers/export`.
+api.add_router("/", ingest_router)
 api.add_router("/", customers_router)

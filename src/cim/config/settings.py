@@ -42,6 +42,8 @@ INSTALLED_APPS = [
     "cim.customers",
     "cim.search",
     "cim.ingest",
+    "cim.activities",
+    "cim.privacy",
 ]
 
 MIDDLEWARE = [
@@ -143,6 +145,32 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 
 # Customer data rules
 CIM_PHONE_REGION = os.environ.get("CIM_PHONE_REGION", "CN")
+
+# Email (form double opt-in and other messages): SMTP when CIM_EMAIL_HOST is set, else printed to the console.
+EMAIL_HOST = os.environ.get("CIM_EMAIL_HOST", "")
+EMAIL_BACKEND = os.environ.get("CIM_EMAIL_BACKEND") or (
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_PORT = int(os.environ.get("CIM_EMAIL_PORT", "587"))
+EMAIL_HOST_USER = os.environ.get("CIM_EMAIL_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("CIM_EMAIL_PASSWORD", "")
+EMAIL_USE_SSL = _env_bool("CIM_EMAIL_USE_SSL", False)  # port 465
+EMAIL_USE_TLS = _env_bool("CIM_EMAIL_USE_TLS", not EMAIL_USE_SSL)  # STARTTLS, port 587
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = os.environ.get("CIM_EMAIL_FROM", "CIM <noreply@localhost>")
+# SMS verification codes: a dotted path to a cim.ingest.sms.SmsSender.
+CIM_SMS_BACKEND = os.environ.get("CIM_SMS_BACKEND", "cim.ingest.sms.ConsoleSmsSender")
+CIM_SMS_FILE = Path(os.environ.get("CIM_SMS_FILE", DATA_DIR / "sms-outbox.jsonl"))
+# Public form rate limits count in the cache: per process unless CIM_REDIS_URL shares them between processes.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["CIM_REDIS_URL"]}
+    if os.environ.get("CIM_REDIS_URL")
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
+CIM_FORM_RATE_PER_IP = os.environ.get("CIM_FORM_RATE_PER_IP", "20/h")
+CIM_FORM_RATE_PER_CONTACT = os.environ.get("CIM_FORM_RATE_PER_CONTACT", "5/h")
+# The request header holding the visitor's address behind a proxy (e.g. HTTP_X_REAL_IP); empty: REMOTE_ADDR.
+CIM_CLIENT_IP_HEADER = os.environ.get("CIM_CLIENT_IP_HEADER", "")
 
 LOGGING = {
     "version": 1,

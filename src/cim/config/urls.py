@@ -8,5 +8,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("cim.accounts.urls")),
+    # Before the customer pages, whose `customers/<number>/` would otherwise take `customers/export/`.
+    path("", include("cim.ingest.urls")),
     path("", include("cim.customers.urls")),
 ]

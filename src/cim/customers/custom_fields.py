@@ -45,9 +45,21 @@ def _clean_value(definition: CustomFieldDefinition, value: Any) -> Any:
     return sorted(set(values), key=definition.choices.index)
 
 
-def custom_fields_clean(values: dict[str, Any], *, existing: dict[str, Any] | None = None):
-    """(cleaned values, errors keyed `custom_fields.<key>`). Unknown keys are errors; empty values drop the key."""
-    definitions = {d.key: d for d in CustomFieldDefinition.objects.filter(is_active=True)}
+def custom_field_definitions_active() -> dict[str, CustomFieldDefinition]:
+    return {d.key: d for d in CustomFieldDefinition.objects.filter(is_active=True)}
+
+
+def custom_fields_clean(
+    values: dict[str, Any],
+    *,
+    existing: dict[str, Any] | None = None,
+    definitions: dict[str, CustomFieldDefinition] | None = None,
+):
+    """(cleaned values, errors keyed `custom_fields.<key>`). Unknown keys are errors; empty values drop the key.
+
+    Bulk callers pass `definitions` (from `custom_field_definitions_active`) instead of a query per row."""
+    if definitions is None:
+        definitions = custom_field_definitions_active()
     merged = dict(existing or {})
     errors: dict[str, list[str]] = {}
     for key, value in values.items():

@@ -111,7 +111,9 @@ def _clean_contacts(data: CustomerInput, sent: set[str], errors: dict[str, list[
     return cleaned
 
 
-def _clean_fields(data: CustomerInput, sent: set[str], current: Customer | None) -> tuple[dict, dict, dict]:
+def _clean_fields(
+    data: CustomerInput, sent: set[str], current: Customer | None, definitions: dict | None = None
+) -> tuple[dict, dict, dict]:
     """(model field values, contact points, errors) for the fields that were sent."""
     errors: dict[str, list[str]] = {}
     values: dict[str, Any] = {}
@@ -154,7 +156,9 @@ def _clean_fields(data: CustomerInput, sent: set[str], current: Customer | None)
     if current is not None and current.is_archived and values.get("status", Status.ARCHIVED) != Status.ARCHIVED:
         errors["status"] = [_("Restore a customer with the restore action.")]
     if "custom_fields" in sent or current is None:
-        merged, cf_errors = custom_fields_clean(data.custom_fields, existing=current.custom_fields if current else {})
+        merged, cf_errors = custom_fields_clean(
+            data.custom_fields, existing=current.custom_fields if current else {}, definitions=definitions
+        )
         values["custom_fields"] = merged
         errors.update(cf_errors)
     contacts = _clean_contacts(data, sent, errors)
@@ -164,6 +168,18 @@ def _clean_fields(data: CustomerInput, sent: set[str], current: Customer | None)
             if not name or len(name) > 50:
                 errors[f"tags.{i}"] = [_("A tag has 1 to 50 characters.")]
     return values, contacts, errors
+
+
+CREATE_DEFAULTS = {"kind", "lifecycle_stage", "status", "gender"}
+
+
+def customer_input_clean(
+    data: CustomerInput, *, current: Customer | None = None, definitions: dict | None = None
+) -> tuple[dict, dict, dict]:
+    """Validate and normalise `data` as `customer_create` (no `current`) or `customer_update` would, without
+    writing: (model field values, contact points, errors). Bulk paths validate rows with it."""
+    sent = set(data.model_fields_set) | (CREATE_DEFAULTS if current is None else set())
+    return _clean_fields(data, sent, current, definitions)
 
 
 def _replace_contacts(customer: Customer, contacts: dict[str, list[dict]]) -> dict[str, tuple[list, list]]:
@@ -199,7 +215,8 @@ def _replace_contacts(customer: Customer, contacts: dict[str, list[dict]]) -> di
     return changes
 
 
-def _tags_by_name(names: Iterable[str]) -> list[Tag]:
+def tags_by_name(names: Iterable[str]) -> list[Tag]:
+    """The tags of these names, made (grey) where missing."""
     names = list(dict.fromkeys(clean_text(n) for n in names if clean_text(n)))
     existing = {t.name: t for t in Tag.objects.filter(name__in=names)}
     missing = [Tag(name=n, color=DEFAULT_TAG_COLOR) for n in names if n not in existing]
@@ -210,7 +227,7 @@ def _tags_by_name(names: Iterable[str]) -> list[Tag]:
 
 
 def _set_tags(customer: Customer, names: list[str], actor) -> tuple[list[str], list[str]] | None:
-    wanted = {t.name: t for t in _tags_by_name(names)}
+    wanted = {t.name: t for t in tags_by_name(names)}
     current = {ct.tag.name: ct for ct in CustomerTag.objects.filter(customer=customer).select_related("tag")}
     if set(wanted) == set(current):
         return None
@@ -228,8 +245,7 @@ def _user(actor):
 def customer_create(*, data: CustomerInput, actor) -> Customer:
     """Create a customer under a new number. Raises ValidationError with per-field messages."""
     _require(actor, Perm.CUSTOMER_CHANGE)
-    sent = set(data.model_fields_set) | {"kind", "lifecycle_stage", "status", "gender"}
-    values, contacts, errors = _clean_fields(data, sent, None)
+    values, contacts, errors = customer_input_clean(data)
     if errors:
         raise ValidationError(errors)
     if values.get("owner_id") is None and actor is not None and actor.is_authenticated:
@@ -322,7 +338,7 @@ def customers_tag(*, customer_ids: Iterable[int], add: Iterable[str] = (), remov
     if errors:
         raise ValidationError(errors)
     ids = list(dict.fromkeys(customer_ids))
-    add_tags = _tags_by_name(add)
+    add_tags = tags_by_name(add)
     remove_names = {clean_text(n) for n in remove} - {t.name for t in add_tags}
     changed: set[int] = set()
     with transaction.atomic():

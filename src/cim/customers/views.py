@@ -16,6 +16,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from cim.accounts.models import Team, User
 from cim.accounts.roles import Perm, has_perm
+from cim.activities.selectors import customer_activity
 from cim.audit.selectors import history_for
 from cim.core.api_errors import _pydantic_detail
 from cim.core.views import page, safe_next
@@ -317,6 +318,7 @@ def customer_detail_view(request, number: str):
         "classification_rows": _field_rows(customer, CLASSIFICATION_FIELDS),
         "custom_field_rows": _custom_field_rows(customer),
         "timeline": _timeline(customer),
+        "activity": customer_activity(customer=customer),
         "can_edit": has_perm(request.user, Perm.CUSTOMER_CHANGE),
         "can_archive": has_perm(request.user, Perm.CUSTOMER_ARCHIVE),
         "can_tag": has_perm(request.user, Perm.CUSTOMER_TAG),

@@ -1,9 +1,11 @@
 """Who may call what: every API operation × every role. A new endpoint without a row here fails the suite."""
 
+import base64
 import json
 
 import pytest
 from django.test import Client
+from django.urls import URLResolver, get_resolver
 
 from cim.accounts.roles import Role
 from cim.config.api import api
@@ -11,16 +13,19 @@ from cim.customers import configuration
 from cim.customers.models import Customer
 from cim.customers.services import customer_archive
 from cim.customers.tests.factories import make_customer
+from cim.ingest.sources import event_source_create
 
 ALL = frozenset(Role)
 EDITORS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.SALES, Role.SERVICE})
 ARCHIVERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.SALES})
 TAGGERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.SALES, Role.SERVICE, Role.MARKETING})
 ADMINS = frozenset({Role.ADMINISTRATOR})
+EXPORTERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING, Role.ANALYST})
 
 # (method, OpenAPI path) → the roles allowed to call it.
 MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/customers"): ALL,
+    ("GET", "/api/v1/customers/export"): EXPORTERS,
     ("POST", "/api/v1/customers"): EDITORS,
     ("GET", "/api/v1/customers/{number}"): ALL,
     ("PATCH", "/api/v1/customers/{number}"): EDITORS,
@@ -119,3 +124,59 @@ def test_every_operation_needs_authentication(world, admin_user, method, path):
     response = _call(Client(), method, url, BODIES.get((method, path)))
     assert response.status_code == 401
     assert response.json()["code"] == "not_authenticated"
+
+
+# --- Public endpoints outside /api/v1/: the tracking API, authenticated by a source's write key, never by a user
+
+# (method, path) → a valid body. Every role, and nobody logged in, gets the same answers.
+PUBLIC: dict[tuple[str, str], dict] = {
+    ("POST", "/ingest/v1/identify"): {"userId": "u-1", "traits": {"name": "矩阵客户"}},
+    ("POST", "/ingest/v1/track"): {"userId": "u-1", "event": "Signed Up"},
+    ("POST", "/ingest/v1/page"): {"anonymousId": "a-1", "name": "Home"},
+    ("POST", "/ingest/v1/screen"): {"anonymousId": "a-1", "name": "Home"},
+    ("POST", "/ingest/v1/group"): {"userId": "u-1", "groupId": "g-1"},
+    ("POST", "/ingest/v1/alias"): {"userId": "u-1", "previousId": "a-1"},
+    ("POST", "/ingest/v1/batch"): {"batch": [{"type": "track", "userId": "u-1", "event": "Signed Up"}]},
+    # analytics.js's short paths: the first letter of the type.
+    ("POST", "/ingest/v1/i"): {"userId": "u-1", "traits": {"name": "矩阵客户"}},
+    ("POST", "/ingest/v1/t"): {"userId": "u-1", "event": "Signed Up"},
+    ("POST", "/ingest/v1/p"): {"anonymousId": "a-1", "name": "Home"},
+    ("POST", "/ingest/v1/s"): {"anonymousId": "a-1", "name": "Home"},
+    ("POST", "/ingest/v1/g"): {"userId": "u-1", "groupId": "g-1"},
+    ("POST", "/ingest/v1/a"): {"userId": "u-1", "previousId": "a-1"},
+    ("POST", "/ingest/v1/b"): {"batch": [{"type": "track", "userId": "u-1", "event": "Signed Up"}]},
+}
+
+
+def _tracking_paths(resolver=None, prefix="/") -> set[str]:
+    """Every fixed URL under /ingest/v1/ (the catch-all that answers a JSON 404 aside)."""
+    paths = set()
+    for pattern in (resolver or get_resolver()).url_patterns:
+        route = prefix + str(pattern.pattern)
+        if isinstance(pattern, URLResolver):
+            paths |= _tracking_paths(pattern, route)
+        elif route.startswith("/ingest/v1/") and "<" not in route:
+            paths.add(route)
+    return paths
+
+
+def test_every_tracking_endpoint_has_a_row():
+    assert _tracking_paths() == {path for _, path in PUBLIC}
+
+
+@pytest.mark.parametrize("role", [None, *Role])
+@pytest.mark.parametrize(("method", "path"), sorted(PUBLIC))
+def test_tracking_endpoints_take_a_write_key_not_a_user(users, api_client, role, method, path):
+    _source, write_key = event_source_create(name="矩阵", actor=None)
+    client = Client()
+    if role is not None:
+        client = api_client(users[role])
+        client.force_login(users[role])
+    body = json.dumps(PUBLIC[(method, path)])
+
+    refused = client.post(path, data=body, content_type="application/json")
+    basic = "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
+    accepted = client.post(path, data=body, content_type="application/json", HTTP_AUTHORIZATION=basic)
+
+    assert refused.status_code == 401 and refused.json()["code"] == "missing_write_key", refused.content[:300]
+    assert accepted.status_code == 200, (role, path, accepted.content[:300])

@@ -1,0 +1,148 @@
+import argparse
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from django.core.exceptions import ValidationError
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from cim.accounts.models import User
+from cim.core.commands import ReportingCommand
+from cim.customers.choices import SourceChannel
+from cim.ingest.models import ImportJob, ImportMapping, ImportRowError
+from cim.ingest.services import file_sha256, import_job_create, import_job_unfinished, import_run
+from cim.ingest.tasks import import_job_run
+
+
+class Command(ReportingCommand):
+    help = "Import customers from CSV, XLSX, vCard or JSON Lines; resume an import; list its row errors."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True)
+        customers = sub.add_parser("customers", help="import a file of customers")
+        customers.add_argument("file", type=Path)
+        customers.add_argument("--mapping", help="a JSON file {column: field}, or the name of a saved mapping")
+        customers.add_argument("--dry-run", action="store_true", help="count what would happen; write nothing")
+        customers.add_argument("--source", default="", help="the system the file comes from; external ids are its ids")
+        customers.add_argument(
+            "--channel", default="", choices=["", *SourceChannel.values], help="source channel for rows without one"
+        )
+        customers.add_argument(
+            "--update-existing", action="store_true", help="update customers whose phone or email matches"
+        )
+        customers.add_argument("--background", action="store_true", help="queue it for `cim worker` and return")
+        customers.add_argument(
+            "--user", help="who imports (their scope, default owner); default: the first administrator"
+        )
+        resume = sub.add_parser("resume", help="continue an import that stopped, from its last committed batch")
+        resume.add_argument("job", type=int)
+        errors = sub.add_parser("errors", help="print an import's row errors as CSV (row, column, reason)")
+        errors.add_argument("job", type=int)
+        errors.add_argument("--dry-run", action="store_true", help="the dry run's errors")
+        for subparser in (customers, resume):
+            # Also after the subcommand; SUPPRESS keeps an unset flag from hiding `cim import --json customers`.
+            subparser.add_argument(
+                "--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object"
+            )
+
+    def handle(self, *args, action: str, **options):
+        return getattr(self, f"_{action}")(**options)
+
+    def _actor(self, username: str | None) -> User:
+        users = User.objects.filter(is_active=True)
+        user = (
+            users.filter(username=username).first()
+            if username
+            else users.filter(role="administrator").order_by("pk").first()
+        )
+        if user is None:
+            raise self.fail(
+                f"No active user {username!r}." if username else "No administrator yet: run `cim bootstrap`."
+            )
+        return user
+
+    def _mapping(self, value: str | None) -> dict | None:
+        if not value:
+            return None
+        saved = ImportMapping.objects.filter(name=value).first()
+        if saved:
+            return saved.mapping
+        try:
+            mapping = json.loads(Path(value).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise self.fail(f"--mapping {value}: not a saved mapping nor a readable JSON file ({error}).") from None
+        if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
+            raise self.fail("--mapping must be a JSON object of column name → field name.")
+        return mapping
+
+    def _customers(self, *, file: Path, dry_run: bool, background: bool, **options):
+        if not file.is_file():
+            raise self.fail(f"{file}: no such file.")
+        actor = self._actor(options["user"])
+        mapping = self._mapping(options["mapping"])
+        unfinished = None if dry_run else import_job_unfinished(sha256=file_sha256(file), actor=actor)
+        if unfinished and mapping in (None, unfinished.mapping):
+            self.stderr.write(f"Resuming import {unfinished.pk} of this file after row {unfinished.rows_done:,}.")
+            job = unfinished
+        else:
+            try:
+                job = import_job_create(
+                    path=file,
+                    filename=file.name,
+                    actor=actor,
+                    mapping=mapping,
+                    source=options["source"],
+                    source_channel=options["channel"],
+                    update_existing=options["update_existing"],
+                )
+            except ValidationError as error:
+                raise self.fail(" ".join(m for messages in error.message_dict.values() for m in messages)) from None
+        return self._run(job, actor, dry_run=dry_run, background=background, verbosity=options["verbosity"])
+
+    def _resume(self, *, job: int, **options):
+        found = ImportJob.objects.filter(pk=job).first()
+        if found is None:
+            raise self.fail(f"No import {job}.")
+        actor = found.created_by or self._actor(None)
+        return self._run(found, actor, dry_run=False, background=False, verbosity=options["verbosity"])
+
+    def _errors(self, *, job: int, dry_run: bool, **options):
+        import csv
+
+        writer = csv.writer(self.stdout)
+        writer.writerow(["row", "column", "reason"])
+        for row in ImportRowError.objects.filter(job_id=job, dry_run=dry_run).values_list("row", "column", "message"):
+            writer.writerow(row)
+
+    def _run(self, job: ImportJob, actor, *, dry_run: bool, background: bool, verbosity: int):
+        if background:
+            job.status = ImportJob.Status.QUEUED
+            job.save(update_fields=["status"])
+            import_job_run.enqueue(job_id=job.pk, user_id=actor.pk, dry_run=dry_run)
+            self.report(f"Import {job.pk} queued.", {"job": job.pk, "status": job.status})
+            return
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("dry run" if dry_run else "import"),
+            TextColumn("{task.completed:,} rows"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            disable=verbosity == 0,
+            transient=self.as_json,
+        ) as progress:
+            bar = progress.add_task("import", total=None)
+            try:
+                counts = import_run(job=job, actor=actor, dry_run=dry_run, progress=lambda n: progress.advance(bar, n))
+            except ValidationError as error:
+                raise self.fail(" ".join(m for messages in error.message_dict.values() for m in messages)) from None
+        data = {"job": job.pk, "dry_run": dry_run, **asdict(counts)}
+        summary = (
+            f"{'Dry run of import' if dry_run else 'Import'} {job.pk}: {counts.rows:,} rows, "
+            f"{counts.created:,} created, "
+            f"{counts.updated:,} updated, {counts.unchanged:,} unchanged, {counts.rejected:,} rejected, "
+            f"{counts.possible_duplicates:,} possible duplicates."
+        )
+        if counts.rejected:
+            summary += f" Row errors: cim import errors {job.pk}{' --dry-run' if dry_run else ''}"
+        self.report(summary, data)

@@ -1,0 +1,402 @@
+"""Reading import files as rows of text: CSV/TSV in the encodings Excel and phones write, XLSX, vCard, JSON Lines.
+
+Every reader streams (a million rows never sit in memory) and turns what it cannot read into a `FileProblem`
+(the whole file) or a `RowProblem` (one row), each with a translated message, never an exception from a parser.
+"""
+
+import codecs
+import csv
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+import charset_normalizer
+import vobject
+from defusedxml import EntitiesForbidden
+from django.utils.translation import gettext as _
+
+MAX_FILE_BYTES = 2 * 1024**3
+MAX_CELL_CHARS = 32_767  # Excel's own limit for a cell
+MAX_COLUMNS = 500
+# XLSX is a zip of XML: refuse archives that unpack to far more than they weigh (zip bombs).
+MAX_ZIP_ENTRIES = 10_000
+MAX_UNZIPPED_BYTES = 4 * 1024**3
+MAX_ZIP_RATIO = 200
+SAMPLE_BYTES = 1024**2
+FORMATS = ("csv", "xlsx", "vcf", "jsonl")
+
+
+class FileProblem(ValueError):
+    """The file as a whole cannot be read; the message says why, in the user's language."""
+
+
+@dataclass
+class RowProblem:
+    """One row could not be read; the import reports it and goes on."""
+
+    message: str
+
+
+@dataclass
+class Table:
+    """A readable file: its column names and a one-pass iterator of (row number, cells or a RowProblem).
+
+    Row numbers are what a person sees: the header is row 1 of a spreadsheet, so the first data row is 2."""
+
+    columns: list[str]
+    rows: Iterator[tuple[int, dict[str, object] | RowProblem]]
+    file_format: str
+    encoding: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def detect_format(filename: str, head: bytes) -> str:
+    name = filename.lower()
+    if head.startswith(b"PK\x03\x04") or name.endswith((".xlsx", ".xlsm")):
+        return "xlsx"
+    if name.endswith((".vcf", ".vcard")) or head.lstrip(b"\xef\xbb\xbf \r\n").upper().startswith(b"BEGIN:VCARD"):
+        return "vcf"
+    if name.endswith((".jsonl", ".ndjson", ".json")):
+        return "jsonl"
+    if name.endswith(".xls"):
+        raise FileProblem(_("Old Excel files (.xls) cannot be read: save the file as .xlsx or CSV in Excel first."))
+    return "csv"
+
+
+def detect_encoding(sample: bytes) -> str:
+    """The text encoding of a file from its first megabyte: BOMs first, then UTF-8, then GB18030 (what Excel
+    writes for Chinese on Windows), then whatever charset-normalizer finds most plausible."""
+    for bom, encoding in (
+        (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
+        if sample.startswith(bom):
+            return encoding
+    for encoding in ("utf-8", "gb18030"):
+        try:
+            # The sample may end inside a character: an incremental decoder without `final` allows that.
+            codecs.getincrementaldecoder(encoding)().decode(sample)
+            return encoding
+        except UnicodeDecodeError:
+            continue
+    best = charset_normalizer.from_bytes(sample).best()
+    if best is None:
+        raise FileProblem(_("The file's text encoding was not recognised: save it as UTF-8 CSV."))
+    return best.encoding
+
+
+def open_table(path: Path, filename: str) -> Table:
+    """The rows of the file at `path`; `filename` is the name the user gave it (its extension decides little)."""
+    size = path.stat().st_size
+    if size == 0:
+        raise FileProblem(_("The file is empty."))
+    if size > MAX_FILE_BYTES:
+        raise FileProblem(_("The file is larger than %(n)s GB.") % {"n": MAX_FILE_BYTES // 1024**3})
+    with path.open("rb") as handle:
+        head = handle.read(SAMPLE_BYTES)
+    file_format = detect_format(filename, head)
+    if file_format == "xlsx":
+        return _xlsx(path)
+    encoding = detect_encoding(head)
+    if file_format == "vcf":
+        return _vcard(path, encoding)
+    if file_format == "jsonl":
+        return _jsonl(path, encoding)
+    return _csv(path, encoding, head)
+
+
+def _text_lines(path: Path, encoding: str) -> Iterator[str]:
+    """Lines of text; a byte sequence the encoding cannot decode becomes U+FFFD, reported by the row it is in."""
+    with path.open("r", encoding=encoding, errors="replace", newline="") as handle:
+        yield from handle
+
+
+def _cell(value: str) -> str | RowProblem:
+    if len(value) > MAX_CELL_CHARS:
+        return RowProblem(_("A cell has more than %(n)s characters.") % {"n": MAX_CELL_CHARS})
+    return value
+
+
+def _csv(path: Path, encoding: str, head: bytes) -> Table:
+    sample = head.decode(encoding, errors="replace")
+    try:
+        dialect = csv.Sniffer().sniff(sample[:65536], delimiters=",;\t|")
+        delimiter = dialect.delimiter
+    except csv.Error:
+        delimiter = "\t" if sample.split("\n", 1)[0].count("\t") > sample.split("\n", 1)[0].count(",") else ","
+    csv.field_size_limit(MAX_CELL_CHARS * 4)
+    reader = csv.reader(_text_lines(path, encoding), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except (StopIteration, csv.Error):
+        raise FileProblem(_("The file has no header row.")) from None
+    columns = _columns(header)
+
+    def rows() -> Iterator[tuple[int, dict[str, object] | RowProblem]]:
+        number = 1
+        while True:
+            number += 1
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error:
+                yield number, RowProblem(_("The row is not valid CSV (a quote is not closed, or a cell is too long)."))
+                continue
+            if not any(cell.strip() for cell in cells):
+                continue
+            if len(cells) > len(columns):
+                yield (
+                    number,
+                    RowProblem(
+                        _("The row has %(n)s cells but the header has %(m)s columns.")
+                        % {"n": len(cells), "m": len(columns)}
+                    ),
+                )
+                continue
+            if any("\ufffd" in cell for cell in cells):
+                yield (
+                    number,
+                    RowProblem(_("The row has bytes that are not valid %(encoding)s text.") % {"encoding": encoding}),
+                )
+                continue
+            problem = next((p for p in map(_cell, cells) if isinstance(p, RowProblem)), None)
+            yield number, problem or dict(zip(columns, cells, strict=False))
+
+    return Table(columns, rows(), "csv", encoding, {"delimiter": delimiter})
+
+
+def _columns(header: list) -> list[str]:
+    columns = [str(h if h is not None else "").strip().lstrip("\ufeff") for h in header]
+    while columns and not columns[-1]:
+        columns.pop()
+    if not any(columns):
+        raise FileProblem(_("The file has no header row."))
+    if len(columns) > MAX_COLUMNS:
+        raise FileProblem(_("The file has more than %(n)s columns.") % {"n": MAX_COLUMNS})
+    seen: dict[str, int] = {}
+    unique = []
+    for i, name in enumerate(columns):
+        name = name or _("Column %(n)s") % {"n": i + 1}
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
+    return unique
+
+
+def _check_zip(path: Path) -> None:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except zipfile.BadZipFile:
+        raise FileProblem(_("The file is not a valid Excel (.xlsx) workbook.")) from None
+    unzipped = sum(e.file_size for e in entries)
+    packed = sum(e.compress_size for e in entries) or 1
+    if len(entries) > MAX_ZIP_ENTRIES or unzipped > MAX_UNZIPPED_BYTES or unzipped / packed > MAX_ZIP_RATIO:
+        raise FileProblem(_("The workbook unpacks to far more than its size (a zip bomb?) and was refused."))
+
+
+def _xlsx_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.date().isoformat() if value.time() == datetime.min.time() else value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # a phone typed as a number: 13812345678.0 is 13812345678
+    return str(value)
+
+
+def _caused_by(error: BaseException, kind: type) -> bool:
+    while error is not None:
+        if isinstance(error, kind):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _xlsx(path: Path) -> Table:
+    import openpyxl  # with defusedxml installed, openpyxl refuses entity expansion (billion laughs)
+
+    _check_zip(path)
+    # A file object, not the path: openpyxl judges a path by its extension, and stored uploads have none.
+    handle = path.open("rb")
+    try:
+        workbook = openpyxl.load_workbook(handle, read_only=True, data_only=True)
+        sheet = workbook.worksheets[0]
+        values = sheet.iter_rows(values_only=True)
+        header = next(values, None)
+    except Exception as error:  # openpyxl raises many types for damaged or hostile files
+        handle.close()
+        if _caused_by(error, EntitiesForbidden):
+            raise FileProblem(
+                _("The workbook declares XML entities (a “billion laughs” attack?) and was refused.")
+            ) from None
+        raise FileProblem(
+            _("The Excel workbook could not be read (%(reason)s).") % {"reason": type(error).__name__}
+        ) from None
+    if header is None:
+        raise FileProblem(_("The file has no header row."))
+    columns = _columns(list(header))
+
+    def rows() -> Iterator[tuple[int, dict[str, object] | RowProblem]]:
+        number = 1
+        try:
+            for cells in values:
+                number += 1
+                texts = [_xlsx_text(v) for v in cells]
+                if not any(t.strip() for t in texts):
+                    continue
+                if any(t.strip() for t in texts[len(columns) :]):
+                    yield number, RowProblem(_("The row has cells beyond the last named column."))
+                    continue
+                problem = next((p for p in map(_cell, texts) if isinstance(p, RowProblem)), None)
+                yield number, problem or dict(zip(columns, texts, strict=False))
+        except Exception as error:
+            yield (
+                number,
+                RowProblem(
+                    _("The rest of the workbook could not be read (%(reason)s).") % {"reason": type(error).__name__}
+                ),
+            )
+        finally:
+            workbook.close()
+            handle.close()
+
+    return Table(columns, rows(), "xlsx")
+
+
+def _jsonl(path: Path, encoding: str) -> Table:
+    """One JSON object per line. Columns are the keys of the first object; later keys are read too."""
+    lines = _text_lines(path, encoding)
+    first: tuple[int, dict] | None = None
+    pending: list[tuple[int, str]] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        pending.append((number, line))
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            first = (number, value)
+            break
+    if first is None:
+        raise FileProblem(_("The file has no JSON object on any line."))
+
+    def parse(number: int, line: str) -> tuple[int, dict[str, object] | RowProblem]:
+        try:
+            value = json.loads(line)
+        except ValueError:
+            return number, RowProblem(_("The line is not valid JSON."))
+        if not isinstance(value, dict):
+            return number, RowProblem(_("The line is not a JSON object."))
+        record: dict[str, object] = {}
+        for key, item in value.items():
+            if isinstance(item, list):
+                record[str(key)] = [_json_text(i) for i in item]
+            else:
+                record[str(key)] = _json_text(item)
+        return number, record
+
+    def rows() -> Iterator[tuple[int, dict[str, object] | RowProblem]]:
+        yield from (parse(n, line) for n, line in pending)
+        for number, line in enumerate(lines, start=pending[-1][0] + 1):
+            if line.strip():
+                yield parse(number, line)
+
+    return Table([str(k) for k in first[1]], rows(), "jsonl", encoding)
+
+
+def _json_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+VCARD_COLUMNS = [
+    "external_id", "display_name", "family_name", "given_name", "alias", "company", "job_title",
+    "birthday", "phones", "phones_work", "phones_home", "emails", "emails_work", "address", "notes",
+]  # fmt: skip
+
+
+def _vcard_phone_column(params: dict) -> str:
+    types = {t.lower() for value in params.get("TYPE", []) for t in value.split(",")} | {k.lower() for k in params}
+    if "work" in types:
+        return "phones_work"
+    if "home" in types and "cell" not in types:
+        return "phones_home"
+    return "phones"
+
+
+def _vcard_record(card) -> dict[str, object]:
+    record: dict[str, object] = {}
+
+    def first(name: str) -> str:
+        lines = card.contents.get(name)
+        return str(lines[0].value).strip() if lines else ""
+
+    record["display_name"] = first("fn")
+    if "n" in card.contents:
+        name = card.contents["n"][0].value
+        record["family_name"] = " ".join(name.family) if isinstance(name.family, list) else str(name.family)
+        record["given_name"] = " ".join(name.given) if isinstance(name.given, list) else str(name.given)
+    record["alias"] = first("nickname")
+    if "org" in card.contents:
+        org = card.contents["org"][0].value
+        record["company"] = org[0] if isinstance(org, list) and org else str(org)
+    record["job_title"] = first("title")
+    record["birthday"] = first("bday")
+    record["notes"] = first("note")
+    record["external_id"] = first("uid")
+    for line in card.contents.get("tel", []):
+        number = str(line.value).removeprefix("tel:")
+        record.setdefault(_vcard_phone_column(line.params), []).append(number)
+    for line in card.contents.get("email", []):
+        column = "emails_work" if "work" in _vcard_phone_column(line.params) else "emails"
+        record.setdefault(column, []).append(str(line.value))
+    if "adr" in card.contents:
+        adr = card.contents["adr"][0].value
+        parts = (
+            [adr.country, adr.region, adr.city, adr.street]
+            if adr.country in ("中国", "CN", "China")
+            else [adr.street, adr.city, adr.region, adr.code, adr.country]
+        )
+        record["address"] = " ".join(str(p).strip() for p in parts if p and str(p).strip())
+    return {k: v for k, v in record.items() if v}
+
+
+def _vcard(path: Path, encoding: str) -> Table:
+    """vCard 2.1/3.0/4.0, as phones export contacts (2.1 with quoted-printable names included)."""
+
+    def cards() -> Iterator[list[str]]:
+        card: list[str] = []
+        for line in _text_lines(path, encoding):
+            if line.strip().upper() == "BEGIN:VCARD":
+                card = [line]
+            elif card:
+                card.append(line)
+                if line.strip().upper() == "END:VCARD":
+                    yield card
+                    card = []
+
+    def rows() -> Iterator[tuple[int, dict[str, object] | RowProblem]]:
+        # A card is a row; its number is the card's position in the file, as contact apps count.
+        for number, lines in enumerate(cards(), start=1):
+            try:
+                card = vobject.readOne(io.StringIO("".join(lines)), ignoreUnreadable=True)
+                yield number, _vcard_record(card)
+            except Exception:  # vobject raises ParseError, but also ValueError/IndexError on odd cards
+                yield number, RowProblem(_("The contact card could not be read."))
+
+    return Table(list(VCARD_COLUMNS), rows(), "vcf", encoding)

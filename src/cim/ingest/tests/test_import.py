@@ -1,0 +1,443 @@
+"""Importing customers: formats and encodings, mapping, validation per row, dry run, re-import, duplicates, resume."""
+
+import csv
+import io
+import json
+import zipfile
+from datetime import date
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+from django.utils.translation import override
+from django_tasks_db.models import DBTaskResult
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cim.audit.models import AuditEvent
+from cim.customers.models import Customer, ExternalId
+from cim.customers.tests.factories import make_customer
+from cim.ingest import services
+from cim.ingest.models import ImportJob, ImportRowError
+from cim.ingest.readers import FileProblem, RowProblem, open_table
+from cim.ingest.services import import_job_create, import_run
+from cim.quality.models import DuplicateCandidate
+
+HEADER = ["编号", "姓名", "手机号码", "邮箱", "性别", "生日", "公司", "标签", "备注", "客户等级"]
+ROWS = [
+    [
+        "A001",
+        "张三",
+        "138 1234 5678",
+        "ZhangSan@Example.com",
+        "男",
+        "1990年3月15日",
+        "华为技术有限公司",
+        "VIP；重点",
+        "老客户",
+        "VIP",
+    ],
+    ["A002", "李四", "+86 139-0000-1111", "", "女", "1985/7/1", "", "", "", "高"],
+    ["A003", "王五", "12345", "bad@", "x", "15/03/1990", "", "", "", "金牌"],
+    ["A004", "张三", "13812345678", "", "男", "", "", "", "同名同号", ""],
+]
+
+
+@pytest.fixture(autouse=True)
+def _uploads(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "uploads"
+
+
+def write_csv(path, rows, encoding="gb18030", delimiter=","):
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter=delimiter).writerows(rows)
+    path.write_bytes(buffer.getvalue().encode(encoding))
+    return path
+
+
+def run(path, actor, *, dry_run=False, **options):
+    job = import_job_create(path=path, filename=path.name, actor=actor, **options)
+    return job, import_run(job=job, actor=actor, dry_run=dry_run)
+
+
+def test_a_gbk_excel_csv_with_chinese_headers_imports_normalised(tmp_path, admin_user):
+    job, counts = run(write_csv(tmp_path / "客户.csv", [HEADER, *ROWS]), admin_user)
+    assert job.encoding == "gb18030"
+    assert job.mapping["手机号码"] == "phones" and job.mapping["编号"] == "external_id"
+    assert (counts.rows, counts.created, counts.rejected, counts.possible_duplicates) == (4, 3, 1, 1)
+    zhang = Customer.objects.get(external_ids__value="A001")
+    assert zhang.display_name == "张三" and zhang.gender == "male" and zhang.birthday == date(1990, 3, 15)
+    assert zhang.value_tier == "vip" and zhang.notes == "老客户" and zhang.company == "华为技术有限公司"
+    assert [p.number for p in zhang.phones.all()] == ["+8613812345678"]
+    assert [e.address for e in zhang.emails.all()] == ["zhangsan@example.com"]
+    assert sorted(t.name for t in zhang.tags.all()) == ["VIP", "重点"]
+    assert Customer.objects.get(external_ids__value="A002").value_tier == "high"  # a label, in Chinese
+    assert AuditEvent.objects.filter(action="customer.import").count() == 3
+
+
+def test_every_problem_of_a_rejected_row_is_reported_by_column_without_the_value(tmp_path, admin_user):
+    job, _ = run(write_csv(tmp_path / "c.csv", [HEADER, *ROWS]), admin_user)
+    errors = {(e.row, e.column) for e in ImportRowError.objects.filter(job=job)}
+    assert errors == {(4, "手机号码"), (4, "邮箱"), (4, "生日"), (4, "客户等级")}
+    messages = " ".join(ImportRowError.objects.values_list("message", flat=True))
+    assert "12345" not in messages and "bad@" not in messages and "金牌" not in messages
+
+
+def test_the_dry_run_writes_nothing_and_predicts_the_import(tmp_path, admin_user):
+    path = write_csv(tmp_path / "c.csv", [HEADER, *ROWS])
+    job = import_job_create(path=path, filename="c.csv", actor=admin_user)
+    predicted = import_run(job=job, actor=admin_user, dry_run=True)
+    assert Customer.objects.count() == 0 and not ExternalId.objects.exists()
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.CHECKED and job.dry_run_counts == vars(predicted)
+    assert import_run(job=job, actor=admin_user) == predicted
+
+
+def test_reimport_by_external_id_updates_instead_of_duplicating(tmp_path, admin_user):
+    run(write_csv(tmp_path / "a.csv", [HEADER, *ROWS]), admin_user)
+    _, again = run(write_csv(tmp_path / "a.csv", [HEADER, *ROWS]), admin_user)
+    assert (again.created, again.unchanged, again.updated) == (0, 3, 0)
+    changed = [HEADER, ["A002", "李四", "", "lisi@example.cn", "", "", "", "", "", ""]]
+    _, counts = run(write_csv(tmp_path / "b.csv", changed), admin_user)
+    assert (counts.created, counts.updated) == (0, 1)
+    lisi = Customer.objects.get(external_ids__value="A002")
+    assert [e.address for e in lisi.emails.all()] == ["lisi@example.cn"]
+    assert [p.number for p in lisi.phones.all()] == ["+8613900001111"]  # an empty cell leaves the phone alone
+    assert Customer.objects.count() == 3
+
+
+def test_a_row_matching_an_existing_phone_is_flagged_or_updates_when_asked(tmp_path, admin_user):
+    existing = make_customer(admin_user, display_name="张三", phones=[{"number": "13812345678"}])
+    rows = [["姓名", "手机"], ["张三", "138-1234-5678"]]
+    _, counts = run(write_csv(tmp_path / "a.csv", rows), admin_user)
+    assert (counts.created, counts.possible_duplicates) == (1, 1)
+    flag = DuplicateCandidate.objects.get()
+    assert flag.other == existing and flag.reason == "same_phone" and flag.status == "open"
+    _, counts = run(
+        write_csv(tmp_path / "b.csv", [["姓名", "手机", "公司"], ["张三", "13812345678", "华为"]]), admin_user
+    )
+    assert counts.possible_duplicates == 1  # two customers have it now: never guess which
+    Customer.objects.exclude(pk=existing.pk).delete()
+    _, counts = run(
+        write_csv(tmp_path / "c.csv", [["姓名", "手机", "公司"], ["张三", "13812345678", "华为"]]),
+        admin_user,
+        update_existing=True,
+    )
+    assert (counts.created, counts.updated) == (0, 1)
+    existing.refresh_from_db()
+    assert existing.company == "华为"
+
+
+def test_namesakes_with_different_contacts_are_not_flagged(tmp_path, admin_user):
+    rows = [["姓名", "手机"], ["王伟", "13800000001"], ["王伟", "13800000002"]]
+    _, counts = run(write_csv(tmp_path / "a.csv", rows), admin_user)
+    assert (counts.created, counts.possible_duplicates) == (2, 0)
+
+
+def test_utf8_bom_and_utf16_tab_separated_files(tmp_path, admin_user):
+    rows = [
+        ["Name", "Mobile", "Email", "Birthday", "Tags"],
+        ["Ann Lee 😀", "+1 415 555 0100", "ann@x.com", "1980-05-17", "a|b"],
+    ]
+    _, counts = run(write_csv(tmp_path / "a.csv", rows, encoding="utf-8-sig"), admin_user)
+    assert counts.created == 1
+    _, counts = run(write_csv(tmp_path / "b.txt", [["Name", "Email"], ["王芳", "wf@x.cn"]], "utf-16", "\t"), admin_user)
+    assert counts.created == 1
+    assert Customer.objects.filter(display_name="Ann Lee 😀", birthday=date(1980, 5, 17)).exists()
+    assert Customer.objects.filter(display_name="王芳", emails__address="wf@x.cn").exists()
+
+
+def test_xlsx_with_numbers_and_dates_in_cells(tmp_path, admin_user):
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["客户姓名", "手机", "出生日期", "公司名称"])
+    sheet.append(["赵六", 13912345678, date(1992, 1, 2), "阿里巴巴"])
+    sheet.append([None, None, None, None])
+    sheet.append(["钱七", "13912345679", "1993-02-03", None])
+    workbook.save(tmp_path / "a.xlsx")
+    _, counts = run(tmp_path / "a.xlsx", admin_user)
+    assert counts.created == 2
+    zhao = Customer.objects.get(display_name="赵六")
+    assert zhao.birthday == date(1992, 1, 2) and zhao.phones.get().number == "+8613912345678"
+
+
+def test_vcards_from_phones_including_quoted_printable_names(tmp_path, admin_user):
+    cards = (
+        "BEGIN:VCARD\r\nVERSION:2.1\r\nN;CHARSET=UTF-8;ENCODING=QUOTED-PRINTABLE:=E5=BC=A0;=E4=B8=89;;;\r\n"
+        "FN;CHARSET=UTF-8;ENCODING=QUOTED-PRINTABLE:=E5=BC=A0=E4=B8=89\r\nTEL;CELL:138-1234-5678\r\n"
+        "TEL;WORK:010 6552 9988\r\nEND:VCARD\r\n"
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nN:Smith;John;;;\r\nFN:John Smith\r\nORG:Acme Inc.;Sales\r\n"
+        "TEL;TYPE=CELL:+1 415 555 0100\r\nEMAIL;TYPE=INTERNET,WORK:John@Acme.com\r\nBDAY:1980-05-17\r\n"
+        "UID:abc-123\r\nEND:VCARD\r\n"
+        "BEGIN:VCARD\r\nVERSION:4.0\r\nFN:李四\r\nTEL;VALUE=uri:tel:+86-139-0000-1111\r\nEND:VCARD\r\n"
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:\r\nEND:VCARD\r\n"
+    )
+    (tmp_path / "contacts.vcf").write_text(cards, encoding="utf-8")
+    job, counts = run(tmp_path / "contacts.vcf", admin_user)
+    assert (counts.created, counts.rejected) == (3, 1)
+    zhang = Customer.objects.get(display_name="张三")
+    assert (zhang.family_name, zhang.given_name) == ("张", "三")
+    assert sorted(p.number for p in zhang.phones.all()) == ["+861065529988", "+8613812345678"]
+    john = Customer.objects.get(external_ids__value="abc-123")
+    assert (
+        john.company == "Acme Inc."
+        and john.emails.get().address == "john@acme.com"
+        and john.emails.get().kind == "work"
+    )
+    assert ImportRowError.objects.get(job=job).row == 4
+
+
+def test_json_lines_with_lists_and_bad_lines(tmp_path, admin_user):
+    lines = [
+        json.dumps(
+            {"display_name": "周八", "phones": ["13700000001", "13700000002"], "tags": ["新客"]}, ensure_ascii=False
+        ),
+        "{not json",
+        "[1, 2]",
+        json.dumps({"display_name": "吴九", "emails": "wu@x.cn"}, ensure_ascii=False),
+    ]
+    (tmp_path / "a.jsonl").write_text("\n".join(lines), encoding="utf-8")
+    job, counts = run(tmp_path / "a.jsonl", admin_user)
+    assert (counts.created, counts.rejected) == (2, 2)
+    assert Customer.objects.get(display_name="周八").phones.count() == 2
+    assert sorted(ImportRowError.objects.filter(job=job).values_list("row", flat=True)) == [2, 3]
+
+
+def test_a_killed_import_leaves_whole_batches_and_resumes(tmp_path, admin_user, monkeypatch):
+    monkeypatch.setattr(services, "BATCH_ROWS", 2)
+    rows = [["姓名", "手机"]] + [[f"客户{i}", f"1380000{i:04d}"] for i in range(5)]
+    job = import_job_create(path=write_csv(tmp_path / "a.csv", rows), filename="a.csv", actor=admin_user)
+    real_create = services._Importer._create
+    calls = []
+
+    def crash_on_second_batch(self, creates, counts):
+        calls.append(1)
+        real_create(self, creates, counts)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as if the process were killed mid-batch
+
+    monkeypatch.setattr(services._Importer, "_create", crash_on_second_batch)
+    with pytest.raises(KeyboardInterrupt):
+        import_run(job=job, actor=admin_user)
+    job.refresh_from_db()
+    assert (job.rows_done, Customer.objects.count(), job.status) == (3, 2, ImportJob.Status.RUNNING)
+    monkeypatch.setattr(services._Importer, "_create", real_create)
+    counts = import_run(job=job, actor=admin_user)
+    assert Customer.objects.count() == 5 and counts.created == 5
+    assert sorted(Customer.objects.values_list("display_name", flat=True)) == [f"客户{i}" for i in range(5)]
+
+
+def test_the_cli_imports_resumes_and_reports_json(tmp_path, admin_user):
+    path = write_csv(tmp_path / "a.csv", [HEADER, *ROWS])
+    out = io.StringIO()
+    call_command("import", "customers", str(path), "--dry-run", "--json", stdout=out)
+    dry = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert dry["dry_run"] and dry["created"] == 3 and Customer.objects.count() == 0
+    out = io.StringIO()
+    call_command("import", "customers", str(path), "--json", "--source", "crm", stdout=out)
+    real = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert {k: real[k] for k in ("rows", "created", "updated", "unchanged", "rejected", "possible_duplicates")} == {
+        "rows": 4, "created": 3, "updated": 0, "unchanged": 0, "rejected": 1, "possible_duplicates": 1
+    }  # fmt: skip
+    assert ExternalId.objects.filter(system="crm").count() == 3
+    out = io.StringIO()
+    call_command("import", "errors", str(real["job"]), stdout=out)
+    assert out.getvalue().splitlines()[0] == "row,column,reason" and len(out.getvalue().splitlines()) == 5
+
+
+@override("en")
+def test_the_cli_refuses_an_unreadable_file(tmp_path, admin_user):
+    (tmp_path / "empty.csv").write_bytes(b"")
+    with pytest.raises(Exception, match="empty"):
+        call_command("import", "customers", str(tmp_path / "empty.csv"))
+
+
+@override("en")
+def test_zip_bombs_and_entity_expansion_are_refused(tmp_path):
+    bomb = tmp_path / "bomb.xlsx"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/worksheets/sheet1.xml", b"0" * 50_000_000)
+    with pytest.raises(FileProblem, match="zip bomb"):
+        open_table(bomb, "bomb.xlsx")
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    workbook.active.append(["name"])
+    workbook.save(tmp_path / "laughs.xlsx")
+    laughs = tmp_path / "laughs2.xlsx"
+    entities = (
+        '<!DOCTYPE lolz [<!ENTITY lol "lol">'
+        + "".join(f'<!ENTITY lol{i} "{"&lol%s;" % (i - 1 if i > 1 else "") * 10}">' for i in range(1, 10))
+        + "]>"
+    )
+    with zipfile.ZipFile(tmp_path / "laughs.xlsx") as source, zipfile.ZipFile(laughs, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = entities.encode() + data.replace(b"<t>name</t>", b"<t>&lol9;</t>")
+            target.writestr(item, data)
+    with pytest.raises(FileProblem, match="billion laughs"):
+        table = open_table(laughs, "laughs2.xlsx")
+        list(table.rows)
+
+
+def test_the_wizard_uploads_maps_dry_runs_and_imports(tmp_path, admin_user):
+    client = Client(HTTP_ACCEPT_LANGUAGE="zh-hans")
+    client.force_login(admin_user)
+    upload = io.BytesIO("姓名,手机,备注栏\n张三,13812345678,x\n".encode("gb18030"))
+    upload.name = "客户.csv"
+    response = client.post("/imports/", {"file": upload, "source_channel": "event"}, follow=True)
+    page = response.content.decode()
+    assert response.status_code == 200 and "张三" in page and "备注栏" in page
+    job = ImportJob.objects.get()
+    response = client.post(
+        f"/imports/{job.pk}/mapping/", {"map-0": "display_name", "map-1": "phones", "map-2": "notes", "dry_run": "1"}
+    )
+    assert response.status_code == 302
+    task = DBTaskResult.objects.get()
+    task.task.call(**task.args_kwargs["kwargs"])
+    page = client.get(f"/imports/{job.pk}/").content.decode()
+    assert "试运行" in page and Customer.objects.count() == 0
+    client.post(f"/imports/{job.pk}/start/")
+    task = DBTaskResult.objects.exclude(pk=task.pk).get()
+    task.task.call(**task.args_kwargs["kwargs"])
+    customer = Customer.objects.get()
+    assert customer.notes == "x" and customer.source_channel == "event"
+
+
+def test_the_wizard_shows_a_file_error_in_the_users_language(admin_user):
+    client = Client(HTTP_ACCEPT_LANGUAGE="zh-hans")
+    client.force_login(admin_user)
+    upload = io.BytesIO(b"")
+    upload.name = "a.csv"
+    response = client.post("/imports/", {"file": upload})
+    assert response.status_code == 200 and "客户" in response.content.decode()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=2000), name=st.sampled_from(["a.csv", "a.xlsx", "a.vcf", "a.jsonl", "a.txt"]))
+def test_any_bytes_give_a_file_problem_or_rows_never_an_exception(tmp_path, data, name):
+    path = tmp_path / name
+    path.write_bytes(data)
+    try:
+        table = open_table(path, name)
+    except FileProblem:
+        return
+    for number, record in table.rows:
+        assert isinstance(number, int) and isinstance(record, dict | RowProblem)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx", "jsonl"])
+def test_export_then_import_gives_identical_records(tmp_path, admin_user, fmt):
+    from cim.customers.configuration import custom_field_create
+    from cim.customers.filters import CustomerFilter
+    from cim.ingest.export import customers_export
+
+    for key, kind, choices in (
+        ("shoe_size", "number", []),
+        ("first_visit", "date", []),
+        ("level", "choice", ["金卡", "银卡"]),
+        ("hobbies", "multi_choice", ["读书", "旅行", "a|b"]),
+        ("wechat", "text", []),
+    ):
+        custom_field_create(key=key, label_zh=key, label_en=key, field_type=kind, choices=choices, actor=admin_user)
+    make_customer(
+        admin_user,
+        display_name="欧阳娜娜 😀",
+        family_name="欧阳",
+        given_name="娜娜",
+        alias="=SUM(A1)",
+        english_name="Nana Ouyang",
+        gender="female",
+        birthday="1999-12-31",
+        company="小米科技有限责任公司",
+        job_title="设计师",
+        customer_type="consumer",
+        source_channel="wechat",
+        value_tier="vip",
+        region="south",
+        lifecycle_stage="loyal",
+        notes="第一行\n第二行, with a comma; and “quotes”",
+        tags=["VIP", "潜在客户", "a|b"],
+        phones=[{"number": "13800138000", "is_primary": True}, {"number": "+1 415 555 0100"}],
+        emails=[{"address": "nana@example.cn"}],
+        addresses=[
+            {
+                "province": "广东省",
+                "city": "深圳市",
+                "district": "南山区",
+                "street": "科技园路1号",
+                "postal_code": "518000",
+            }
+        ],
+        custom_fields={
+            "shoe_size": 37.5,
+            "first_visit": "2024-02-29",
+            "level": "金卡",
+            "hobbies": ["读书", "a|b"],
+            "wechat": "-nana",
+        },
+    )
+    make_customer(
+        admin_user,
+        kind="organization",
+        display_name="深圳市腾讯计算机系统有限公司",
+        uscc="91440300708461136T",
+        industry="technology",
+        company_size="1000+",
+    )
+    fields = [
+        "kind",
+        "display_name",
+        "family_name",
+        "given_name",
+        "alias",
+        "english_name",
+        "gender",
+        "birthday",
+        "company",
+        "job_title",
+        "uscc",
+        "industry",
+        "company_size",
+        "customer_type",
+        "source_channel",
+        "value_tier",
+        "region",
+        "lifecycle_stage",
+        "status",
+        "notes",
+        "custom_fields",
+    ]
+
+    def snapshot():
+        records = []
+        for c in Customer.objects.order_by("display_name"):
+            record = {f: getattr(c, f) for f in fields}
+            record["tags"] = sorted(t.name for t in c.tags.all())
+            record["phones"] = sorted(p.number for p in c.phones.all())
+            record["emails"] = sorted(e.address for e in c.emails.all())
+            record["address"] = [(a.province, a.city, a.district, a.street, a.postal_code) for a in c.addresses.all()]
+            records.append(record)
+        return records
+
+    before = snapshot()
+    path = tmp_path / f"export.{fmt}"
+    with path.open("wb") as out:
+        assert customers_export(user=admin_user, filters=CustomerFilter(), fmt=fmt, out=out) == 2
+    Customer.objects.all().delete()
+    _job, counts = run(path, admin_user)
+    assert (counts.created, counts.rejected) == (2, 0)
+    assert snapshot() == before
+
+
+def test_running_the_cli_again_on_a_killed_import_resumes_it(tmp_path, admin_user):
+    path = write_csv(tmp_path / "a.csv", [HEADER, *ROWS])
+    killed = import_job_create(path=path, filename="a.csv", actor=admin_user)
+    ImportJob.objects.filter(pk=killed.pk).update(status=ImportJob.Status.RUNNING)
+    out, err = io.StringIO(), io.StringIO()
+    call_command("import", "customers", str(path), "--json", stdout=out, stderr=err)
+    assert json.loads(out.getvalue().splitlines()[-1])["job"] == killed.pk
+    assert "Resuming" in err.getvalue() and ImportJob.objects.count() == 1

@@ -1,0 +1,174 @@
+"""The import wizard: upload a file, check the column mapping, dry-run it, import it, follow its progress."""
+
+import csv
+import itertools
+import tempfile
+from pathlib import Path
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_POST
+
+from cim.accounts.roles import Perm
+from cim.core.views import page
+from cim.customers.choices import SourceChannel
+from cim.ingest.mapping import target_choices
+from cim.ingest.models import ImportJob, ImportMapping, ImportRowError
+from cim.ingest.readers import FileProblem, RowProblem, open_table
+from cim.ingest.services import import_job_create, import_job_remap, import_mapping_save
+from cim.ingest.tasks import import_job_run
+
+import_page = page(perm=Perm.CUSTOMER_IMPORT)
+SAMPLE_ROWS = 3
+ACTIVE = (ImportJob.Status.QUEUED, ImportJob.Status.CHECKING, ImportJob.Status.RUNNING)
+
+
+class UploadForm(forms.Form):
+    file = forms.FileField(
+        label=gettext_lazy("File"), help_text=gettext_lazy("CSV, Excel (.xlsx), vCard or JSON Lines")
+    )
+    saved_mapping = forms.ModelChoiceField(
+        ImportMapping.objects.all(), required=False, label=gettext_lazy("Saved mapping"), empty_label="—"
+    )
+    source = forms.CharField(
+        max_length=50,
+        required=False,
+        label=gettext_lazy("Source system"),
+        help_text=gettext_lazy("Where the file comes from (e.g. shop). Its ids are matched on re-import."),
+    )
+    source_channel = forms.ChoiceField(
+        choices=[("", "—"), *SourceChannel.choices], required=False, label=gettext_lazy("Source channel")
+    )
+    update_existing = forms.BooleanField(
+        required=False,
+        label=gettext_lazy(
+            "Update the customer whose phone or email matches, instead of flagging a possible duplicate"
+        ),
+    )
+
+
+def _jobs(request):
+    return ImportJob.objects.filter(created_by=request.user) if not request.user.is_superuser else ImportJob.objects
+
+
+@import_page
+def import_list_view(request):
+    form = UploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        saved = form.cleaned_data["saved_mapping"]
+        with tempfile.TemporaryDirectory() as scratch:
+            path = Path(scratch) / "upload"
+            with path.open("wb") as handle:
+                for chunk in upload.chunks():
+                    handle.write(chunk)
+            try:
+                job = import_job_create(
+                    path=path,
+                    filename=upload.name,
+                    actor=request.user,
+                    mapping=saved.mapping if saved else None,
+                    source=form.cleaned_data["source"],
+                    source_channel=form.cleaned_data["source_channel"],
+                    update_existing=form.cleaned_data["update_existing"],
+                )
+            except ValidationError as error:
+                for field, problems in error.message_dict.items():
+                    form.add_error("file" if field in ("file", "mapping") else None, problems)
+            else:
+                return redirect("ingest:import_detail", pk=job.pk)
+    context = {"nav": "import", "form": form, "jobs": _jobs(request).order_by("-id")[:20]}
+    return render(request, "ingest/import_list.html", context)
+
+
+def _samples(job: ImportJob) -> dict[str, list[str]]:
+    """The first rows' values per column, so a person can see what a column holds while mapping it."""
+    try:
+        table = open_table(Path(settings.MEDIA_ROOT) / job.file, job.filename)
+    except FileProblem:
+        return {}
+    samples: dict[str, list[str]] = {c: [] for c in table.columns}
+    for _row, record in itertools.islice(table.rows, SAMPLE_ROWS):
+        if isinstance(record, RowProblem):
+            continue
+        for column, value in record.items():
+            if column in samples:
+                samples[column].append(", ".join(value) if isinstance(value, list) else str(value))
+    return samples
+
+
+@import_page
+def import_detail_view(request, pk: int):
+    job = get_object_or_404(_jobs(request), pk=pk)
+    context = {
+        "nav": "import",
+        "job": job,
+        "active": job.status in ACTIVE,
+        "counts": job.counts or {},
+        "dry_run_counts": job.dry_run_counts or {},
+        "error_count": ImportRowError.objects.filter(job=job, dry_run=False).count(),
+        "dry_run_error_count": ImportRowError.objects.filter(job=job, dry_run=True).count(),
+    }
+    if request.htmx and request.htmx.target == "import-status":
+        return render(request, "ingest/_import_status.html", context)
+    if not job.rows_done and job.status not in ACTIVE:
+        samples = _samples(job)
+        context["columns"] = [(c, job.mapping.get(c, ""), samples.get(c, [])) for c in job.headers]
+        context["targets"] = target_choices()
+    return render(request, "ingest/import_detail.html", context)
+
+
+@require_POST
+@import_page
+def import_mapping_view(request, pk: int):
+    job = get_object_or_404(_jobs(request), pk=pk)
+    mapping = {column: request.POST.get(f"map-{i}", "") for i, column in enumerate(job.headers)}
+    try:
+        import_job_remap(job=job, mapping=mapping, actor=request.user)
+        if name := request.POST.get("save_as", "").strip():
+            import_mapping_save(name=name, mapping=mapping, actor=request.user)
+            messages.success(request, _("The mapping was saved as “%(name)s”.") % {"name": name})
+    except ValidationError as error:
+        for problem in error.messages:
+            messages.error(request, problem)
+        return redirect("ingest:import_detail", pk=job.pk)
+    if "dry_run" in request.POST or "run" in request.POST:
+        return _start(request, job, dry_run="dry_run" in request.POST)
+    return redirect("ingest:import_detail", pk=job.pk)
+
+
+@require_POST
+@import_page
+def import_start_view(request, pk: int):
+    job = get_object_or_404(_jobs(request), pk=pk)
+    return _start(request, job, dry_run="dry_run" in request.POST)
+
+
+def _start(request, job: ImportJob, *, dry_run: bool):
+    if job.status in ACTIVE or job.status == ImportJob.Status.DONE:
+        messages.info(request, _("This import is already running or done."))
+        return redirect("ingest:import_detail", pk=job.pk)
+    ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.QUEUED)
+    import_job_run.enqueue(job_id=job.pk, user_id=request.user.pk, dry_run=dry_run)
+    return redirect("ingest:import_detail", pk=job.pk)
+
+
+@import_page
+def import_errors_view(request, pk: int):
+    """The rejected rows as CSV (row, column, reason), with a BOM so Excel shows the Chinese."""
+    job = get_object_or_404(_jobs(request), pk=pk)
+    dry_run = request.GET.get("dry_run") == "1"
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-errors.csv"'
+    response.write("\ufeff")
+    writer = csv.writer(response)
+    writer.writerow([_("Row"), _("Column"), _("Reason")])
+    rows = ImportRowError.objects.filter(job=job, dry_run=dry_run).values_list("row", "column", "message")
+    writer.writerows(rows.iterator(chunk_size=2000))
+    return response
