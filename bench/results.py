@@ -3,7 +3,7 @@
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-TITLE = "# Benchmark results"
+TITLE = "# Benchmark results\n\nEach benchmark of `make bench` writes its own section; the machine and date are in each."
 
 
 def write_section(heading: str, lines: list[str], results: Path = RESULTS) -> None:

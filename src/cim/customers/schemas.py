@@ -164,14 +164,15 @@ class CustomerListOut(Schema):
     created_at: datetime
     updated_at: datetime
 
+    # Rows come from `customer_list`, which prefetches these lists.
     @staticmethod
     def resolve_tags(obj) -> list[str]:
-        return [t.name for t in obj.tags.all()]
+        return [t.name for t in obj.tag_list]
 
     @staticmethod
     def resolve_primary_phone(obj) -> str | None:
-        return next((p.number for p in obj.phones.all()), None)
+        return next((p.number for p in obj.primary_phones), None)
 
     @staticmethod
     def resolve_primary_email(obj) -> str | None:
-        return next((e.address for e in obj.emails.all()), None)
+        return next((e.address for e in obj.primary_emails), None)
