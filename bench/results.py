@@ -3,7 +3,7 @@
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-TITLE = "# Benchmark results\n\nEach benchmark of `make bench` writes its own section; the machine and date are in each."
+TITLE = "# Benchmark results\n\nEach benchmark of `make bench` writes its own section, with its machine and date."
 
 
 def write_section(heading: str, lines: list[str], results: Path = RESULTS) -> None:
