@@ -63,6 +63,8 @@ TARGETS: dict[str, tuple] = {
     "notes": (_("Notes"), "备注 说明 描述 备注信息 notes note remark remarks comment comments description memo"),
 }
 IGNORE = ""
+# Targets several columns may fill; any other target takes one column.
+LIST_TARGETS = {"phones", "phones_work", "phones_home", "emails", "emails_work", "tags", "notes", IGNORE}
 _PUNCTUATION = re.compile(r"[\s_\-:：*()（）\[\]【】/·.]+")
 
 
@@ -135,6 +137,3 @@ def mapping_errors(mapping: dict[str, str], columns: list[str]) -> list[str]:
     if not {"display_name", "family_name", "given_name", "external_id", "number"} & set(mapping.values()):
         problems.append(str(_("Map a column to the customer's name.")))
     return problems
-
-
-LIST_TARGETS = {"phones", "phones_work", "phones_home", "emails", "emails_work", "tags", "notes", IGNORE}

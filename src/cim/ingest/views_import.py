@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
-from cim.accounts.roles import Perm
+from cim.accounts.roles import Perm, Role
 from cim.core.views import page
 from cim.customers.choices import SourceChannel
 from cim.ingest.mapping import target_choices
@@ -54,7 +54,10 @@ class UploadForm(forms.Form):
 
 
 def _jobs(request):
-    return ImportJob.objects.filter(created_by=request.user) if not request.user.is_superuser else ImportJob.objects
+    """The imports a user may see: their own; administrators see everyone's."""
+    if request.user.role == Role.ADMINISTRATOR:
+        return ImportJob.objects.all()
+    return ImportJob.objects.filter(created_by=request.user)
 
 
 @import_page

@@ -441,3 +441,12 @@ def test_running_the_cli_again_on_a_killed_import_resumes_it(tmp_path, admin_use
     call_command("import", "customers", str(path), "--json", stdout=out, stderr=err)
     assert json.loads(out.getvalue().splitlines()[-1])["job"] == killed.pk
     assert "Resuming" in err.getvalue() and ImportJob.objects.count() == 1
+
+
+def test_an_import_is_seen_by_its_owner_and_administrators_only(tmp_path, users):
+    marketing, manager = users["marketing"], users["manager"]
+    job = import_job_create(path=write_csv(tmp_path / "a.csv", [HEADER, *ROWS]), filename="a.csv", actor=marketing)
+    for user, status in ((marketing, 200), (users["administrator"], 200), (manager, 404), (users["sales"], 403)):
+        client = Client()
+        client.force_login(user)
+        assert client.get(f"/imports/{job.pk}/").status_code == status, user.role
