@@ -1,4 +1,4 @@
-"""Set-based inserts for bulk paths (demo loads, imports, search keys): one executemany of plain tuples.
+"""Set-based inserts for bulk paths (demo loads, imports, search keys): plain tuples in one statement.
 
 `bulk_create` costs ~10 µs a row here (model instances, per-field preparation, 999-parameter statements on
 SQLite); plain tuples cost ~1 µs, and a load writes ~40 rows per customer.
@@ -29,6 +29,17 @@ def insert_rows(model, fields: list[str], rows: Iterable[tuple], *, first_pk: in
     """
     q = connection.ops.quote_name
     columns = ", ".join(q(model._meta.get_field(name).column) for name in fields)
+    if connection.vendor == "postgresql":
+        # COPY: several times faster than INSERTs on PostgreSQL, and what DESIGN names for bulk loads.
+        if first_pk is not None:
+            rows = ((row[0] + first_pk, *row[1:]) for row in rows)
+        with (
+            connection.cursor() as cursor,
+            cursor.copy(f"COPY {q(model._meta.db_table)} ({columns}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        return
     placeholders = ["%s"] * len(fields)
     if first_pk is not None:
         placeholders[0] = f"%s + {int(first_pk)}"
