@@ -25,11 +25,10 @@ from cim.core.api_errors import _pydantic_detail
 from cim.customers.choices import SourceChannel
 from cim.customers.models import Customer, ExternalId
 from cim.customers.schemas import CustomerInput
+from cim.customers.selectors import customer_ids_by_contact
 from cim.customers.services import customer_create, customer_update
 from cim.ingest.models import EventSource
 from cim.quality.normalize import clean_text
-from cim.search.keys import hash_key
-from cim.search.models import SearchKey
 
 SEGMENT_SYSTEM = "segment"
 NAME_FIELDS = ("display_name", "family_name", "given_name")
@@ -207,14 +206,13 @@ class _Identities:
 
 
 def _customer_by_contact(traits: Traits) -> Customer | None:
-    """The one customer with this email, else the one with this phone (their keyed-hash search keys); else None."""
+    """The one customer with this email, else the one with this phone; else None."""
     for kind, value in (("email", traits.email_normalized), ("phone", traits.phone_e164)):
         if not value:
             continue
-        keys = SearchKey.objects.filter(kind=SearchKey.Kind.HASH, key=hash_key(kind, value)).order_by()
-        ids = list(keys.values_list("customer_id", flat=True).distinct()[:2])
+        ids = customer_ids_by_contact(kind=kind, values=[value]).get(value, set())
         if len(ids) == 1:
-            return Customer.objects.get(pk=ids[0])
+            return Customer.objects.get(pk=ids.pop())
     return None
 
 

@@ -38,19 +38,24 @@ def _decode_value(field, value):
     return value
 
 
+def _field(queryset: QuerySet, name: str):
+    annotation = queryset.query.annotations.get(name)
+    return annotation.output_field if annotation is not None else queryset.model._meta.get_field(name)
+
+
 def _decode(cursor: str, fields: list[str], queryset: QuerySet) -> list:
     try:
         values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not isinstance(values, list) or len(values) != len(fields):
             raise ValueError
-        model = queryset.model
-        return [_decode_value(model._meta.get_field(f), v) for f, v in zip(fields, values, strict=True)]
+        return [_decode_value(_field(queryset, f), v) for f, v in zip(fields, values, strict=True)]
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, ValidationError):
         raise HttpError(400, _("The cursor is not valid; start again without it.")) from None
 
 
 def keyset_page(queryset: QuerySet, *, cursor: str | None, limit: int) -> tuple[list, str | None]:
-    """One page of an ordered queryset (its ordering must end in a unique field) and the next page's cursor."""
+    """One page of an ordered queryset (its ordering must end in a unique field or annotation) and the next
+    page's cursor."""
     ordering = [str(o) for o in queryset.query.order_by]
     fields = [o.lstrip("-") for o in ordering]
     if cursor:

@@ -2,7 +2,7 @@
 
 Faker is slow per call, so it fills small pools once (names, companies, streets) and rows are random
 combinations of pool entries. Every batch is one transaction: customers, contact points, tags, search
-keys and audit events land together, so an interrupted load leaves only whole batches behind.
+documents and audit events land together, so an interrupted load leaves only whole batches behind.
 """
 
 import contextlib
@@ -30,13 +30,14 @@ from cim.accounts.models import Team, User
 from cim.accounts.roles import Role
 from cim.accounts.services import user_create
 from cim.audit.services import audit_record
+from cim.core.blind_index import blind_index
 from cim.core.bulk import insert_rows, value_adapter
 from cim.customers import choices as c
 from cim.customers.models import Address, Customer, CustomerTag, Email, Phone, Tag
 from cim.customers.numbering import numbers_allocate
-from cim.search.keys import customer_keys
-from cim.search.models import SearchKey
-from cim.search.services import _names as search_names
+from cim.search.models import SearchDocument
+from cim.search.services import search_names
+from cim.search.tokens import document
 
 BATCH_SIZE = 5000
 ZH_SHARE = 0.8
@@ -354,8 +355,6 @@ def _uscc(rng: random.Random) -> str:
 CUSTOMER_FIELDS = [f for f in Customer._meta.concrete_fields if not f.primary_key]
 ADDRESS_FIELDS = ["kind", "country", "province", "city", "district", "street", "postal_code"]
 CONTACT_FIELDS = ["is_primary", "is_verified", "created_at"]
-# Plain values, not enum members: rows cross a process boundary and unpickling members is slow.
-TEXT_KEY, HASH_KEY = SearchKey.Kind.TEXT.value, SearchKey.Kind.HASH.value
 _SET_PER_ROW = {"number", "created_at", "updated_at"}
 
 
@@ -374,7 +373,7 @@ class _Batch:
     emails: list[tuple] = field(default_factory=list)
     addresses: list[tuple] = field(default_factory=list)
     tags: list[tuple] = field(default_factory=list)
-    keys: list[tuple] = field(default_factory=list)
+    documents: list[tuple] = field(default_factory=list)
 
 
 class _Generator:
@@ -502,6 +501,7 @@ class _Generator:
                         c.PhoneType.MOBILE.value if i == 0 else c.PhoneType.WORK.value,
                         e164,
                         raw,
+                        blind_index("phone", e164),
                         i == 0,
                         False,
                         now,
@@ -514,6 +514,7 @@ class _Generator:
                         c.EmailType.PERSONAL.value if i == 0 else c.EmailType.WORK.value,
                         email,
                         email,
+                        blind_index("email", email),
                         i == 0,
                         False,
                         now,
@@ -525,11 +526,7 @@ class _Generator:
                 for tag_id, (_, _, share) in zip(self.tag_ids, TAGS, strict=True)
                 if rng.random() < share
             ]
-            text, hashed = customer_keys(names=search_names(customer), phones=phones, emails=emails, number=number)
-            out.keys += [(offset, TEXT_KEY, key) for key in text]
-            out.keys += [(offset, HASH_KEY, key) for key in hashed]
-        # In index order, so the parent's inserts walk the (kind, key) B-tree instead of jumping around it.
-        out.keys.sort(key=lambda row: (row[1], row[2]))
+            out.documents.append((offset, document(names=search_names(customer), phones=phones, emails=emails)))
         return out
 
 
@@ -546,11 +543,11 @@ def _save(batch: _Batch) -> None:
         pks = [by_number[number] for number in batch.numbers]
         consecutive = _consecutive(pks)
         for model, fields, rows in (
-            (Phone, ["kind", "number", "raw", *CONTACT_FIELDS], batch.phones),
-            (Email, ["kind", "address", "raw", *CONTACT_FIELDS], batch.emails),
+            (Phone, ["kind", "number", "raw", "match_key", *CONTACT_FIELDS], batch.phones),
+            (Email, ["kind", "address", "raw", "match_key", *CONTACT_FIELDS], batch.emails),
             (Address, [*ADDRESS_FIELDS, *CONTACT_FIELDS], batch.addresses),
             (CustomerTag, ["tag", "added_at"], batch.tags),
-            (SearchKey, ["kind", "key"], batch.keys),
+            (SearchDocument, ["tokens"], batch.documents),
         ):
             if consecutive:
                 insert_rows(model, ["customer", *fields], rows, first_pk=pks[0])
@@ -619,7 +616,8 @@ def _rare_checkpoints() -> Iterator[None]:
 
 
 def demo_load(*, customers: int, seed: int = 0, progress: Callable[[int], None] | None = None) -> DemoResult:
-    """Add `customers` demo customers with owners, tags, contact points and search keys; `progress(n)` per batch."""
+    """Add `customers` demo customers with owners, tags, contact points and search documents; `progress(n)` per
+    batch."""
     started = time.monotonic()
     owners = [(u.pk, u.team_id) for u in demo_owners()]
     tag_ids = [t.pk for t in demo_tags()]

@@ -90,9 +90,12 @@ class CustomerFilter(Schema):
         # Tag names and choices are stored cleaned (NFKC, no control characters); compare like with like.
         for name in dict.fromkeys(clean_text(t) for t in self.tag if clean_text(t)):
             queryset = queryset.filter(pk__in=CustomerTag.objects.filter(tag__name=name).values("customer_id"))
+        ordering = SORTS[self.sort]
         if self.q and self.q.strip():
             queryset = search_filter(queryset, self.q)
-        return queryset.order_by(*SORTS[self.sort])
+            if self.sort in ("-created", "created") and "search_rowid" in queryset.query.annotations:
+                ordering = (self.sort.replace("created", "search_rowid"),)
+        return queryset.order_by(*ordering)
 
 
 def _custom_field_condition(items: list[str]) -> Q:

@@ -5,6 +5,7 @@ from django.utils.translation import gettext_lazy as _
 
 from cim.accounts.models import Team
 from cim.accounts.roles import Scope, scope_of
+from cim.core.blind_index import BlindIndexField
 from cim.customers import choices as c
 
 
@@ -116,6 +117,8 @@ class Phone(ContactPoint):
     kind = models.CharField(_("type"), max_length=10, choices=c.PhoneType.choices, default=c.PhoneType.MOBILE)
     number = models.CharField(_("number (E.164)"), max_length=20)
     raw = models.CharField(_("as entered"), max_length=64, blank=True)
+    # How a phone is matched exactly, now and once numbers are encrypted (DESIGN §5).
+    match_key = BlindIndexField(_("match key"), source="number", kind="phone")
 
     class Meta(ContactPoint.Meta):
         verbose_name = _("phone")
@@ -136,6 +139,7 @@ class Email(ContactPoint):
     kind = models.CharField(_("type"), max_length=10, choices=c.EmailType.choices, default=c.EmailType.PERSONAL)
     address = models.CharField(_("address"), max_length=254)
     raw = models.CharField(_("as entered"), max_length=254, blank=True)
+    match_key = BlindIndexField(_("match key"), source="address", kind="email")
 
     class Meta(ContactPoint.Meta):
         verbose_name = _("email")

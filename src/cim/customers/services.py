@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 from cim.accounts.models import Team, User
 from cim.accounts.roles import Perm, has_perm
 from cim.audit.services import audit_record, audit_record_bulk
+from cim.core.blind_index import blind_index
 from cim.customers.choices import Kind, Status
 from cim.customers.custom_fields import custom_fields_clean
 from cim.customers.models import Address, Customer, CustomerTag, Email, Phone, Tag
@@ -83,7 +84,9 @@ def _clean_contacts(data: CustomerInput, sent: set[str], errors: dict[str, list[
             if len(raw) > (limit := Phone._meta.get_field("raw").max_length):
                 errors[f"phones.{i}.number"] = [_("Enter at most %(n)s characters.") % {"n": limit}]
                 continue
-            phones.setdefault(e164, {**phone.model_dump(), "number": e164, "raw": raw})
+            phones.setdefault(
+                e164, {**phone.model_dump(), "number": e164, "raw": raw, "match_key": blind_index("phone", e164)}
+            )
         cleaned["phones"] = list(phones.values())
     if "emails" in sent:
         emails: dict[str, dict] = {}
@@ -93,7 +96,15 @@ def _clean_contacts(data: CustomerInput, sent: set[str], errors: dict[str, list[
             except ValidationError as error:
                 errors[f"emails.{i}.address"] = error.messages
                 continue
-            emails.setdefault(address, {**email.model_dump(), "address": address, "raw": clean_text(email.address)})
+            emails.setdefault(
+                address,
+                {
+                    **email.model_dump(),
+                    "address": address,
+                    "raw": clean_text(email.address),
+                    "match_key": blind_index("email", address),
+                },
+            )
         cleaned["emails"] = list(emails.values())
     if "addresses" in sent:
         cleaned["addresses"] = []

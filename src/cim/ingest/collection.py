@@ -28,9 +28,11 @@ from django.utils.translation import pgettext_lazy
 
 from cim.accounts.roles import Perm, has_perm
 from cim.audit.services import audit_record
+from cim.core.blind_index import blind_index
 from cim.customers.choices import Gender, SourceChannel
 from cim.customers.models import Customer
 from cim.customers.schemas import CustomerInput, EmailIn, PhoneIn
+from cim.customers.selectors import customer_ids_by_contact
 from cim.customers.services import PermissionDenied, customer_create, customer_update
 from cim.ingest.models import CollectionForm, FormSubmission, VerificationChallenge
 from cim.ingest.sms import sms_sender
@@ -38,8 +40,6 @@ from cim.privacy.models import ConsentPurpose
 from cim.privacy.services import consent_record
 from cim.quality.models import DuplicateCandidate
 from cim.quality.normalize import clean_paragraphs, clean_text, normalize_email, normalize_name, normalize_phone
-from cim.search.keys import hash_key
-from cim.search.models import SearchKey
 
 logger = logging.getLogger(__name__)
 
@@ -327,7 +327,7 @@ def form_submission_receive(
             challenge = VerificationChallenge(
                 submission=submission,
                 channel=channel,
-                target_hash=hash_key(CHANNEL_FIELD[channel], cleaned[CHANNEL_FIELD[channel]]),
+                target_hash=blind_index(CHANNEL_FIELD[channel], cleaned[CHANNEL_FIELD[channel]]),
             )
             _issue(challenge, cleaned[CHANNEL_FIELD[channel]], site_url)
         if not form.channels:
@@ -509,9 +509,8 @@ def submission_from_step_token(token: str) -> FormSubmission | None:
 
 
 def _customers_with(kind: str, value: str) -> set[int]:
-    """The customers holding this phone (E.164) or email, through their keyed-hash search keys."""
-    keys = SearchKey.objects.filter(kind=SearchKey.Kind.HASH, key=hash_key(kind, value)).order_by()
-    return set(keys.values_list("customer_id", flat=True).distinct())
+    """The customers holding this phone (E.164) or email."""
+    return customer_ids_by_contact(kind=kind, values=[value]).get(value, set())
 
 
 def _phones(customer: Customer | None, raw: str, e164: str, verified: bool) -> list[PhoneIn]:

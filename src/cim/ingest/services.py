@@ -36,8 +36,6 @@ from cim.ingest.mapping import auto_map, mapping_errors
 from cim.ingest.models import ImportJob, ImportMapping, ImportRowError
 from cim.ingest.readers import FileProblem, RowProblem, open_table
 from cim.quality.models import DuplicateCandidate
-from cim.search.keys import hash_key
-from cim.search.models import SearchKey
 from cim.search.services import search_index_update
 
 BATCH_ROWS = 1000
@@ -46,8 +44,8 @@ DEFAULT_SYSTEM = "import"
 CUSTOMER_COLUMNS = [(f.attname, value_adapter(f)) for f in Customer._meta.concrete_fields if not f.primary_key]
 CUSTOMER_DEFAULTS = {f.attname: f.get_default() for f in Customer._meta.concrete_fields if not f.primary_key}
 CONTACT_COLUMNS = {
-    Phone: ["kind", "number", "raw", "is_primary", "is_verified"],
-    Email: ["kind", "address", "raw", "is_primary", "is_verified"],
+    Phone: ["kind", "number", "raw", "match_key", "is_primary", "is_verified"],
+    Email: ["kind", "address", "raw", "match_key", "is_primary", "is_verified"],
     Address: ["kind", "country", "province", "city", "district", "street", "postal_code", "is_primary", "is_verified"],
 }
 CHILD_COLUMNS = {
@@ -177,10 +175,10 @@ def _batches(rows: Iterator, skip_through: int) -> Iterator[list[tuple[int, dict
 
 
 def _hashes(contacts: dict[str, list[dict]]) -> list[tuple[str, str]]:
-    """Keyed hashes of a row's valid, normalised phones and emails, with the duplicate reason each gives."""
+    """Match keys of a row's valid, normalised phones and emails, with the duplicate reason each gives."""
     phone, email = DuplicateCandidate.Reason.SAME_PHONE, DuplicateCandidate.Reason.SAME_EMAIL
-    return [(hash_key("phone", p["number"]), phone) for p in contacts.get("phones", [])] + [
-        (hash_key("email", e["address"]), email) for e in contacts.get("emails", [])
+    return [(p["match_key"], phone) for p in contacts.get("phones", [])] + [
+        (e["match_key"], email) for e in contacts.get("emails", [])
     ]
 
 
@@ -252,10 +250,10 @@ class _Importer:
         creates: list[_NewCustomer] = []
         contact_hashes = [h for _, _f, (_v, contacts, _p) in inputs for h, _r in _hashes(contacts)]
         owners_of_hash: dict[str, set[int]] = {}
-        for key, customer_id in SearchKey.objects.filter(
-            kind=SearchKey.Kind.HASH, key__in=contact_hashes, customer_id__lt=self.first_new_id
-        ).values_list("key", "customer_id"):
-            owners_of_hash.setdefault(key, set()).add(customer_id)
+        for model in (Phone, Email):
+            holders = model.objects.filter(match_key__in=contact_hashes, customer_id__lt=self.first_new_id)
+            for key, customer_id in holders.order_by().values_list("match_key", "customer_id"):
+                owners_of_hash.setdefault(key, set()).add(customer_id)
         for number, found, (values, contacts, problems) in inputs:
             if found.external_id and found.external_id in self.seen_external:
                 problem = _("The same external id is on row %(row)s.") % {"row": self.seen_external[found.external_id]}

@@ -28,6 +28,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django_ratelimit.core import get_usage
 
 from cim.accounts.roles import Perm
+from cim.core.blind_index import blind_index
 from cim.core.context import request_id
 from cim.core.views import page
 from cim.customers.choices import Gender, SourceChannel
@@ -54,7 +55,6 @@ from cim.ingest.collection import (
 )
 from cim.ingest.models import CollectionForm, FormSubmission, VerificationChallenge
 from cim.privacy.models import ConsentPurpose
-from cim.search.keys import hash_key
 
 logger = logging.getLogger(__name__)
 
@@ -379,7 +379,7 @@ def public_form_view(request, slug: str):
             consent = bool(request.POST.get("consent"))
             cleaned, errors = form_submission_clean(form=collection, values=values, consent=consent)
             if not errors:
-                contacts = [hash_key(kind, cleaned[kind]) for kind in ("phone", "email") if kind in cleaned]
+                contacts = [blind_index(kind, cleaned[kind]) for kind in ("phone", "email") if kind in cleaned]
                 if wait := _contacts_over_limit(request, contacts):
                     return _too_many(request, language, wait, per_contact=True)
                 try:

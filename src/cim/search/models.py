@@ -1,38 +1,52 @@
 from django.db import models
+from django.db.models import Lookup
 from django.utils.translation import gettext_lazy as _
 
 
-class SearchKey(models.Model):
-    """One search key of a customer. Text keys are matched by prefix; hashed keys (phones, emails) exactly.
+class SearchTokensField(models.TextField):
+    """A search document's tokens (see `cim.search.tokens`): an FTS5 column on SQLite, a tsvector on PostgreSQL."""
 
-    A B-tree on (kind, key) answers every query kind in a range scan, identically on SQLite and PostgreSQL:
-    1–2 character Chinese queries included, which trigram indexes cannot serve.
-    """
+    def db_type(self, connection):
+        return "tsvector" if connection.vendor == "postgresql" else "text"
 
-    class Kind(models.IntegerChoices):
-        TEXT = 1, _("text")
-        HASH = 2, _("keyed hash")
 
-    customer = models.ForeignKey(
-        "customers.Customer", verbose_name=_("customer"), on_delete=models.CASCADE, related_name="+", db_index=False
+@SearchTokensField.register_lookup
+class Match(Lookup):
+    """`tokens__match=expression`, in the backend's own syntax (see `cim.search.backends`)."""
+
+    lookup_name = "match"
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        if connection.vendor == "postgresql":
+            return f"{lhs} @@ ({rhs})::tsquery", [*lhs_params, *rhs_params]
+        # FTS5 matches through the hidden column named after the table: detail=none has no column filters.
+        quote = connection.ops.quote_name
+        return f"{quote(self.lhs.alias)}.{quote(self.lhs.target.model._meta.db_table)} MATCH {rhs}", rhs_params
+
+
+class SearchDocument(models.Model):
+    """The search tokens of one customer, one row each: an FTS5 table on SQLite, a GIN-indexed tsvector on
+    PostgreSQL (both made by the migration, hence unmanaged). Its row id is the customer's id."""
+
+    customer = models.OneToOneField(
+        "customers.Customer",
+        verbose_name=_("customer"),
+        primary_key=True,
+        db_column="rowid",
+        db_constraint=False,
+        on_delete=models.DO_NOTHING,
+        related_name="search_document",
     )
-    kind = models.PositiveSmallIntegerField(_("kind"), choices=Kind.choices)
-    key = models.CharField(_("key"), max_length=64)
+    tokens = SearchTokensField(_("tokens"))
 
     class Meta:
-        verbose_name = _("search key")
-        verbose_name_plural = _("search keys")
-        ordering = ["kind", "key"]
-        indexes = [
-            # PostgreSQL needs the pattern operator class for `LIKE 'prefix%'` to use the index in any collation.
-            models.Index(
-                fields=["kind", "key", "customer"],
-                name="search_key_idx",
-                opclasses=["int2_ops", "varchar_pattern_ops", "int8_ops"],
-            ),
-            # Covers "has this customer a key in this range?", the probe that serves common words (search_filter).
-            models.Index(fields=["customer", "kind", "key"], name="search_key_customer_idx"),
-        ]
+        managed = False
+        db_table = "search_document"
+        verbose_name = _("search document")
+        verbose_name_plural = _("search documents")
+        ordering = ["customer"]
 
     def __str__(self) -> str:
-        return self.key
+        return str(self.customer_id)

@@ -1,17 +1,20 @@
-"""Keeping the search keys in step with customers, in the same transaction as the change."""
+"""Keeping search documents in step with customers, in the same transaction as the change."""
 
 from collections.abc import Iterable
 
+from django.db import connection
+
 from cim.core.bulk import insert_rows
 from cim.customers.models import Customer, Email, Phone
-from cim.search.keys import customer_keys
-from cim.search.models import SearchKey
+from cim.search.models import SearchDocument
+from cim.search.tokens import document
 
 BATCH = 5000
-TEXT, HASH = SearchKey.Kind.TEXT.value, SearchKey.Kind.HASH.value
+NAME_FIELDS = ("display_name", "family_name", "given_name", "alias", "english_name", "company")
 
 
-def _names(customer: Customer) -> list[str]:
+def search_names(customer) -> list[str]:
+    """The names a customer is found by; anything with the attributes of NAME_FIELDS will do."""
     return [
         customer.display_name,
         customer.family_name + customer.given_name,
@@ -21,8 +24,20 @@ def _names(customer: Customer) -> list[str]:
     ]
 
 
+def search_documents_write(rows: Iterable[tuple[int, str]]) -> None:
+    """Store (customer id, `tokens.document(...)`) rows of customers that have no document yet: the bulk paths
+    hold the values already and skip reading them back."""
+    insert_rows(SearchDocument, ["customer", "tokens"], rows)
+
+
+def search_index_remove(*, customer_ids: Iterable[int]) -> None:
+    ids = list(customer_ids)
+    for start in range(0, len(ids), BATCH):
+        SearchDocument.objects.filter(pk__in=ids[start : start + BATCH]).delete()
+
+
 def search_index_update(*, customer_ids: Iterable[int]) -> int:
-    """Rebuild the keys of these customers from what is stored; returns the number of keys written."""
+    """Rebuild the documents of these customers from what is stored; returns how many were written."""
     ids = list(customer_ids)
     written = 0
     for start in range(0, len(ids), BATCH):
@@ -33,26 +48,26 @@ def search_index_update(*, customer_ids: Iterable[int]) -> int:
         emails: dict[int, list[str]] = {}
         for cid, address in Email.objects.filter(customer_id__in=chunk).values_list("customer_id", "address"):
             emails.setdefault(cid, []).append(address)
-        rows = []
-        for customer in Customer.objects.filter(pk__in=chunk).only(
-            "number", "display_name", "family_name", "given_name", "alias", "english_name", "company"
-        ):
-            text, hashed = customer_keys(
-                names=_names(customer),
-                phones=phones.get(customer.pk, ()),
-                emails=emails.get(customer.pk, ()),
-                number=customer.number,
-            )
-            rows += [(customer.pk, TEXT, k) for k in text]
-            rows += [(customer.pk, HASH, k) for k in hashed]
-        SearchKey.objects.filter(customer_id__in=chunk).delete()
-        # In index order, so the inserts walk the (kind, key) B-tree instead of jumping around it.
-        insert_rows(SearchKey, ["customer", "kind", "key"], sorted(rows, key=lambda row: (row[1], row[2])))
+        rows = [
+            (c.pk, document(names=search_names(c), phones=phones.get(c.pk, ()), emails=emails.get(c.pk, ())))
+            for c in Customer.objects.filter(pk__in=chunk).only(*NAME_FIELDS).order_by("pk")
+        ]
+        search_index_remove(customer_ids=chunk)
+        search_documents_write(rows)
         written += len(rows)
     return written
 
 
 def search_index_rebuild() -> int:
-    """Rebuild every customer's keys (after a change of the search key, or a restore)."""
+    """Rebuild every customer's document and the phones' and emails' match keys (after a change of the search
+    key, or a restore)."""
+    for model in (Phone, Email):
+        field = model._meta.get_field("match_key")
+        rows = list(model.objects.only(field.source).order_by())
+        for row in rows:
+            field.pre_save(row, add=False)
+        model.objects.bulk_update(rows, ["match_key"], batch_size=BATCH)
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM search_document")
     ids = Customer.objects.order_by("pk").values_list("pk", flat=True)
     return search_index_update(customer_ids=ids.iterator(chunk_size=BATCH))

@@ -1,16 +1,20 @@
 """Keyword search: every kind of query a person types finds the right customers, on SQLite and PostgreSQL."""
 
+import io
+import json
 import re
 
 import pytest
+from django.core.management import call_command
 
 from cim.customers.filters import CustomerFilter
 from cim.customers.schemas import CustomerInput
 from cim.customers.selectors import customer_list
 from cim.customers.services import customer_archive, customer_update
 from cim.customers.tests.factories import make_customer
-from cim.search.models import SearchKey
+from cim.search.models import SearchDocument
 from cim.search.services import search_index_rebuild
+from cim.search.tokens import HASH
 
 
 @pytest.fixture
@@ -216,31 +220,33 @@ def test_search_follows_updates(admin_user, people):
     assert _search(admin_user, "010-62345678") == set()
 
 
-@pytest.mark.parametrize("query", ["", "   ", "，；、", "!!!", "%", "'", '"', "\\", "*", "\x00"])
+@pytest.mark.parametrize("query", ["", "   ", "，；、", "!!!", "%", "'", '"', "\\", "*", "\x00", "_", "\ue000"])
 def test_queries_with_nothing_searchable_do_not_narrow(admin_user, people, query):
     assert _search(admin_user, query) == {c.display_name for c in people.values()}
 
 
-def test_like_wildcards_and_nul_are_not_patterns(admin_user, people):
-    assert _search(admin_user, "_") == set()
-    assert _search(admin_user, "z_") == set()
+def test_wildcards_and_nul_are_not_patterns(admin_user, people):
+    assert _search(admin_user, "z_") == _search(admin_user, "z")
+    assert _search(admin_user, "z*") == _search(admin_user, "z")
+    assert _search(admin_user, '"张" OR "李"') == set()
     assert _search(admin_user, "张%") == _search(admin_user, "张")
     assert _search(admin_user, "张\x00三") == _search(admin_user, "张三")
 
 
 def test_index_rebuild_gives_the_same_results(admin_user, people):
     before = _search(admin_user, "zs")
-    SearchKey.objects.all().delete()
+    SearchDocument.objects.all().delete()
     assert _search(admin_user, "zs") == set()
     search_index_rebuild()
     assert _search(admin_user, "zs") == before
 
 
-def test_no_plaintext_phone_or_email_in_search_keys(admin_user, people):
-    keys = list(SearchKey.objects.values_list("kind", "key"))
-    assert keys
-    hashed = [key for kind, key in keys if kind == SearchKey.Kind.HASH]
-    assert hashed and all(re.fullmatch(r"[0-9a-f]{32}", key) for key in hashed)
+def test_no_plaintext_phone_or_email_in_search_documents(admin_user, people):
+    # PostgreSQL prints a tsvector's lexemes in quotes.
+    tokens = [t.strip("'") for doc in SearchDocument.objects.values_list("tokens", flat=True) for t in doc.split()]
+    assert tokens
+    hashed = [t for t in tokens if t.startswith(HASH)]
+    assert hashed and all(re.fullmatch(HASH + r"[a-z2-7]{16}", t) for t in hashed)
     secrets = [
         "13812345678",
         "8613812345678",
@@ -249,15 +255,25 @@ def test_no_plaintext_phone_or_email_in_search_keys(admin_user, people):
         "1111",
         "62345678",
         "6502530000",
-        "zhang.san@",
-        "example.com",
+        "zhang.san",
+        "example",
         "wudang",
         "jsmith",
-        "corp.example",
+        "corp",
         "sanfeng@",
         "@",
     ]
-    # Hash keys are random hex (checked above), which may contain any digit run by chance.
-    for key in (key for kind, key in keys if kind != SearchKey.Kind.HASH):
+    # Hashes are random base32, which may contain any short run by chance.
+    for token in (t for t in tokens if not t.startswith(HASH)):
         for secret in secrets:
-            assert secret not in key, (key, secret)
+            assert secret not in token, (token, secret)
+
+
+def test_reindex_command_rebuilds_documents_and_match_keys(admin_user, people, settings):
+    settings.CIM_SEARCH_KEY = "another key"
+    assert _search(admin_user, "13812345678") == set()  # the stored match keys were made under the old key
+    out = io.StringIO()
+    call_command("search", "reindex", "--json", stdout=out)
+    assert json.loads(out.getvalue().splitlines()[-1])["customers"] == len(people)
+    assert _search(admin_user, "13812345678") == {"张三"}
+    assert _search(admin_user, "5678") == {"张三", "张伟", "李四"}

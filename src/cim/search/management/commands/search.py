@@ -7,7 +7,7 @@ from cim.search.services import search_index_rebuild
 
 
 class Command(BaseCommand):
-    help = "Search index maintenance: `cim search reindex` rebuilds every customer's search keys."
+    help = "`cim search reindex` rebuilds every customer's search document and the phone and email match keys."
 
     def add_arguments(self, parser):
         parser.add_argument("action", choices=["reindex"])
@@ -15,9 +15,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, action, **options):
         started = time.monotonic()
-        keys = search_index_rebuild()
+        customers = search_index_rebuild()
         seconds = round(time.monotonic() - started, 2)
         if options["json"]:
-            self.stdout.write(json.dumps({"keys": keys, "seconds": seconds}))
+            self.stdout.write(json.dumps({"customers": customers, "seconds": seconds}))
         else:
-            self.stdout.write(f"Search index rebuilt: {keys:,} keys in {seconds} s.")
+            self.stdout.write(f"Search index rebuilt: {customers:,} customers in {seconds} s.")
