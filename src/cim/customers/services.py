@@ -1,6 +1,7 @@
 """Every write to customer master data. Each validates, normalises, indexes and audits in one transaction."""
 
 from collections.abc import Iterable
+from functools import cache
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -61,10 +62,22 @@ def _require(actor, perm: str) -> None:
         raise PermissionDenied(perm)
 
 
+@cache
+def _max_lengths(model) -> dict[str, int]:
+    # Looked up once: bulk paths check every value of millions of rows.
+    return {
+        name: field.max_length
+        for field in model._meta.concrete_fields
+        if field.max_length
+        for name in (field.name, field.attname)
+    }
+
+
 def _length_errors(model, row: dict, prefix: str, errors: dict[str, list[str]]) -> None:
     """Flag values that NFKC made longer than their column (㍿ becomes 株式会社): an error, not a database failure."""
+    limits = _max_lengths(model)
     for name, value in row.items():
-        limit = getattr(model._meta.get_field(name), "max_length", None) if isinstance(value, str) else None
+        limit = limits.get(name) if isinstance(value, str) else None
         if limit and len(value) > limit:
             errors[f"{prefix}{name}"] = [_("Enter at most %(n)s characters.") % {"n": limit}]
 
@@ -81,7 +94,7 @@ def _clean_contacts(data: CustomerInput, sent: set[str], errors: dict[str, list[
                 errors[f"phones.{i}.number"] = error.messages
                 continue
             raw = clean_text(phone.number)
-            if len(raw) > (limit := Phone._meta.get_field("raw").max_length):
+            if len(raw) > (limit := _max_lengths(Phone)["raw"]):
                 errors[f"phones.{i}.number"] = [_("Enter at most %(n)s characters.") % {"n": limit}]
                 continue
             phones.setdefault(

@@ -45,5 +45,9 @@ def search_filter(queryset: QuerySet, query: str) -> QuerySet:
         emails = Email.objects.filter(match_key=blind_index("email", address)).order_by()
         queryset = queryset.filter(pk__in=emails.values("customer_id"))
     for prefix in plan.number_prefixes:
-        queryset = queryset.filter(number__startswith=prefix)
+        if connection.vendor == "sqlite":
+            # SQLite's LIKE ignores case and so its indexes; text compares bytewise, so a range is the prefix.
+            queryset = queryset.filter(number__gte=prefix, number__lt=prefix + "\U0010ffff")
+        else:
+            queryset = queryset.filter(number__startswith=prefix)
     return queryset

@@ -5,12 +5,16 @@ from datetime import date
 import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+from hypothesis import given
+from hypothesis import strategies as st
+from stdnum import luhn
 
 from cim.customers import configuration
 from cim.customers.models import NumberingScheme
 from cim.customers.numbering import (
     format_number,
     is_valid_number,
+    luhn_check_digit,
     normalize_number,
     numbers_allocate,
     scheme_get,
@@ -189,3 +193,8 @@ def test_scheme_update_rejects_bad_values(db, admin_user, fields, error_field):
         configuration.numbering_scheme_update(actor=admin_user, **values)
     assert error_field in info.value.message_dict
     assert scheme_get().prefix == "C"
+
+
+@given(st.text(alphabet="0123456789", min_size=1, max_size=20))
+def test_the_fast_check_digit_is_stdnums(digits):
+    assert luhn_check_digit(digits) == luhn.calc_check_digit(digits)

@@ -18,7 +18,7 @@ from cim.audit.models import AuditEvent
 from cim.customers.models import Customer, ExternalId
 from cim.customers.services import PLAIN_FIELDS
 from cim.customers.tests.factories import make_customer
-from cim.ingest import services
+from cim.ingest import importer, services
 from cim.ingest.models import ImportJob, ImportRowError
 from cim.ingest.readers import FileProblem, RowProblem, open_table
 from cim.ingest.services import import_job_create, import_run
@@ -210,7 +210,7 @@ def test_a_killed_import_leaves_whole_batches_and_resumes(tmp_path, admin_user, 
     monkeypatch.setattr(services, "BATCH_ROWS", 2)
     rows = [["姓名", "手机"]] + [[f"客户{i}", f"1380000{i:04d}"] for i in range(5)]
     job = import_job_create(path=write_csv(tmp_path / "a.csv", rows), filename="a.csv", actor=admin_user)
-    real_create = services._Importer._create
+    real_create = importer.Importer._create
     calls = []
 
     def crash_on_second_batch(self, creates, counts):
@@ -219,12 +219,12 @@ def test_a_killed_import_leaves_whole_batches_and_resumes(tmp_path, admin_user, 
         if len(calls) == 2:
             raise KeyboardInterrupt  # as if the process were killed mid-batch
 
-    monkeypatch.setattr(services._Importer, "_create", crash_on_second_batch)
+    monkeypatch.setattr(importer.Importer, "_create", crash_on_second_batch)
     with pytest.raises(KeyboardInterrupt):
         import_run(job=job, actor=admin_user)
     job.refresh_from_db()
     assert (job.rows_done, Customer.objects.count(), job.status) == (3, 2, ImportJob.Status.RUNNING)
-    monkeypatch.setattr(services._Importer, "_create", real_create)
+    monkeypatch.setattr(importer.Importer, "_create", real_create)
     counts = import_run(job=job, actor=admin_user)
     assert Customer.objects.count() == 5 and counts.created == 5
     assert sorted(Customer.objects.values_list("display_name", flat=True)) == [f"客户{i}" for i in range(5)]
@@ -429,3 +429,36 @@ def test_an_import_is_seen_by_its_owner_and_administrators_only(tmp_path, users)
         client = Client()
         client.force_login(user)
         assert client.get(f"/imports/{job.pk}/").status_code == status, user.role
+
+
+def test_rows_prepared_in_a_second_process_import_as_in_this_one(tmp_path, admin_user, monkeypatch):
+    """Large files are validated in a forked process while this one writes; small ones here. Same outcome,
+    duplicates across batches and within one included."""
+    monkeypatch.setattr(services, "BATCH_ROWS", 3)
+    rows = [
+        HEADER,
+        *ROWS,
+        *([f"B{i:03d}", f"客户{i}", f"1390000{i % 7:04d}", "", "", "", "", "", "", ""] for i in range(20)),
+    ]
+    outcomes = []
+    for parallel_bytes in (10**9, 0):
+        monkeypatch.setattr(importer, "PARALLEL_BYTES", parallel_bytes)
+        path = write_csv(tmp_path / f"{parallel_bytes}.csv", rows)
+        job = import_job_create(path=path, filename=path.name, actor=admin_user)
+        predicted = import_run(job=job, actor=admin_user, dry_run=True)
+        counts = import_run(job=job, actor=admin_user)
+        made = Customer.objects.filter(external_ids__value__startswith="B").order_by("id")
+        outcomes.append(
+            (
+                counts,
+                predicted == counts,
+                sorted(ImportRowError.objects.filter(job=job, dry_run=False).values_list("row", "column")),
+                [(c.display_name, [p.number for p in c.phones.all()]) for c in made],
+                DuplicateCandidate.objects.filter(detected_by=f"import:{job.pk}").count(),
+            )
+        )
+        Customer.objects.all().delete()
+    assert outcomes[0] == outcomes[1]
+    counts, predicted_right, _errors, made, flagged = outcomes[0]
+    # Rows 7-19 repeat an earlier phone (those from 14 on, two earlier ones), and A004 repeats A001.
+    assert predicted_right and counts.created == 23 and counts.possible_duplicates == 14 and flagged == 20
