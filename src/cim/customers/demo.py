@@ -35,6 +35,7 @@ from cim.core.bulk import insert_rows, value_adapter
 from cim.customers import choices as c
 from cim.customers.models import Address, Customer, CustomerTag, Email, Phone, Tag
 from cim.customers.numbering import numbers_allocate
+from cim.quality.normalize import split_address
 from cim.search.models import SearchDocument
 from cim.search.services import search_names
 from cim.search.tokens import document
@@ -353,7 +354,7 @@ def _uscc(rng: random.Random) -> str:
 
 
 CUSTOMER_FIELDS = [f for f in Customer._meta.concrete_fields if not f.primary_key]
-ADDRESS_FIELDS = ["kind", "country", "province", "city", "district", "street", "postal_code"]
+ADDRESS_FIELDS = ["kind", "country", "province", "city", "district", "street", "postal_code", "adcode"]
 CONTACT_FIELDS = ["is_primary", "is_verified", "created_at"]
 _SET_PER_ROW = {"number", "created_at", "updated_at"}
 
@@ -395,12 +396,13 @@ class _Generator:
         """An address in ADDRESS_FIELDS order, and the region it lies in."""
         if overseas:
             state, city, street, postcode = rng.choice(self.pools.us_addresses)
-            return (c.AddressType.HOME.value, "US", state, city, "", street, postcode), c.Region.OVERSEAS.value
+            return (c.AddressType.HOME.value, "US", state, city, "", street, postcode, ""), c.Region.OVERSEAS.value
         province, region, _, postcode, cities = _GEOGRAPHY(rng)
         city = rng.choice(list(cities))
         kind = c.AddressType.WORK.value if customer.kind == c.Kind.ORGANIZATION.value else c.AddressType.HOME.value
         district, street = rng.choice(cities[city]), rng.choice(self.pools.streets_zh)
-        return (kind, "CN", province, city, district, street, postcode), region
+        adcode = split_address(province + city + district)["adcode"]
+        return (kind, "CN", province, city, district, street, postcode, adcode), region
 
     def _person(self, rng: random.Random, customer: SimpleNamespace) -> list[str]:
         """Fill in a person; return their email addresses."""

@@ -165,6 +165,8 @@ class Address(ContactPoint):
     city = models.CharField(_("city"), max_length=50, blank=True)
     district = models.CharField(_("district"), max_length=50, blank=True)
     street = models.CharField(_("street address"), max_length=200, blank=True)
+    # The administrative division code (行政区划代码) of the district, or of the city when no district is known.
+    adcode = models.CharField(_("division code"), max_length=6, blank=True)
     postal_code = models.CharField(_("postal code"), max_length=12, blank=True)
 
     class Meta(ContactPoint.Meta):

@@ -97,6 +97,7 @@ class AddressOut(Schema):
     district: str
     street: str
     postal_code: str
+    adcode: str
     is_primary: bool
     is_verified: bool
 

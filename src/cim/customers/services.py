@@ -25,6 +25,7 @@ from cim.quality.normalize import (
     normalize_name,
     normalize_phone,
     normalize_uscc,
+    split_address,
 )
 from cim.search.services import search_index_update
 
@@ -82,6 +83,17 @@ def _length_errors(model, row: dict, prefix: str, errors: dict[str, list[str]]) 
             errors[f"{prefix}{name}"] = [_("Enter at most %(n)s characters.") % {"n": limit}]
 
 
+def _address_parts(row: dict) -> dict:
+    """A Chinese address split as written into province, city, district and street, with its adcode; parts the
+    caller gave are kept."""
+    if row["country"] != "CN":
+        return {"adcode": ""}
+    parts = split_address("".join(row[f] for f in ("province", "city", "district", "street")))
+    if row["province"] or row["city"] or row["district"]:
+        return {"adcode": parts["adcode"]}
+    return {name: parts[name] for name in ("province", "city", "district", "street", "adcode")}
+
+
 def _clean_contacts(data: CustomerInput, sent: set[str], errors: dict[str, list[str]]) -> dict[str, list[dict]]:
     """Normalised phones/emails/addresses that were sent, with duplicates dropped and one primary each."""
     cleaned: dict[str, list[dict]] = {}
@@ -125,7 +137,7 @@ def _clean_contacts(data: CustomerInput, sent: set[str], errors: dict[str, list[
             row = {k: clean_text(v) if isinstance(v, str) else v for k, v in address.model_dump().items()}
             if any(row[f] for f in ("province", "city", "district", "street")):
                 _length_errors(Address, row, f"addresses.{i}.", errors)
-                cleaned["addresses"].append(row)
+                cleaned["addresses"].append({**row, **_address_parts(row)})
     for rows in cleaned.values():
         primaries = [r for r in rows if r["is_primary"]]
         for row in primaries[1:]:

@@ -6,7 +6,6 @@ Each is read here into the stored form, or becomes an error naming the column (n
 
 import re
 from dataclasses import dataclass, field
-from datetime import date
 
 from django.utils import translation
 from django.utils.translation import gettext as _
@@ -15,7 +14,7 @@ from pydantic import ValidationError as PydanticError
 from cim.customers import choices as c
 from cim.customers.models import CustomFieldDefinition
 from cim.customers.schemas import CustomerInput
-from cim.quality.normalize import clean_text, fold
+from cim.quality.normalize import clean_text, fold, parse_birthday
 
 CHOICE_TARGETS = {
     "kind": c.Kind,
@@ -34,8 +33,6 @@ EMAIL_KINDS = {"emails": c.EmailType.PERSONAL, "emails_work": c.EmailType.WORK}
 ADDRESS_TARGETS = ("address", "province", "city", "district", "postal_code", "country")
 # Lists in one cell: "VIP|重点客户", "138…；139…", one per line. Spaces are not separators ("138 1234 5678").
 _LIST_SEPARATORS = re.compile(r"[|;,，；、\n]+")
-_DATE = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?$")
-_COMPACT_DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
 _GENDERS = {
     c.Gender.MALE.value: "男 男性 男士 先生 m male man 1",
     c.Gender.FEMALE.value: "女 女性 女士 小姐 f female woman 2 0",
@@ -94,21 +91,6 @@ def _items(value: object) -> list[str]:
     return [t for t in (_text(v) for v in values) if t]
 
 
-def parse_date(text: str) -> date | None:
-    """A date as Chinese and ISO spreadsheets write it: 1990-03-15, 1990/3/15, 1990.3.15, 1990年3月15日, 19900315.
-    Day-first and month-first forms (03/15/1990) are refused: they cannot be told apart."""
-    text = clean_text(text)
-    if " " in text and ":" in text:
-        text = text.split(" ", 1)[0]  # "1990-03-15 00:00:00" from a datetime cell
-    match = _DATE.match(text) or _COMPACT_DATE.match(text)
-    if match is None:
-        return None
-    try:
-        return date(int(match[1]), int(match[2]), int(match[3]))
-    except ValueError:
-        return None
-
-
 def row_input(record: dict[str, object], mapping: dict[str, str], lookups: Lookups, *, source_channel: str) -> RowInput:
     """The customer input of one row; `mapping` is column → target."""
     fields: dict[str, object] = {}
@@ -158,7 +140,7 @@ def row_input(record: dict[str, object], mapping: dict[str, str], lookups: Looku
             else:
                 fields["gender"] = gender
         elif target == "birthday":
-            birthday = parse_date(text)
+            birthday = parse_birthday(text)
             if birthday is None:
                 errors.append((column, _("Enter a date like 1990-03-15 or 1990年3月15日.")))
             else:

@@ -50,7 +50,10 @@ ADAPTED_COLUMNS = [
 CONTACT_COLUMNS = {
     Phone: ["kind", "number", "raw", "match_key", "is_primary", "is_verified"],
     Email: ["kind", "address", "raw", "match_key", "is_primary", "is_verified"],
-    Address: ["kind", "country", "province", "city", "district", "street", "postal_code", "is_primary", "is_verified"],
+    Address: [
+        *("kind", "country", "province", "city", "district", "street", "postal_code", "adcode"),
+        *("is_primary", "is_verified"),
+    ],
 }
 CHILD_COLUMNS = {
     **{model: ["customer", *columns, "created_at"] for model, columns in CONTACT_COLUMNS.items()},

@@ -8,6 +8,7 @@ Per-row library calls dominate bulk paths, so the expensive rules are cached by 
 
 import re
 import unicodedata
+from datetime import date
 from functools import lru_cache
 
 import opencc
@@ -16,7 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.utils.translation import gettext_lazy as _
-from stdnum.cn import uscc
+from stdnum.cn import ric, uscc
 from stdnum.exceptions import ValidationError as StdnumError
 
 _SPACES = re.compile(r"\s+")
@@ -112,3 +113,60 @@ def normalize_uscc(raw: str | None) -> str:
         return uscc.validate(text)
     except StdnumError:
         raise ValidationError(_("This is not a valid unified social credit code."), code="invalid_uscc") from None
+
+
+_DATE = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?$")
+_COMPACT_DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
+EARLIEST_BIRTHDAY = date(1900, 1, 1)
+
+
+@lru_cache(maxsize=50_000)
+def parse_birthday(text: str) -> date | None:
+    """A birthday as Chinese and ISO spreadsheets write it: 1990-03-15, 1990/3/15, 1990.3.15, 1990年3月15日,
+    19900315, or a datetime cell (1990-03-15 00:00:00). Day-first and month-first forms (03/15/1990) are refused:
+    they cannot be told apart. So are dates before 1900 or in the future."""
+    text = clean_text(text)
+    if " " in text and ":" in text:
+        text = text.split(" ", 1)[0]
+    match = _DATE.match(text) or _COMPACT_DATE.match(text)
+    if match is None:
+        return None
+    try:
+        day = date(int(match[1]), int(match[2]), int(match[3]))
+    except ValueError:
+        return None
+    return day if EARLIEST_BIRTHDAY <= day <= date.today() else None
+
+
+def normalize_resident_id(raw: str | None) -> str:
+    """A resident identity card number (居民身份证号码, 18 characters): region, birth date and check character
+    checked; a lower-case x is the check character X."""
+    text = clean_text(raw).upper().replace(" ", "")
+    try:
+        return ric.validate(text)
+    except StdnumError:
+        raise ValidationError(_("This is not a valid resident ID number."), code="invalid_resident_id") from None
+
+
+@lru_cache(maxsize=20_000)
+def split_address(text: str) -> dict[str, str]:
+    """A Chinese address split into province, city and district (with the district's adcode, or the city's when
+    no district is named) and the rest (`street`), by cpca: "广东深圳南山区科技园" → 广东省, 深圳市, 南山区,
+    科技园, 440305. Parts it does not recognise are empty."""
+    import cpca  # loads its tables (a second) on first use
+
+    text = clean_text(text)
+    row = cpca.transform([text]).iloc[0]
+    parts = {
+        "province": row["省"],
+        "city": row["市"],
+        "district": row["区"],
+        "street": row["地址"],
+        "adcode": row["adcode"],
+    }
+    parts = {name: value if isinstance(value, str) else "" for name, value in parts.items()}
+    if parts["city"] == "市辖区":  # cpca's name for the districts of a municipality (北京, 上海…)
+        parts["city"] = parts["province"]
+    if not (parts["province"] or parts["city"] or parts["district"]):
+        parts["street"] = text
+    return parts

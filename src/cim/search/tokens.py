@@ -3,7 +3,8 @@ so they agree, and both database backends match the same tokens the same way (AN
 
 A name is cut into units (a Chinese character, a Latin word or a number) and indexed as:
 - its suffixes, "张三丰 三丰 丰": a prefix of one is any piece of the name that starts at a unit;
-- for names with Chinese, pinyin syllables alone (marked SYLLABLE: zhang, san, feng) and with the next one
+- for names with Chinese, pinyin syllables (surnames read as surnames, and as written too: 单 shan and dan)
+  alone (marked SYLLABLE: zhang, san, feng) and with the next one
   (marked PAIR: zhangsan, sanfeng), so "zhangsanf" is zhang+san AND san+f…, and "zhan" is zhan OR zhang:
   lists of exact tokens, never a prefix over every spelling that starts like that;
 - the initials' suffixes, "zsf sf f".
@@ -21,12 +22,12 @@ from functools import lru_cache
 from itertools import pairwise
 
 from django.core.exceptions import ValidationError
-from pypinyin import lazy_pinyin
 from pypinyin.constants import PINYIN_DICT
 from pypinyin.contrib.tone_convert import to_normal
 
 from cim.core.blind_index import blind_token
 from cim.customers.numbering import normalize_number
+from cim.quality.names import name_pinyin, plain_pinyin
 from cim.quality.normalize import fold, normalize_email, normalize_phone
 
 HASH, PAIR, SYLLABLE = "\ue000", "\ue001", "\ue002"
@@ -67,11 +68,6 @@ SYLLABLES = frozenset(
 # --- the document side
 
 
-@lru_cache(maxsize=50_000)
-def _syllable(unit: str) -> str:
-    return lazy_pinyin(unit)[0] if _CJK.match(unit) else unit
-
-
 @lru_cache(maxsize=200_000)
 def name_tokens(text: str) -> tuple[str, ...]:
     """The tokens of one name (display name, alias, English name, company)."""
@@ -83,12 +79,16 @@ def name_tokens(text: str) -> tuple[str, ...]:
         # "John Smith": johnsmith, smith.
         return tuple((a + b)[:MAX_TOKEN] for a, b in zip(units, [*units[1:], ""], strict=True))
     tokens = ["".join(units[i:]) for i in range(len(units))]
-    syllables = [_syllable(u) for u in units]
-    tokens += [SYLLABLE + s for s in syllables]
-    tokens += [PAIR + a + b for a, b in pairwise(syllables)]
-    initials = "".join(s[0] for s in syllables)
-    tokens += [initials[i:] for i in range(len(initials))]
-    return tuple(t[:MAX_TOKEN] for t in tokens)
+    # The surname as a surname (单 shan) and, where that differs, as the character alone (dan): people type both.
+    readings = [name_pinyin(units)]
+    if (plain := plain_pinyin(units)) != readings[0]:
+        readings.append(plain)
+    for syllables in readings:
+        tokens += [SYLLABLE + s for s in syllables]
+        tokens += [PAIR + a + b for a, b in pairwise(syllables)]
+        initials = "".join(s[0] for s in syllables)
+        tokens += [initials[i:] for i in range(len(initials))]
+    return tuple(dict.fromkeys(t[:MAX_TOKEN] for t in tokens))
 
 
 def phone_tokens(e164: str) -> list[str]:
