@@ -262,7 +262,7 @@ def _customer_save(customer: Customer | None, traits: Traits, *, name: str = "",
         try:
             data = CustomerInput.model_validate(fields)
             if customer is None:
-                return customer_create(data=data, actor=None)
+                return customer_create(data=data, actor=None, channel="ingest")
             return customer_update(customer=customer, data=data, actor=None)
         except PydanticValidationError as error:
             rejected = {str(e["loc"][0]): _pydantic_detail(e) for e in error.errors() if e["loc"]}

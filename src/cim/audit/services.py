@@ -32,7 +32,7 @@ def audit_record(
         actor=actor if actor is not None and actor.is_authenticated else None,
         action=action,
         target_type=target_type or target._meta.label_lower,
-        target_id=str(target.pk),
+        target_id=str(target.pk) if target is not None else "",
         fields=sorted(set(fields) | set(changes)),
         request_id=request_id(),
         note=note[:500],

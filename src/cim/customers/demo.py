@@ -35,6 +35,7 @@ from cim.core.bulk import insert_rows, value_adapter
 from cim.customers import choices as c
 from cim.customers.models import Address, Customer, CustomerTag, Email, Phone, Tag
 from cim.customers.numbering import numbers_allocate
+from cim.quality.matching import match_name
 from cim.quality.normalize import split_address
 from cim.search.models import SearchDocument
 from cim.search.services import search_names
@@ -495,6 +496,7 @@ class _Generator:
                 emails = []
             emails = list(dict.fromkeys(emails))
 
+            customer.match_name = match_name(customer.display_name)
             out.customers.append(tuple(prep(getattr(customer, name)) for name, prep in self.prepare))
             for i, (e164, raw) in enumerate(phones.items()):
                 out.phones.append(

@@ -32,6 +32,9 @@ class Customer(models.Model):
     number = models.CharField(_("customer number"), max_length=32, unique=True)
     kind = models.CharField(_("kind"), max_length=12, choices=c.Kind.choices, default=c.Kind.PERSON)
     display_name = models.CharField(_("name"), max_length=200)
+    # The name's syllables or words sorted (cim.quality.matching.name_keys): finds 张三, 章三 and "Zhang San" as
+    # candidates of one another, on every entry path.
+    match_name = models.CharField(_("name key"), max_length=200, blank=True, db_index=True, editable=False)
     family_name = models.CharField(_("family name"), max_length=100, blank=True)
     given_name = models.CharField(_("given name"), max_length=100, blank=True)
     alias = models.CharField(_("alias"), max_length=200, blank=True)

@@ -18,6 +18,7 @@ from cim.customers.custom_fields import custom_fields_clean
 from cim.customers.models import Address, Customer, CustomerTag, Email, Phone, Tag
 from cim.customers.numbering import numbers_allocate
 from cim.customers.schemas import CustomerInput
+from cim.quality.matching import match_name
 from cim.quality.normalize import (
     clean_paragraphs,
     clean_text,
@@ -27,6 +28,8 @@ from cim.quality.normalize import (
     normalize_uscc,
     split_address,
 )
+from cim.quality.selectors import duplicates_of, record_features
+from cim.quality.services import duplicates_record
 from cim.search.services import search_index_update
 
 NAME_FIELDS = ("display_name", "family_name", "given_name", "alias", "english_name")
@@ -278,21 +281,47 @@ def _user(actor):
     return actor if actor is not None and actor.is_authenticated else None
 
 
-def customer_create(*, data: CustomerInput, actor) -> Customer:
-    """Create a customer under a new number. Raises ValidationError with per-field messages."""
+class DuplicatesFound(Exception):
+    """A strict create found likely duplicates, and wrote nothing."""
+
+    def __init__(self, duplicates: list):
+        super().__init__(f"{len(duplicates)} likely duplicates")
+        self.duplicates = duplicates
+
+
+def customer_duplicates_preview(*, data: CustomerInput) -> list:
+    """The customers the matching model finds likely to be the one `data` would create (nothing is written).
+    Invalid input has none: its errors come first."""
+    values, contacts, errors = customer_input_clean(data)
+    return [] if errors else duplicates_of(record=record_features(values=values, contacts=contacts))
+
+
+def customer_create(*, data: CustomerInput, actor, strict: bool = False, channel: str = "create") -> Customer:
+    """Create a customer under a new number. Raises ValidationError with per-field messages. Likely duplicates
+    are recorded for review, as found by `channel` (the entry path), and kept on the result
+    (`possible_duplicates`); with `strict`, they stop the create (DuplicatesFound) instead."""
     _require(actor, Perm.CUSTOMER_CHANGE)
     values, contacts, errors = customer_input_clean(data)
     if errors:
         raise ValidationError(errors)
+    duplicates = duplicates_of(record=record_features(values=values, contacts=contacts))
+    if duplicates and strict:
+        raise DuplicatesFound(duplicates)
     if values.get("owner_id") is None and actor is not None and actor.is_authenticated:
         values["owner_id"] = actor.pk
         values.setdefault("team_id", actor.team_id)
     with transaction.atomic():
-        customer = Customer.objects.create(number=numbers_allocate(1)[0], created_by=_user(actor), **values)
+        customer = Customer.objects.create(
+            number=numbers_allocate(1)[0],
+            created_by=_user(actor),
+            match_name=match_name(values["display_name"]),
+            **values,
+        )
         _replace_contacts(customer, contacts)
         if data.tags:
             _set_tags(customer, data.tags, actor)
         search_index_update(customer_ids=[customer.pk])
+        duplicates_record(customer=customer, duplicates=duplicates, detected_by=channel)
         audit_record(
             actor=actor,
             action="customer.create",
@@ -304,6 +333,7 @@ def customer_create(*, data: CustomerInput, actor) -> Customer:
                 *(["tags"] if data.tags else []),
             ],
         )
+    customer.possible_duplicates = duplicates
     return customer
 
 
@@ -325,6 +355,7 @@ def customer_update(*, customer: Customer, data: CustomerInput, actor) -> Custom
             changes["tags"] = tag_change
         if not changes:
             return customer
+        customer.match_name = match_name(customer.display_name)
         customer.save()
         search_index_update(customer_ids=[customer.pk])
         audit_record(actor=actor, action="customer.update", target=customer, changes=changes)

@@ -572,7 +572,9 @@ def _confirm(submission: FormSubmission, *, verified: set[str]) -> None:
                     customer=customer, data=_customer_input(submission, cleaned, verified, customer), actor=None
                 )
             else:
-                customer = customer_create(data=_customer_input(submission, cleaned, verified, None), actor=None)
+                customer = customer_create(
+                    data=_customer_input(submission, cleaned, verified, None), actor=None, channel=f"form:{form.slug}"
+                )
     except ValidationError as error:
         # The form's rules changed since it was sent, or the matched customer cannot take it: kept, for staff.
         submission.status = FormSubmission.Status.REJECTED

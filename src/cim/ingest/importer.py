@@ -30,6 +30,7 @@ from cim.customers.services import customer_input_clean, customer_update, tags_b
 from cim.ingest.customer_rows import Lookups, row_input
 from cim.ingest.models import ImportJob, ImportRowError
 from cim.ingest.readers import RowProblem
+from cim.quality.matching import match_name
 from cim.quality.models import DuplicateCandidate
 from cim.search.services import NAME_FIELDS, search_documents_write, search_names
 from cim.search.tokens import document
@@ -146,7 +147,7 @@ class RowPreparer:
             team=found.team,
         )
         if not prepared.problems:
-            values = {**CUSTOMER_DEFAULTS, **values}
+            values = {**CUSTOMER_DEFAULTS, **values, "match_name": match_name(values["display_name"])}
             for name, adapt in ADAPTED_COLUMNS:
                 values[name] = adapt(values[name])
             prepared.customer = tuple(values[name] for name in CUSTOMER_NAMES)

@@ -1,13 +1,16 @@
+from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 
 class DuplicateCandidate(models.Model):
-    """Two customers that look like one, kept apart until a person decides (merging comes with deduplication)."""
+    """Two customers that look like one, kept apart until a person decides: merge them, or mark them distinct.
+    `customer` is the later record. Scored pairs carry the model's probability and each field's part in it."""
 
     class Reason(models.TextChoices):
         SAME_PHONE = "same_phone", _("Same phone number")
         SAME_EMAIL = "same_email", _("Same email address")
+        MODEL = "model", _("Matching model")
 
     class Status(models.TextChoices):
         OPEN = "open", _("Awaiting review")
@@ -23,6 +26,18 @@ class DuplicateCandidate(models.Model):
     reason = models.CharField(_("reason"), max_length=20, choices=Reason.choices)
     detected_by = models.CharField(_("detected by"), max_length=60)
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.OPEN)
+    probability = models.FloatField(_("match probability"), null=True, blank=True)
+    # Comparison name → match weight (log2 Bayes factor): why the model thinks what it thinks.
+    contributions = models.JSONField(_("contributions"), default=dict, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("decided by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
@@ -34,3 +49,28 @@ class DuplicateCandidate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer_id} ~ {self.other_id}"
+
+
+class MatchModel(models.Model):
+    """A trained duplicate-detection model (Splink settings with their learnt m and u, and term frequencies).
+    The newest is used; without one, the model CIM ships."""
+
+    model = models.JSONField(_("model"))
+    customers = models.PositiveIntegerField(_("customers trained on"))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        verbose_name = _("matching model")
+        verbose_name_plural = _("matching models")
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.model.get('cim_version', self.pk)}"

@@ -11,6 +11,8 @@ import re
 from functools import lru_cache
 
 from pypinyin import lazy_pinyin
+from pypinyin.constants import PINYIN_DICT
+from pypinyin.contrib.tone_convert import to_normal
 
 from cim.quality.normalize import fold
 
@@ -103,6 +105,13 @@ COMPOUND_SURNAMES = frozenset(
 )
 _HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN_WORDS = re.compile(r"[^\W\d_]+", re.UNICODE)
+# Every toneless pinyin syllable (ü written v, as pypinyin writes it), from pypinyin's own dictionary.
+SYLLABLES = frozenset(
+    s
+    for readings in PINYIN_DICT.values()
+    for s in (to_normal(r) for r in readings.split(","))
+    if re.fullmatch("[a-z]+", s) and re.search("[aeiouv]", s)
+)
 
 
 @lru_cache(maxsize=50_000)
@@ -133,6 +142,47 @@ def plain_pinyin(units: list[str]) -> list[str]:
 
 
 def latin_name_key(text: str) -> str:
-    """A Latin-letter name in one form whatever the order and case: "ZHANG, San", "Zhang San" and "San Zhang"
-    all give "san zhang" (its words, sorted)."""
-    return " ".join(sorted(w.lower() for w in _LATIN_WORDS.findall(fold(text))))
+    """A Latin-letter name in one form whatever the order, case and spacing: "ZHANG, San", "Zhang San",
+    "San Zhang" and "ZhangSan" all give "san zhang" (its syllables or words, sorted)."""
+    return " ".join(sorted(latin_name_syllables(text)))
+
+
+@lru_cache(maxsize=50_000)
+def pinyin_syllables(word: str) -> tuple[str, ...] | None:
+    """A Latin word read as whole pinyin syllables, the longest first: "pingchao" → (ping, chao), "xian" → (xian,);
+    None when it does not read as pinyin ("smith")."""
+    word = word.lower()
+    if not word:
+        return ()
+    for end in range(min(len(word), 6), 0, -1):
+        if word[:end] in SYLLABLES and (rest := pinyin_syllables(word[end:])) is not None:
+            return (word[:end], *rest)
+    return None
+
+
+def latin_name_syllables(text: str) -> list[str]:
+    """The words of a Latin-letter name, each cut into pinyin syllables where it reads as pinyin, so that
+    "Pingchao Xie" and "XIE Ping Chao" both give xie, ping, chao."""
+    syllables: list[str] = []
+    for word in _LATIN_WORDS.findall(fold(text)):
+        syllables += pinyin_syllables(word) or [word.lower()]
+    return syllables
+
+
+# Sounds that much of China does not tell apart, and input methods forgive (模糊音): zh/z, ch/c, sh/s, n/l,
+# and the finals -ang/-an, -eng/-en, -ing/-in.
+_FUZZY_INITIALS = (("zh", "z"), ("ch", "c"), ("sh", "s"), ("l", "n"))
+_FUZZY_FINALS = (("ang", "an"), ("eng", "en"), ("ing", "in"))
+
+
+@lru_cache(maxsize=4096)
+def fuzzy_syllable(syllable: str) -> str:
+    """A syllable with the sounds people confuse folded together: zhang, zan and zang all give "zan"."""
+    for initial, plain in _FUZZY_INITIALS:
+        if syllable.startswith(initial):
+            syllable = plain + syllable[len(initial) :]
+            break
+    for final, plain in _FUZZY_FINALS:
+        if syllable.endswith(final):
+            return syllable[: -len(final)] + plain
+    return syllable

@@ -22,12 +22,10 @@ from functools import lru_cache
 from itertools import pairwise
 
 from django.core.exceptions import ValidationError
-from pypinyin.constants import PINYIN_DICT
-from pypinyin.contrib.tone_convert import to_normal
 
 from cim.core.blind_index import blind_token
 from cim.customers.numbering import normalize_number
-from cim.quality.names import name_pinyin, plain_pinyin
+from cim.quality.names import SYLLABLES, name_pinyin, plain_pinyin
 from cim.quality.normalize import fold, normalize_email, normalize_phone
 
 HASH, PAIR, SYLLABLE = "\ue000", "\ue001", "\ue002"
@@ -56,13 +54,6 @@ _STRIP = re.compile(r"[^\w@.+-]")
 # The beginning of a customer number, up to its first dash at least (C2026-, C2026-0001).
 _NUMBER_PREFIX = re.compile(r"^[A-Z]{0,6}\d{0,6}-\d{0,12}(?:-\d?)?$")
 _DATE_PART = re.compile(r"^\d{1,6}$")
-
-SYLLABLES = frozenset(
-    s
-    for readings in PINYIN_DICT.values()
-    for s in (to_normal(r) for r in readings.split(","))
-    if _LATIN.match(s) and re.search("[aeiouv]", s)
-)
 
 
 # --- the document side

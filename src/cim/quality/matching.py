@@ -1,0 +1,293 @@
+"""Duplicate detection: one probabilistic record-linkage model (Fellegi–Sunter, Splink on DuckDB) scores the
+pairs of every entry path (a new customer against its candidates) and of the batch scan (every customer).
+
+A customer is compared on features made by the normalisation rules, so that a person's ways of writing the same
+thing agree: the folded name (traditional → simplified), its pinyin read as a name (homophones 张/章 agree; a
+pinyin or Latin-letter name meets the Chinese one through `name_key`, its syllables sorted, which also ignores
+"Zhang San"/"San Zhang" order), the birthday, the match keys of phones and emails (keyed hashes, never the
+values), the district and street of the primary address, the company and the gender.
+
+Each comparison has levels (exact, close, different, unknown) with weights learnt from the installation's data
+(unsupervised EM, with term-frequency adjustment: a shared 王伟 says less than a shared 诸葛亮), so every
+candidate pair comes with why: each field's contribution to its match weight.
+"""
+
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import date
+from functools import cache
+from pathlib import Path
+
+from cim.quality.names import fuzzy_syllable, latin_name_syllables, name_pinyin, surname_length
+from cim.quality.normalize import fold
+
+# Comparisons, in the order Splink reports them; their labels say to people what each one looked at.
+COMPARISONS = ("name", "birthday", "phones", "emails", "address", "company", "gender")
+DEFAULT_MODEL = Path(__file__).with_name("default_model.json")
+
+
+def name_keys(name: str) -> dict[str, str | None]:
+    """The name features of a name: `name` folded; `name_py`, its pinyin (or Latin letters) in order, for typo
+    distance; `name_key`, its syllables or words sorted, which a Chinese name and its pinyin or Latin spelling,
+    in either order, share (张三, 章三, "Zhang San" and "SAN, Zhang" all give "san zhang"); and for Chinese
+    names the surname's and the given name's pinyin apart, so that relatives sharing a surname stay apart."""
+    folded = fold(name)
+    if _has_han(folded):
+        units = [u for u in folded if u.isalnum()]
+        syllables = [s for s in name_pinyin(units) if s.isascii() and s.isalnum()]
+        cut = surname_length(units)
+        return {
+            "name": "".join(units) or None,
+            "name_py": "".join(syllables) or None,
+            "name_key": " ".join(sorted(syllables)) or None,
+            "name_fuzzy": " ".join(sorted(fuzzy_syllable(s) for s in syllables)) or None,
+            "surname_py": "".join(syllables[:cut]) or None,
+            "given_py": "".join(syllables[cut:]) or None,
+        }
+    syllables = latin_name_syllables(folded)
+    return {
+        "name": " ".join(folded.split()) or None,
+        "name_py": "".join(syllables) or None,
+        "name_key": " ".join(sorted(syllables)) or None,
+        "name_fuzzy": " ".join(sorted(fuzzy_syllable(s) for s in syllables)) or None,
+        "surname_py": None,
+        "given_py": None,
+    }
+
+
+def match_name(display_name: str) -> str:
+    """What `Customer.match_name` holds: the name key, by which candidates are found on every entry path."""
+    return (name_keys(display_name)["name_key"] or "")[:200]
+
+
+def _has_han(text: str) -> bool:
+    return any("\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" for ch in text)
+
+
+def features(
+    *,
+    unique_id: int,
+    display_name: str,
+    birthday: date | str | None = None,
+    gender: str = "",
+    company: str = "",
+    phone_keys: list[str] = (),
+    email_keys: list[str] = (),
+    adcode: str = "",
+    street: str = "",
+) -> dict:
+    """One record as the model compares it; unknown values are None, never empty strings."""
+    if isinstance(birthday, date):
+        birthday = birthday.isoformat()
+    return {
+        "unique_id": unique_id,
+        **name_keys(display_name or ""),
+        "birthday": birthday or None,
+        "phones": sorted(phone_keys) or None,
+        "emails": sorted(email_keys) or None,
+        "adcode": adcode or None,
+        "street": fold(street) or None,
+        "company": fold(company) or None,
+        "gender": gender if gender in ("male", "female") else None,
+    }
+
+
+def settings_creator():
+    """The model's comparisons and the blocking rules that choose which pairs to compare."""
+    import splink.comparison_level_library as cll
+    import splink.comparison_library as cl
+    from splink import SettingsCreator
+
+    name = cl.CustomComparison(
+        output_column_name="name",
+        comparison_levels=[
+            cll.NullLevel("name_py"),
+            cll.ExactMatchLevel("name").configure(tf_adjustment_column="name"),
+            cll.ExactMatchLevel("name_key").configure(tf_adjustment_column="name_key"),
+            cll.ExactMatchLevel("name_fuzzy"),
+            # A slip in the given name (刘英磊/刘颖蕾 are homophones and agree already): same surname, close given.
+            cll.And(cll.ExactMatchLevel("surname_py"), cll.JaroWinklerLevel("given_py", 0.88)),
+            # A slip in a Latin-letter name. Jaro-Winkler rewards a shared beginning, which for Chinese names is
+            # the surname of every relative: they are compared by given name above, never here.
+            cll.CustomLevel(
+                "surname_py_l is null and surname_py_r is null"
+                " and jaro_winkler_similarity(name_py_l, name_py_r) >= 0.9",
+                label_for_charts="Latin-letter names, Jaro-Winkler >= 0.9",
+            ),
+            cll.ElseLevel(),
+        ],
+    )
+    address = cl.CustomComparison(
+        output_column_name="address",
+        comparison_levels=[
+            cll.NullLevel("adcode"),
+            cll.And(cll.ExactMatchLevel("adcode"), cll.ExactMatchLevel("street")),
+            cll.And(cll.ExactMatchLevel("adcode"), cll.JaroWinklerLevel("street", 0.88)),
+            cll.ExactMatchLevel("adcode"),
+            cll.ElseLevel(),
+        ],
+    )
+    return SettingsCreator(
+        unique_id_column_name="unique_id",
+        link_type="dedupe_only",
+        comparisons=[
+            name,
+            cl.DateOfBirthComparison("birthday", input_is_string=True, datetime_format="%Y-%m-%d"),
+            cl.ArrayIntersectAtSizes("phones", [1]),
+            cl.ArrayIntersectAtSizes("emails", [1]),
+            address,
+            cl.JaroWinklerAtThresholds("company", [0.9]),
+            cl.ExactMatch("gender"),
+        ],
+        blocking_rules_to_generate_predictions=blocking_rules(),
+        retain_intermediate_calculation_columns=True,
+        retain_matching_columns=True,
+    )
+
+
+def blocking_rules() -> list:
+    """Which pairs are compared at all: those sharing a phone or an email, or a name spelling and one more thing."""
+    from splink import block_on
+
+    return [
+        block_on("phones", arrays_to_explode=["phones"]),
+        block_on("emails", arrays_to_explode=["emails"]),
+        block_on("name_key", "birthday"),
+        block_on("name_key", "adcode"),
+        block_on("name_key", "company"),
+        block_on("name", "substr(birthday, 1, 4)"),
+    ]
+
+
+@dataclass
+class Scored:
+    """A candidate and how much the model believes it is the same customer, with each field's part in that."""
+
+    other_id: int
+    probability: float
+    weight: float
+    contributions: dict[str, float]  # comparison → match weight (log2 Bayes factor), term frequency included
+
+
+_engine = threading.local()
+
+
+def _db_api():
+    """This thread's in-memory DuckDB: the model's SQL runs there (a connection is not shared between threads)."""
+    from splink.internals.duckdb.database_api import DuckDBAPI
+
+    if getattr(_engine, "db_api", None) is None:
+        _engine.db_api = DuckDBAPI()
+    return _engine.db_api
+
+
+def _tf_columns(record: dict, model: dict) -> dict:
+    """Term frequencies the model needs, from the table it keeps (values it has not seen count as rare)."""
+    tables = model.get("cim_term_frequencies", {})
+    for column in ("name", "name_key"):
+        table = tables.get(column, {})
+        record[f"tf_{column}"] = table.get(record[column], table.get("", 1e-6)) if record[column] else None
+    return record
+
+
+def score(record: dict, candidates: list[dict], model: dict) -> list[Scored]:
+    """Score `record` against each of `candidates` (all `features` dicts) with the model."""
+    from splink.internals.realtime import compare_records
+
+    if not candidates:
+        return []
+    left = [_tf_columns(dict(record), model)]
+    right = [_tf_columns(dict(c), model) for c in candidates]
+    settings = {k: v for k, v in model.items() if not k.startswith("cim_")}
+    cache_key = f"cim:{model['cim_version']}"
+    rows = compare_records(left, right, settings, _db_api(), sql_cache_key=cache_key).as_record_list()
+    return [
+        Scored(
+            other_id=row["unique_id_r"],
+            probability=row["match_probability"],
+            weight=row["match_weight"],
+            contributions={c: round(row[f"mw_{c}"] + row.get(f"mw_tf_adj_{c}", 0.0), 2) for c in COMPARISONS},
+        )
+        for row in rows
+    ]
+
+
+def _linker(db_api, table, settings):
+    from splink import Linker
+
+    return Linker(db_api.register(table), settings, log_level=logging.ERROR)
+
+
+def train(table, *, version: str) -> dict:
+    """A model trained on `table` (an Arrow table of `features` rows): u from random pairs, m by EM on pairs that
+    share a name and a birthday (for the contact comparisons) and on pairs that share a phone (for the rest)."""
+    from splink import block_on
+    from splink.internals.duckdb.database_api import DuckDBAPI
+
+    db_api = DuckDBAPI()
+    linker = _linker(db_api, table, settings_creator())
+    linker.training.estimate_probability_two_random_records_match(
+        [block_on("phones", arrays_to_explode=["phones"]), block_on("name", "birthday")], recall=0.7
+    )
+    linker.training.estimate_u_using_random_sampling(max_pairs=5e6, seed=1)
+    linker.training.estimate_parameters_using_expectation_maximisation(block_on("name_key", "birthday"))
+    # EM cannot explode arrays: pairs with the same set of phones.
+    linker.training.estimate_parameters_using_expectation_maximisation(block_on("phones"))
+    model = linker.misc.save_model_to_json()
+    model["cim_version"] = version
+    model["cim_records"] = table.num_rows
+    model["cim_term_frequencies"] = term_frequencies(db_api, table)
+    return model
+
+
+def term_frequencies(db_api, table, *, keep: int = 2_000) -> dict:
+    """How often each name (and name key) occurs, for the names that occur more than once; `""` holds the
+    frequency of a name seen once, which every unseen name is taken to have."""
+    con = db_api._con
+    con.register("cim_features", table)
+    total = con.execute("select count(*) from cim_features").fetchone()[0] or 1
+    frequencies = {}
+    for column in ("name", "name_key"):
+        rows = con.execute(
+            f"select {column}, count(*) from cim_features where {column} is not null "
+            f"group by 1 having count(*) > 1 order by 2 desc limit {keep}"
+        ).fetchall()
+        frequencies[column] = {value: count / total for value, count in rows} | {"": 1 / total}
+    con.unregister("cim_features")
+    return frequencies
+
+
+def predict(table, model: dict, *, threshold: float):
+    """Every pair of records in `table` that the blocking rules bring together and the model scores at
+    `threshold` or above, with clusters: (pairs, clusters) as Arrow tables."""
+    from splink.internals.duckdb.database_api import DuckDBAPI
+
+    db_api = DuckDBAPI()
+    settings = {k: v for k, v in model.items() if not k.startswith("cim_")}
+    linker = _linker(db_api, table, settings)
+    pairs = linker.inference.predict(threshold_match_probability=threshold)
+    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(pairs, threshold)
+    return pairs.as_duckdbpyrelation().to_arrow_table(), clusters.as_duckdbpyrelation().to_arrow_table()
+
+
+def for_population(model: dict, records: int) -> dict:
+    """The model applied to `records` customers: the chance that two random records are one person falls as the
+    population grows (one true pair among ~N²/2), so it is scaled from the population the model learnt on."""
+    learnt_on = model.get("cim_records")
+    if not learnt_on or not records:
+        return model
+    prior = model["probability_two_random_records_match"] * learnt_on / max(records, 1)
+    return {
+        **model,
+        "probability_two_random_records_match": min(prior, 0.5),
+        "cim_version": f"{model['cim_version']}@{records}",
+    }
+
+
+@cache
+def default_model() -> dict:
+    """The model CIM ships, trained on generated Chinese and English customers (bench/dedupe_data.py), used until
+    an installation has trained its own."""
+    return json.loads(DEFAULT_MODEL.read_text(encoding="utf-8"))

@@ -1,0 +1,143 @@
+"""Reads of data quality: the matching model in force, customers as the model sees them, and the likely
+duplicates of a record, which every entry path asks for."""
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db.models import QuerySet
+
+from cim.customers.choices import Status
+from cim.customers.models import Address, Customer, Email, Phone
+from cim.quality import matching
+from cim.quality.models import DuplicateCandidate, MatchModel
+
+CANDIDATES_PER_KIND = 50
+BATCH = 20_000
+
+
+def match_model_current() -> dict:
+    """The newest model trained here, or the one CIM ships, applied to this installation's number of customers."""
+    trained = MatchModel.objects.order_by("-id").values_list("model", flat=True).first()
+    records = Customer.objects.exclude(status=Status.ARCHIVED).count()
+    # Rounded, so that the model's SQL (cached by version) is not rebuilt for every new customer.
+    return matching.for_population(trained or matching.default_model(), _round(records))
+
+
+def _round(count: int) -> int:
+    return int(float(f"{max(count, 1):.1g}"))
+
+
+def duplicate_threshold() -> float:
+    return settings.CIM_DUPLICATE_THRESHOLD
+
+
+def _feature_rows(customers: QuerySet) -> list[dict]:
+    rows = list(customers.values_list("pk", "display_name", "birthday", "gender", "company"))
+    ids = [row[0] for row in rows]
+    contacts: dict[str, dict[int, list[str]]] = {"phones": {}, "emails": {}}
+    for kind, model in (("phones", Phone), ("emails", Email)):
+        for customer_id, key in model.objects.filter(customer_id__in=ids).values_list("customer_id", "match_key"):
+            contacts[kind].setdefault(customer_id, []).append(key)
+    addresses = {
+        customer_id: (adcode, street)
+        for customer_id, adcode, street in Address.objects.filter(customer_id__in=ids, is_primary=True).values_list(
+            "customer_id", "adcode", "street"
+        )
+    }
+    return [
+        matching.features(
+            unique_id=pk,
+            display_name=name,
+            birthday=birthday,
+            gender=gender,
+            company=company,
+            phone_keys=contacts["phones"].get(pk, []),
+            email_keys=contacts["emails"].get(pk, []),
+            adcode=addresses.get(pk, ("", ""))[0],
+            street=addresses.get(pk, ("", ""))[1],
+        )
+        for pk, name, birthday, gender, company in rows
+    ]
+
+
+def customer_features(ids: Iterable[int]) -> list[dict]:
+    """These customers as the model compares them."""
+    ids = list(ids)
+    return [
+        row
+        for start in range(0, len(ids), BATCH)
+        for row in _feature_rows(Customer.objects.filter(pk__in=ids[start : start + BATCH]))
+    ]
+
+
+def all_customer_features() -> Iterator[list[dict]]:
+    """Every customer not archived, as the model compares them, in batches."""
+    current = Customer.objects.exclude(status=Status.ARCHIVED).order_by("pk")
+    last = 0
+    while batch := _feature_rows(current.filter(pk__gt=last)[:BATCH]):
+        yield batch
+        last = batch[-1]["unique_id"]
+
+
+def record_features(*, values: dict, contacts: dict, unique_id: int = 0) -> dict:
+    """A record about to be saved (`customer_input_clean`'s values and contacts) as the model compares it."""
+    address = next((a for a in contacts.get("addresses", []) if a["is_primary"]), None) or {}
+    return matching.features(
+        unique_id=unique_id,
+        display_name=values.get("display_name", ""),
+        birthday=values.get("birthday"),
+        gender=values.get("gender", ""),
+        company=values.get("company", ""),
+        phone_keys=[p["match_key"] for p in contacts.get("phones", [])],
+        email_keys=[e["match_key"] for e in contacts.get("emails", [])],
+        adcode=address.get("adcode", ""),
+        street=address.get("street", ""),
+    )
+
+
+def _candidate_ids(record: dict, exclude_id: int | None) -> list[int]:
+    """Customers that share a phone, an email or a name key with the record: the pairs the scan's blocking rules
+    would bring together too, found through indexes."""
+    ids: set[int] = set()
+    for model, keys in ((Phone, record["phones"]), (Email, record["emails"])):
+        if keys:
+            holders = model.objects.filter(match_key__in=keys).order_by().values_list("customer_id", flat=True)
+            ids.update(holders[:CANDIDATES_PER_KIND])
+    if record["name_key"]:
+        namesakes = Customer.objects.filter(match_name=record["name_key"]).order_by("-id").values_list("pk", flat=True)
+        ids.update(namesakes[:CANDIDATES_PER_KIND])
+    ids.discard(exclude_id)
+    archived = set(Customer.objects.filter(pk__in=ids, status=Status.ARCHIVED).values_list("pk", flat=True))
+    return sorted(ids - archived)
+
+
+@dataclass
+class Duplicate:
+    """A likely duplicate of a record: the customer, the model's probability and each field's contribution."""
+
+    customer: Customer
+    probability: float
+    contributions: dict[str, float]
+
+
+def duplicates_of(*, record: dict, exclude_id: int | None = None, threshold: float | None = None) -> list[Duplicate]:
+    """The customers the model finds likely to be the record's person, most likely first."""
+    threshold = duplicate_threshold() if threshold is None else threshold
+    candidates = customer_features(_candidate_ids(record, exclude_id))
+    scored = [s for s in matching.score(record, candidates, match_model_current()) if s.probability >= threshold]
+    customers = Customer.objects.in_bulk([s.other_id for s in scored])
+    return [
+        Duplicate(customers[s.other_id], s.probability, s.contributions)
+        for s in sorted(scored, key=lambda s: -s.probability)
+    ]
+
+
+def duplicate_candidate_list(*, user, status: str = DuplicateCandidate.Status.OPEN) -> QuerySet[DuplicateCandidate]:
+    """The pairs awaiting review (or decided) whose two customers the user may both see, likeliest first."""
+    visible = Customer.objects.visible_to(user).values("pk")
+    return (
+        DuplicateCandidate.objects.filter(status=status, customer__in=visible, other__in=visible)
+        .select_related("customer", "other")
+        .order_by("-probability", "-id")
+    )

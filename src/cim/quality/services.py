@@ -1,0 +1,193 @@
+"""Every write of data quality: training the matching model, scanning for duplicates, flagging the likely
+duplicates of a new customer, and a person's decision on a pair."""
+
+import csv
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.db import transaction
+from django.utils import timezone
+
+from cim.audit.services import audit_record
+from cim.customers.models import Customer, ExternalId
+from cim.quality import matching
+from cim.quality.models import DuplicateCandidate, MatchModel
+from cim.quality.selectors import (
+    all_customer_features,
+    customer_features,
+    duplicate_threshold,
+    duplicates_of,
+    match_model_current,
+)
+
+CLUSTER_COLUMNS = ["cluster_id", "customer_number", "external_id", "match_probability"]
+# Below this many customers EM has too few pairs to learn from; the shipped model is better.
+MIN_TRAINING_CUSTOMERS = 1_000
+
+
+def _features_table(progress: Callable[[int], None] | None = None):
+    import pyarrow as pa
+
+    batches = []
+    for batch in all_customer_features():
+        batches.append(pa.Table.from_pylist(batch))
+        if progress:
+            progress(len(batch))
+    return pa.concat_tables(batches) if batches else None
+
+
+def match_model_train(*, actor, progress: Callable[[int], None] | None = None) -> MatchModel | None:
+    """Train the model on this installation's customers (unsupervised); None when there are too few."""
+    table = _features_table(progress)
+    if table is None or table.num_rows < MIN_TRAINING_CUSTOMERS:
+        return None
+    model = matching.train(table, version=f"{timezone.now():%Y%m%d%H%M%S}")
+    saved = MatchModel.objects.create(model=model, customers=table.num_rows, created_by=_user(actor))
+    audit_record(actor=actor, action="quality.model_train", target=saved, note=f"{table.num_rows} customers")
+    return saved
+
+
+@dataclass
+class ScanResult:
+    customers: int
+    pairs: int
+    clusters: int
+    seconds: float
+
+
+def duplicates_scan(
+    *,
+    actor,
+    threshold: float | None = None,
+    clusters_path: Path | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ScanResult:
+    """Score every pair of customers the blocking rules bring together; record those at `threshold` or above as
+    pairs awaiting review (pairs a person decided stay decided), and optionally write the clusters to a CSV."""
+    started = time.monotonic()
+    threshold = duplicate_threshold() if threshold is None else threshold
+    table = _features_table(progress)
+    if table is None:
+        return ScanResult(0, 0, 0, time.monotonic() - started)
+    pairs, clusters = matching.predict(table, match_model_current(), threshold=threshold)
+    found = _pairs_from(pairs)
+    with transaction.atomic():
+        DuplicateCandidate.objects.filter(
+            status=DuplicateCandidate.Status.OPEN, reason=DuplicateCandidate.Reason.MODEL
+        ).delete()
+        DuplicateCandidate.objects.bulk_create(
+            [
+                DuplicateCandidate(
+                    customer_id=max(left, right),
+                    other_id=min(left, right),
+                    reason=DuplicateCandidate.Reason.MODEL,
+                    detected_by="scan",
+                    probability=probability,
+                    contributions=contributions,
+                )
+                for (left, right), (probability, contributions) in found.items()
+            ],
+            batch_size=2000,
+            ignore_conflicts=True,
+        )
+        result = ScanResult(table.num_rows, len(found), _cluster_count(clusters), time.monotonic() - started)
+        audit_record(
+            actor=actor,
+            action="quality.duplicates_scan",
+            target=None,
+            target_type="customers.customer",
+            note=f"{result.customers} customers, {result.pairs} pairs, {result.clusters} clusters",
+        )
+    if clusters_path is not None:
+        _write_clusters(clusters, found, clusters_path)
+    return result
+
+
+def _pairs_from(pairs) -> dict[tuple[int, int], tuple[float, dict]]:
+    rows = pairs.select(
+        ["unique_id_l", "unique_id_r", "match_probability", *[f"mw_{c}" for c in matching.COMPARISONS]]
+    ).to_pylist()
+    tf = {c for c in matching.COMPARISONS if f"mw_tf_adj_{c}" in pairs.column_names}
+    adjust = pairs.select([f"mw_tf_adj_{c}" for c in sorted(tf)]).to_pylist() if tf else [{}] * len(rows)
+    return {
+        (row["unique_id_l"], row["unique_id_r"]): (
+            round(row["match_probability"], 6),
+            {c: round(row[f"mw_{c}"] + extra.get(f"mw_tf_adj_{c}", 0.0), 2) for c in matching.COMPARISONS},
+        )
+        for row, extra in zip(rows, adjust, strict=True)
+    }
+
+
+def _cluster_count(clusters) -> int:
+    sizes: dict = {}
+    for cluster_id in clusters.column("cluster_id").to_pylist():
+        sizes[cluster_id] = sizes.get(cluster_id, 0) + 1
+    return sum(1 for size in sizes.values() if size > 1)
+
+
+def _write_clusters(clusters, found: dict, path: Path) -> None:
+    """Every customer that falls in a cluster of two or more, with its best match probability in it."""
+    best: dict[int, float] = {}
+    for (left, right), (probability, _c) in found.items():
+        best[left] = max(best.get(left, 0.0), probability)
+        best[right] = max(best.get(right, 0.0), probability)
+    members: dict[str, list[int]] = {}
+    for cluster_id, unique_id in zip(
+        clusters.column("cluster_id").to_pylist(), clusters.column("unique_id").to_pylist(), strict=True
+    ):
+        members.setdefault(str(cluster_id), []).append(unique_id)
+    ids = [i for group in members.values() if len(group) > 1 for i in group]
+    numbers = dict(Customer.objects.filter(pk__in=ids).values_list("pk", "number"))
+    external = dict(ExternalId.objects.filter(customer_id__in=ids).order_by("-id").values_list("customer_id", "value"))
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CLUSTER_COLUMNS)
+        for cluster_id, group in members.items():
+            if len(group) > 1:
+                for customer_id in sorted(group):
+                    writer.writerow(
+                        [cluster_id, numbers[customer_id], external.get(customer_id, ""), best[customer_id]]
+                    )
+
+
+def duplicates_flag(*, customer: Customer, detected_by: str) -> list[DuplicateCandidate]:
+    """Find and record the likely duplicates of a customer just saved, as pairs awaiting review."""
+    record = customer_features([customer.pk])[0]
+    return duplicates_record(
+        customer=customer, duplicates=duplicates_of(record=record, exclude_id=customer.pk), detected_by=detected_by
+    )
+
+
+def duplicates_record(*, customer: Customer, duplicates: list, detected_by: str) -> list[DuplicateCandidate]:
+    """Record `duplicates` (from `duplicates_of`) of a customer as pairs awaiting review."""
+    flags = [
+        DuplicateCandidate(
+            customer_id=max(customer.pk, found.customer.pk),
+            other_id=min(customer.pk, found.customer.pk),
+            reason=DuplicateCandidate.Reason.MODEL,
+            detected_by=detected_by[:60],
+            probability=round(found.probability, 6),
+            contributions=found.contributions,
+        )
+        for found in duplicates
+        if found.customer.pk != customer.pk
+    ]
+    return DuplicateCandidate.objects.bulk_create(flags, ignore_conflicts=True)
+
+
+def duplicate_decide(*, candidate: DuplicateCandidate, status: str, actor) -> DuplicateCandidate:
+    """A person says the pair is not the same customer (`distinct`), or was merged (`merged`)."""
+    if candidate.status == status:
+        return candidate
+    candidate.status = status
+    candidate.decided_by = _user(actor)
+    candidate.decided_at = timezone.now()
+    candidate.save(update_fields=["status", "decided_by", "decided_at"])
+    audit_record(actor=actor, action=f"quality.duplicate_{status}", target=candidate, fields=["status"])
+    return candidate
+
+
+def _user(actor):
+    return actor if actor is not None and actor.is_authenticated else None
