@@ -27,6 +27,8 @@ class Perm(models.TextChoices):
     CUSTOMER_TAG = "customer.tag", _("Tag customers")
     CUSTOMER_EXPORT = "customer.export", _("Export customers")
     CUSTOMER_IMPORT = "customer.import", _("Import customers")
+    CUSTOMER_MERGE = "customer.merge", _("Merge and unmerge customers")
+    QUALITY_MANAGE = "quality.manage", _("Scan for duplicates and train the matching model")
     SETTINGS_MANAGE = "settings.manage", _("Manage tags, custom fields and numbering")
     USERS_MANAGE = "users.manage", _("Manage users and teams")
     AUDIT_VIEW = "audit.view", _("View the audit log")
@@ -36,7 +38,9 @@ _EDITOR = {Perm.CUSTOMER_VIEW, Perm.CUSTOMER_CHANGE, Perm.CUSTOMER_ARCHIVE, Perm
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.ADMINISTRATOR: frozenset(Perm),
-    Role.MANAGER: frozenset(_EDITOR | {Perm.AUDIT_VIEW, Perm.CUSTOMER_EXPORT, Perm.CUSTOMER_IMPORT}),
+    Role.MANAGER: frozenset(
+        _EDITOR | {Perm.AUDIT_VIEW, Perm.CUSTOMER_EXPORT, Perm.CUSTOMER_IMPORT, Perm.CUSTOMER_MERGE}
+    ),
     Role.SALES: frozenset(_EDITOR),
     Role.SERVICE: frozenset({Perm.CUSTOMER_VIEW, Perm.CUSTOMER_CHANGE, Perm.CUSTOMER_TAG}),
     Role.MARKETING: frozenset({Perm.CUSTOMER_VIEW, Perm.CUSTOMER_TAG, Perm.CUSTOMER_EXPORT, Perm.CUSTOMER_IMPORT}),

@@ -5,6 +5,7 @@ from cim.core.api_errors import install_error_handlers
 from cim.core.api_parser import JSONObjectParser
 from cim.customers.api import router as customers_router
 from cim.ingest.api import router as ingest_router
+from cim.quality.api import router as quality_router
 
 api = NinjaAPI(
     title="CIM API",
@@ -18,4 +19,6 @@ api = NinjaAPI(
 install_error_handlers(api)
 # Before the customers router, whose `/customers/{number}` would otherwise take `/customers/export`.
 api.add_router("/", ingest_router)
+# Before the customers router too: `/customers/{number}/duplicates` is its own operation.
+api.add_router("/", quality_router)
 api.add_router("/", customers_router)

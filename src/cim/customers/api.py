@@ -2,11 +2,13 @@
 
 from django.http import Http404
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
 from ninja import Path, Query, Router, Schema
 from ninja.responses import Status
 from pydantic import Field
 
 from cim.accounts.roles import Perm, has_perm
+from cim.core.api_errors import error_body
 from cim.core.pagination import keyset_page
 from cim.customers import configuration
 from cim.customers.choices import CustomFieldType
@@ -16,6 +18,7 @@ from cim.customers.numbering import is_valid_number, normalize_number
 from cim.customers.schemas import MAX_ID, CustomerInput, CustomerListOut, CustomerOut, TagOut
 from cim.customers.selectors import customer_get, customer_list
 from cim.customers.services import (
+    DuplicatesFound,
     PermissionDenied,
     customer_archive,
     customer_create,
@@ -23,6 +26,7 @@ from cim.customers.services import (
     customer_update,
     customers_tag,
 )
+from cim.quality.api import DuplicateOut
 
 router = Router(tags=["customers"])
 
@@ -111,11 +115,41 @@ def list_customers(
     return {"items": items, "next_cursor": next_cursor}
 
 
-@router.post("/customers", response={201: CustomerOut}, summary="Create a customer")
-def create_customer(request, payload: CustomerInput):
+class CustomerCreatedOut(CustomerOut):
+    possible_duplicates: list[DuplicateOut] = Field(
+        description="Customers the matching model finds likely to be the same person; recorded for review"
+    )
+
+
+@router.post("/customers", response={201: CustomerCreatedOut, 409: dict}, summary="Create a customer")
+def create_customer(
+    request,
+    payload: CustomerInput,
+    strict: bool = Query(False, description="Refuse (409, `possible_duplicates`) when likely duplicates exist"),
+):
     _require(request, Perm.CUSTOMER_CHANGE)
-    customer = customer_create(data=payload, actor=request.auth)
-    return Status(201, _as_written(request, customer))
+    try:
+        customer = customer_create(data=payload, actor=request.auth, strict=strict, channel="api")
+    except DuplicatesFound as found:
+        # Customers outside the caller's scope are counted, never named.
+        visible = _visible_ids(request, found.duplicates)
+        details = [
+            {"field": "", "code": "possible_duplicate", "message": d.customer.number, "probability": d.probability}
+            if d.customer.pk in visible
+            else {"field": "", "code": "possible_duplicate_out_of_scope", "message": "", "probability": d.probability}
+            for d in found.duplicates
+        ]
+        message = _("Likely duplicates exist; create without strict mode to keep both.")
+        return Status(409, error_body("possible_duplicates", message, details))
+    written = _as_written(request, customer)
+    visible = _visible_ids(request, customer.possible_duplicates)
+    written.possible_duplicates = [d for d in customer.possible_duplicates if d.customer.pk in visible]
+    return Status(201, written)
+
+
+def _visible_ids(request, duplicates: list) -> set[int]:
+    ids = [d.customer.pk for d in duplicates]
+    return set(Customer.objects.visible_to(request.auth).filter(pk__in=ids).values_list("pk", flat=True))
 
 
 # Before `/customers/{number}`: Django tries URL patterns in order, and `bulk-tag` would be taken for a number.

@@ -78,6 +78,9 @@ class Customer(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
+    merged_into = models.ForeignKey(
+        "self", verbose_name=_("merged into"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     objects = CustomerQuerySet.as_manager()
 

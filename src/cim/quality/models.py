@@ -74,3 +74,44 @@ class MatchModel(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model.get('cim_version', self.pk)}"
+
+
+class MergeRecord(models.Model):
+    """One merge: the survivor, the records merged into it, where each kept value came from, and everything it
+    changed as it was before (customers, moved and removed rows, pair decisions), so that it can be undone."""
+
+    survivor = models.ForeignKey(
+        "customers.Customer", verbose_name=_("survivor"), on_delete=models.PROTECT, related_name="+"
+    )
+    merged_ids = models.JSONField(_("merged customers"))
+    provenance = models.JSONField(_("provenance"), default=dict)  # field → the customer number its value came from
+    customers_before = models.JSONField(_("customers before"))
+    moved = models.JSONField(_("moved rows"), default=dict)  # model label → rows as they were
+    removed = models.JSONField(_("removed rows"), default=dict)
+    pairs_before = models.JSONField(_("pair decisions before"), default=dict)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("merged by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    undone_at = models.DateTimeField(_("undone at"), null=True, blank=True)
+    undone_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("undone by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        verbose_name = _("merge")
+        verbose_name_plural = _("merges")
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.pk}: {self.merged_ids} → {self.survivor_id}"

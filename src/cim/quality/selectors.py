@@ -5,7 +5,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 
 from cim.customers.choices import Status
 from cim.customers.models import Address, Customer, Email, Phone
@@ -133,11 +133,15 @@ def duplicates_of(*, record: dict, exclude_id: int | None = None, threshold: flo
     ]
 
 
-def duplicate_candidate_list(*, user, status: str = DuplicateCandidate.Status.OPEN) -> QuerySet[DuplicateCandidate]:
-    """The pairs awaiting review (or decided) whose two customers the user may both see, likeliest first."""
-    visible = Customer.objects.visible_to(user).values("pk")
-    return (
-        DuplicateCandidate.objects.filter(status=status, customer__in=visible, other__in=visible)
-        .select_related("customer", "other")
-        .order_by("-probability", "-id")
-    )
+def duplicate_candidate_list(
+    *, user, status: str | None = DuplicateCandidate.Status.OPEN
+) -> QuerySet[DuplicateCandidate]:
+    """The pairs in `status` (any, with None) whose two customers the user may both see, likeliest first. Pairs
+    awaiting review leave out customers archived since."""
+    visible = Customer.objects.visible_to(user)
+    pairs = DuplicateCandidate.objects.filter(customer__in=visible.values("pk"), other__in=visible.values("pk"))
+    if status is not None:
+        pairs = pairs.filter(status=status)
+    if status == DuplicateCandidate.Status.OPEN:
+        pairs = pairs.exclude(customer__status=Status.ARCHIVED).exclude(other__status=Status.ARCHIVED)
+    return pairs.select_related("customer", "other").order_by(F("probability").desc(nulls_last=True), "-id")

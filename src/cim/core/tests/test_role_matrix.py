@@ -14,6 +14,8 @@ from cim.customers.models import Customer
 from cim.customers.services import customer_archive
 from cim.customers.tests.factories import make_customer
 from cim.ingest.sources import event_source_create
+from cim.quality.merge import customer_merge
+from cim.quality.models import DuplicateCandidate
 
 ALL = frozenset(Role)
 EDITORS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.SALES, Role.SERVICE})
@@ -21,6 +23,7 @@ ARCHIVERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.SALES})
 TAGGERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.SALES, Role.SERVICE, Role.MARKETING})
 ADMINS = frozenset({Role.ADMINISTRATOR})
 EXPORTERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING, Role.ANALYST})
+MERGERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER})
 
 # (method, OpenAPI path) → the roles allowed to call it.
 MATRIX: dict[tuple[str, str], frozenset[str]] = {
@@ -38,6 +41,12 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/custom-fields"): ALL,
     ("POST", "/api/v1/custom-fields"): ADMINS,
     ("PATCH", "/api/v1/custom-fields/{key}"): ADMINS,
+    ("GET", "/api/v1/customers/{number}/duplicates"): ALL,
+    ("GET", "/api/v1/duplicates"): ALL,
+    ("POST", "/api/v1/duplicates/{pair_id}"): EDITORS,
+    ("POST", "/api/v1/duplicates/scan"): ADMINS,
+    ("POST", "/api/v1/merges"): MERGERS,
+    ("POST", "/api/v1/merges/{merge_id}/unmerge"): MERGERS,
 }
 
 # A valid body per operation, so that the role is the only thing that varies.
@@ -56,6 +65,10 @@ BODIES = {
         "field_type": "number",
     },
     ("PATCH", "/api/v1/custom-fields/{key}"): {"label_en": "Level"},
+    ("POST", "/api/v1/duplicates/{pair_id}"): {"status": "distinct"},
+    ("POST", "/api/v1/duplicates/scan"): {},
+    ("POST", "/api/v1/merges"): {"survivor": "{number}", "duplicates": ["{other}"]},
+    ("POST", "/api/v1/merges/{merge_id}/unmerge"): {},
 }
 
 
@@ -100,8 +113,14 @@ def test_role_matrix(api_client, users, admin_user, world, role, method, path):
     customer = make_customer(admin_user, display_name="矩阵客户", owner_id=user.pk, team_id=user.team_id)
     if path.endswith("/restore"):
         customer_archive(customer=customer, actor=admin_user)
-    url = path.format(number=customer.number, tag_id=world["tag"].pk, key="level")
-    body = json.loads(json.dumps(BODIES.get((method, path))).replace("{number}", customer.number))
+    # A second customer of theirs, a pair of the two, and a merge of them, for the data-quality operations.
+    other = make_customer(admin_user, display_name="矩阵客户乙", owner_id=user.pk, team_id=user.team_id)
+    pair = DuplicateCandidate.objects.create(customer=other, other=customer, reason="model", detected_by="test")
+    merge_id = customer_merge(survivor=customer, duplicates=[other], actor=admin_user).pk if "merge_id" in path else 0
+    url = path.format(number=customer.number, tag_id=world["tag"].pk, key="level", pair_id=pair.pk, merge_id=merge_id)
+    body = json.loads(
+        json.dumps(BODIES.get((method, path))).replace("{number}", customer.number).replace("{other}", other.number)
+    )
     before = (Customer.objects.count(), customer.status)
 
     response = _call(api_client(user), method, url, body)
@@ -120,7 +139,7 @@ def test_role_matrix(api_client, users, admin_user, world, role, method, path):
 @pytest.mark.parametrize(("method", "path"), sorted(MATRIX))
 def test_every_operation_needs_authentication(world, admin_user, method, path):
     customer = make_customer(admin_user)
-    url = path.format(number=customer.number, tag_id=world["tag"].pk, key="level")
+    url = path.format(number=customer.number, tag_id=world["tag"].pk, key="level", pair_id=1, merge_id=1)
     response = _call(Client(), method, url, BODIES.get((method, path)))
     assert response.status_code == 401
     assert response.json()["code"] == "not_authenticated"
