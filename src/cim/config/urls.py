@@ -10,5 +10,6 @@ urlpatterns = [
     path("", include("cim.accounts.urls")),
     # Before the customer pages, whose `customers/<number>/` would otherwise take `customers/export/`.
     path("", include("cim.ingest.urls")),
+    path("", include("cim.quality.urls")),
     path("", include("cim.customers.urls")),
 ]

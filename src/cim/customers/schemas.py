@@ -1,18 +1,29 @@
 """The typed shape of customer data, shared by the API, the pages and the importers."""
 
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from ninja import Schema
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from cim.customers import choices as c
+from cim.quality.normalize import parse_birthday
 
 # Inputs are plain pydantic models: ninja's Schema also reads ORM objects, through a wrapper that costs more than
 # the validation itself on bulk paths (25 µs a row). Outputs, read from models, stay Schemas.
 
 # The largest id a 64-bit column holds; larger numbers would overflow the database driver, not just miss.
 MAX_ID = 2**63 - 1
+
+
+def _written_date(value):
+    """Dates as people write them too (1990/3/15, 1990年3月15日, 19900315), through the one rule for birthdays."""
+    if isinstance(value, str) and value.strip():
+        parsed = parse_birthday(value)
+        if parsed is None:
+            raise ValueError("Enter a date like 1990-03-15 or 1990年3月15日.")
+        return parsed
+    return value or None
 
 
 class PhoneIn(BaseModel):
@@ -51,7 +62,7 @@ class CustomerInput(BaseModel):
     alias: str = Field("", max_length=200)
     english_name: str = Field("", max_length=200)
     gender: c.Gender = c.Gender.UNKNOWN
-    birthday: date | None = None
+    birthday: Annotated[date | None, BeforeValidator(_written_date)] = None
     company: str = Field("", max_length=200)
     job_title: str = Field("", max_length=100)
     uscc: str = Field("", max_length=30)

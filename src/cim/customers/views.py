@@ -44,8 +44,17 @@ from cim.customers.selectors import (
     saved_view_list,
     tag_list,
 )
-from cim.customers.services import customer_archive, customer_create, customer_restore, customer_update, customers_tag
+from cim.customers.services import (
+    DuplicatesFound,
+    customer_archive,
+    customer_create,
+    customer_restore,
+    customer_update,
+    customers_tag,
+)
 from cim.customers.tasks import customers_tag_matching
+from cim.quality.explain import comparison_reasons
+from cim.quality.selectors import customer_merges, customer_pairs
 
 PAGE_SIZES = (25, 50, 100)
 LIST_FIELDS = ("tag", "cf")
@@ -324,6 +333,9 @@ def customer_detail_view(request, number: str):
         "can_tag": has_perm(request.user, Perm.CUSTOMER_TAG),
         "all_tags": tag_list() if has_perm(request.user, Perm.CUSTOMER_TAG) else [],
         "archive_form": ArchiveForm(),
+        "pairs": customer_pairs(user=request.user, customer=customer),
+        "merges": customer_merges(customer=customer),
+        "can_merge": has_perm(request.user, Perm.CUSTOMER_MERGE),
     }
     return render(request, "customers/detail.html", context)
 
@@ -333,14 +345,23 @@ def _error_dict(error: ValidationError) -> dict[str, list[str]]:
 
 
 def _submit(request, form: CustomerForm, contacts: ContactRows, customer: Customer | None) -> Customer | None:
-    """Validate the form, call the service; on errors, put each message next to its input and return None."""
+    """Validate the form, call the service; on errors, put each message next to its input and return None.
+    A new customer that looks like an existing one is shown as such first (`form.duplicates`), once."""
     if not form.is_valid():
         return None
     try:
         data = CustomerInput.model_validate({**form.input_data(), **contacts.input_data()})
         if customer is None:
-            return customer_create(data=data, actor=request.user)
+            strict = not request.POST.get("keep_both")
+            return customer_create(data=data, actor=request.user, strict=strict, channel="page")
         return customer_update(customer=customer, data=data, actor=request.user)
+    except DuplicatesFound as found:
+        visible = set(customer_ids_visible(user=request.user, ids=[d.customer.pk for d in found.duplicates]))
+        shown = [d for d in found.duplicates if d.customer.pk in visible]
+        for duplicate in shown:
+            duplicate.reasons = comparison_reasons(duplicate.contributions)
+        form.duplicates = {"visible": shown, "hidden": len(found.duplicates) - len(shown)}
+        return None
     except PydanticValidationError as error:
         errors: dict[str, list[str]] = {}
         for detail in map(_pydantic_detail, error.errors()):
@@ -360,6 +381,7 @@ def _form_page(request, form, contacts, customer=None):
         "contacts": contacts,
         "customer": customer,
         "has_errors": bool(form.errors) or contacts.has_errors,
+        "duplicates": getattr(form, "duplicates", None),
     }
     return render(request, "customers/form.html", context)
 

@@ -272,11 +272,16 @@ def predict(table, model: dict, *, threshold: float):
     return pairs.as_duckdbpyrelation().to_arrow_table(), clusters.as_duckdbpyrelation().to_arrow_table()
 
 
+MIN_POPULATION = 10_000
+
+
 def for_population(model: dict, records: int) -> dict:
     """The model applied to `records` customers: the chance that two random records are one person falls as the
-    population grows (one true pair among ~N²/2), so it is scaled from the population the model learnt on."""
+    population grows (one true pair among ~N²/2), so it is scaled from the population the model learnt on. A
+    small installation counts as MIN_POPULATION: a few records say nothing about how often two are one person."""
     learnt_on = model.get("cim_records")
-    if not learnt_on or not records:
+    records = max(records, MIN_POPULATION)
+    if not learnt_on:
         return model
     prior = model["probability_two_random_records_match"] * learnt_on / max(records, 1)
     return {

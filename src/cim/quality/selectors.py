@@ -5,12 +5,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 
 from cim.customers.choices import Status
 from cim.customers.models import Address, Customer, Email, Phone
 from cim.quality import matching
-from cim.quality.models import DuplicateCandidate, MatchModel
+from cim.quality.models import DuplicateCandidate, MatchModel, MergeRecord
 
 CANDIDATES_PER_KIND = 50
 BATCH = 20_000
@@ -145,3 +145,16 @@ def duplicate_candidate_list(
     if status == DuplicateCandidate.Status.OPEN:
         pairs = pairs.exclude(customer__status=Status.ARCHIVED).exclude(other__status=Status.ARCHIVED)
     return pairs.select_related("customer", "other").order_by(F("probability").desc(nulls_last=True), "-id")
+
+
+def customer_pairs(*, user, customer: Customer) -> list[DuplicateCandidate]:
+    """The customer's pairs awaiting review, each with `that`, the other customer."""
+    pairs = duplicate_candidate_list(user=user).filter(Q(customer=customer) | Q(other=customer))
+    for pair in pairs:
+        pair.that = pair.other if pair.customer_id == customer.pk else pair.customer
+    return list(pairs)
+
+
+def customer_merges(*, customer: Customer) -> list[MergeRecord]:
+    """The merges into this customer that can still be undone, newest first."""
+    return list(MergeRecord.objects.filter(survivor=customer, undone_at__isnull=True).order_by("-id"))

@@ -1,0 +1,68 @@
+"""`cim dedupe`, `cim merge` and `cim unmerge`: the same work as the pages, for scripts."""
+
+import csv
+import io
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from cim.customers.models import Customer, ExternalId
+from cim.customers.tests.factories import make_customer
+from cim.quality.models import DuplicateCandidate, MergeRecord
+
+
+def run(*args) -> dict:
+    out = io.StringIO()
+    call_command(*args, "--json", stdout=out, stderr=io.StringIO())
+    return json.loads(out.getvalue().strip().splitlines()[-1])
+
+
+@pytest.fixture
+def people(admin_user):
+    first = make_customer(admin_user, display_name="张三", phones=[{"number": "13812345678"}], birthday="1990-01-02")
+    twin = make_customer(admin_user, display_name="張三", phones=[{"number": "138 1234 5678"}], birthday="1990/1/2")
+    ExternalId.objects.create(customer=twin, system="shop", value="S-2")
+    make_customer(admin_user, display_name="张三", phones=[{"number": "13999998888"}], birthday="1961-11-30")
+    make_customer(admin_user, display_name="李四")
+    DuplicateCandidate.objects.all().delete()  # found at creation: the scan must find them again by itself
+    return first, twin
+
+
+def test_dedupe_records_the_pairs_and_writes_the_clusters(tmp_path, people):
+    first, twin = people
+    result = run("dedupe", "--clusters", str(tmp_path / "clusters.csv"))
+    assert (result["customers"], result["pairs"], result["clusters"]) == (4, 1, 1)
+    pair = DuplicateCandidate.objects.get()
+    assert (pair.customer, pair.other, pair.detected_by) == (twin, first, "scan")
+    assert pair.probability > 0.9 and pair.contributions["phones"] > 0
+    with (tmp_path / "clusters.csv").open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["cluster_id", "customer_number", "external_id", "match_probability"]
+    assert {(r["customer_number"], r["external_id"]) for r in rows} == {(first.number, ""), (twin.number, "S-2")}
+    assert len({r["cluster_id"] for r in rows}) == 1
+
+
+def test_a_rescan_keeps_what_people_decided(people):
+    run("dedupe")
+    DuplicateCandidate.objects.update(status="distinct")
+    assert run("dedupe")["pairs"] == 1
+    assert DuplicateCandidate.objects.get().status == "distinct"
+
+
+def test_merge_dry_run_merge_and_unmerge(people):
+    first, twin = people
+    dry = run("merge", first.number, twin.number, "--dry-run", "--choose", f"display_name={twin.number}")
+    assert dry["values"]["display_name"] == "張三" and dry["provenance"]["display_name"] == twin.number
+    assert not MergeRecord.objects.exists()
+    merged = run("merge", first.number, twin.number)
+    assert Customer.objects.get(pk=twin.pk).merged_into_id == first.pk
+    assert run("unmerge", str(merged["merge"])) == {"merge": merged["merge"], "undone": True}
+    assert Customer.objects.get(pk=twin.pk).status == "active"
+    with pytest.raises(CommandError, match="already been undone|已被撤销"):
+        run("unmerge", str(merged["merge"]))
+
+
+def test_merge_of_unknown_customers_fails_clearly(people):
+    with pytest.raises(CommandError, match="No customer C2026-999999-9"):
+        run("merge", people[0].number, "C2026-999999-9")
