@@ -5,7 +5,8 @@ A customer is compared on features made by the normalisation rules, so that a pe
 thing agree: the folded name (traditional → simplified), its pinyin read as a name (homophones 张/章 agree; a
 pinyin or Latin-letter name meets the Chinese one through `name_key`, its syllables sorted, which also ignores
 "Zhang San"/"San Zhang" order), the birthday, the match keys of phones and emails (keyed hashes, never the
-values), the district and street of the primary address, the company and the gender.
+values), the area (Chinese district by adcode, else postcode, else city) and street of the primary address, the
+company and the gender.
 
 Each comparison has levels (exact, close, different, unknown) with weights learnt from the installation's data
 (unsupervised EM, with term-frequency adjustment: a shared 王伟 says less than a shared 诸葛亮), so every
@@ -28,7 +29,7 @@ COMPARISONS = ("name", "birthday", "phones", "emails", "address", "company", "ge
 DEFAULT_MODEL = Path(__file__).with_name("default_model.json")
 
 
-def name_keys(name: str) -> dict[str, str | None]:
+def name_keys(name: str, family_name: str = "", given_name: str = "") -> dict[str, str | None]:
     """The name features of a name: `name` folded; `name_py`, its pinyin (or Latin letters) in order, for typo
     distance; `name_key`, its syllables or words sorted, which a Chinese name and its pinyin or Latin spelling,
     in either order, share (张三, 章三, "Zhang San" and "SAN, Zhang" all give "san zhang"); and for Chinese
@@ -47,13 +48,14 @@ def name_keys(name: str) -> dict[str, str | None]:
             "given_py": "".join(syllables[cut:]) or None,
         }
     syllables = latin_name_syllables(folded)
+    # A Latin-letter name's parts are known only when they were entered apart.
     return {
         "name": " ".join(folded.split()) or None,
         "name_py": "".join(syllables) or None,
         "name_key": " ".join(sorted(syllables)) or None,
         "name_fuzzy": " ".join(sorted(fuzzy_syllable(s) for s in syllables)) or None,
-        "surname_py": None,
-        "given_py": None,
+        "surname_py": "".join(latin_name_syllables(family_name)) or None,
+        "given_py": "".join(latin_name_syllables(given_name)) or None,
     }
 
 
@@ -70,12 +72,16 @@ def features(
     *,
     unique_id: int,
     display_name: str,
+    family_name: str = "",
+    given_name: str = "",
     birthday: date | str | None = None,
     gender: str = "",
     company: str = "",
     phone_keys: list[str] = (),
     email_keys: list[str] = (),
     adcode: str = "",
+    postal_code: str = "",
+    city: str = "",
     street: str = "",
 ) -> dict:
     """One record as the model compares it; unknown values are None, never empty strings."""
@@ -83,15 +89,24 @@ def features(
         birthday = birthday.isoformat()
     return {
         "unique_id": unique_id,
-        **name_keys(display_name or ""),
+        **name_keys(display_name or "", family_name, given_name),
         "birthday": birthday or None,
         "phones": sorted(phone_keys) or None,
         "emails": sorted(email_keys) or None,
-        "adcode": adcode or None,
+        "area": _area(adcode, postal_code, city),
         "street": fold(street) or None,
         "company": fold(company) or None,
         "gender": gender if gender in ("male", "female") else None,
     }
+
+
+def _area(adcode: str, postal_code: str, city: str) -> str | None:
+    """Where an address lies, as precisely as it says: its district's adcode, else its postcode, else its city."""
+    if adcode:
+        return adcode
+    if postal_code := "".join(postal_code.split()).upper():
+        return f"postcode:{postal_code}"
+    return f"city:{fold(city)}" if city else None
 
 
 def settings_creator():
@@ -109,23 +124,37 @@ def settings_creator():
             cll.ExactMatchLevel("name_fuzzy"),
             # A slip in the given name (刘英磊/刘颖蕾 are homophones and agree already): same surname, close given.
             cll.And(cll.ExactMatchLevel("surname_py"), cll.JaroWinklerLevel("given_py", 0.88)),
-            # A slip in a Latin-letter name. Jaro-Winkler rewards a shared beginning, which for Chinese names is
-            # the surname of every relative: they are compared by given name above, never here.
+            # Slips in both parts, or the parts swapped ("Richmond Emily" / "Emily Richmond").
+            cll.And(cll.JaroWinklerLevel("surname_py", 0.9), cll.JaroWinklerLevel("given_py", 0.8)),
             cll.CustomLevel(
-                "surname_py_l is null and surname_py_r is null"
-                " and jaro_winkler_similarity(name_py_l, name_py_r) >= 0.9",
-                label_for_charts="Latin-letter names, Jaro-Winkler >= 0.9",
+                "jaro_winkler_similarity(surname_py_l, given_py_r) >= 0.9"
+                " and jaro_winkler_similarity(given_py_l, surname_py_r) >= 0.8",
+                label_for_charts="surname and given name swapped",
             ),
+            # A slip in a name whose parts are not known. Jaro-Winkler rewards a shared beginning, which for Chinese
+            # names is the surname of every relative: those are compared by given name, never here.
+            cll.CustomLevel(
+                "(surname_py_l is null or surname_py_r is null)"
+                " and jaro_winkler_similarity(name_py_l, name_py_r) >= 0.9",
+                label_for_charts="names without known parts, Jaro-Winkler >= 0.9",
+            ),
+            # The same family, another given name: a relative, or a given name changed or left out. The data
+            # teaches which is more likely.
+            cll.JaroWinklerLevel("surname_py", 0.9),
+            # The same given name, another surname: married, or a slip.
+            cll.ExactMatchLevel("given_py"),
             cll.ElseLevel(),
         ],
     )
     address = cl.CustomComparison(
         output_column_name="address",
         comparison_levels=[
-            cll.NullLevel("adcode"),
-            cll.And(cll.ExactMatchLevel("adcode"), cll.ExactMatchLevel("street")),
-            cll.And(cll.ExactMatchLevel("adcode"), cll.JaroWinklerLevel("street", 0.88)),
-            cll.ExactMatchLevel("adcode"),
+            cll.NullLevel("area"),
+            cll.And(cll.ExactMatchLevel("area"), cll.ExactMatchLevel("street")),
+            cll.And(cll.ExactMatchLevel("area"), cll.JaroWinklerLevel("street", 0.88)),
+            # The same street written alike where the area (a postcode) was mistyped.
+            cll.JaroWinklerLevel("street", 0.92),
+            cll.ExactMatchLevel("area"),
             cll.ElseLevel(),
         ],
     )
@@ -147,18 +176,33 @@ def settings_creator():
     )
 
 
-def blocking_rules() -> list:
-    """Which pairs are compared at all: those sharing a phone or an email, or a name spelling and one more thing."""
-    from splink import block_on
+# Which pairs are compared at all. Always: those sharing a phone or an email, or a name spelling and one more
+# thing. Where the data keeps them small enough: those sharing any one of a birthday, a name, a street. A value
+# shared by a large part of the data (an area of a million customers, a placeholder birthday) makes a block of
+# ~N² pairs, so those rules are counted on the data first (see `blocking_rules`).
+ALWAYS_BLOCK = [
+    ("name_key", "birthday"),
+    ("name_key", "area"),
+    ("name_key", "company"),
+    ("name", "substr(birthday, 1, 4)"),
+]
+WHEN_SMALL = [("birthday",), ("name_key",), ("surname_py",), ("given_py",), ("area", "street"), ("area",), ("street",)]
+PREDICT_PAIRS = 30_000_000
 
-    return [
-        block_on("phones", arrays_to_explode=["phones"]),
-        block_on("emails", arrays_to_explode=["emails"]),
-        block_on("name_key", "birthday"),
-        block_on("name_key", "adcode"),
-        block_on("name_key", "company"),
-        block_on("name", "substr(birthday, 1, 4)"),
-    ]
+
+def blocking_rules(table=None) -> list:
+    """The blocking rules for `table`: ALWAYS_BLOCK and the contacts, and those of WHEN_SMALL that give at most
+    PREDICT_PAIRS pairs on it (without a table, only the first)."""
+    from splink import block_on
+    from splink.internals.duckdb.database_api import DuckDBAPI
+
+    rules = [block_on(*rule) for rule in ALWAYS_BLOCK]
+    rules += [block_on(column, arrays_to_explode=[column]) for column in ("phones", "emails")]
+    if table is not None:
+        con = DuckDBAPI()._con
+        con.register("cim_features", table)
+        rules += [block_on(*rule) for rule in WHEN_SMALL if _pair_count(con, rule) <= PREDICT_PAIRS]
+    return rules
 
 
 @dataclass
@@ -220,9 +264,22 @@ def _linker(db_api, table, settings):
     return Linker(db_api.register(table), settings, log_level=logging.ERROR)
 
 
+# Pairs EM learns from, tried in turn: each teaches the comparisons its rule does not fix. A rule is used when it
+# gives enough pairs to learn from and few enough to stay quick (an area shared by a million customers does not).
+EM_RULES = [("name_key", "birthday"), ("phones",), ("emails",), ("area",), ("birthday",)]
+EM_PAIRS = (200, 20_000_000)
+
+
+def _pair_count(con, columns: tuple[str, ...]) -> int:
+    present = " and ".join(f"{c} is not null" for c in columns)
+    groups = ", ".join(columns)
+    blocks = f"select count(*) n from cim_features where {present} group by {groups}"
+    return int(con.execute(f"select coalesce(sum(n * (n - 1) / 2), 0) from ({blocks})").fetchall()[0][0])
+
+
 def train(table, *, version: str) -> dict:
-    """A model trained on `table` (an Arrow table of `features` rows): u from random pairs, m by EM on pairs that
-    share a name and a birthday (for the contact comparisons) and on pairs that share a phone (for the rest)."""
+    """A model trained on `table` (an Arrow table of `features` rows): the share of true pairs from pairs sharing a
+    phone or a name and birthday, u from random pairs, m by EM on each of EM_RULES that suits the data."""
     from splink import block_on
     from splink.internals.duckdb.database_api import DuckDBAPI
 
@@ -232,9 +289,13 @@ def train(table, *, version: str) -> dict:
         [block_on("phones", arrays_to_explode=["phones"]), block_on("name", "birthday")], recall=0.7
     )
     linker.training.estimate_u_using_random_sampling(max_pairs=5e6, seed=1)
-    linker.training.estimate_parameters_using_expectation_maximisation(block_on("name_key", "birthday"))
-    # EM cannot explode arrays: pairs with the same set of phones.
-    linker.training.estimate_parameters_using_expectation_maximisation(block_on("phones"))
+    con = db_api._con
+    con.register("cim_features", table)
+    rules = [rule for rule in EM_RULES if EM_PAIRS[0] <= _pair_count(con, rule) <= EM_PAIRS[1]]
+    con.unregister("cim_features")
+    for rule in rules:
+        # EM cannot explode arrays: a phones rule pairs records with the same set of phones.
+        linker.training.estimate_parameters_using_expectation_maximisation(block_on(*rule))
     model = linker.misc.save_model_to_json()
     model["cim_version"] = version
     model["cim_records"] = table.num_rows
@@ -247,7 +308,7 @@ def term_frequencies(db_api, table, *, keep: int = 2_000) -> dict:
     frequency of a name seen once, which every unseen name is taken to have."""
     con = db_api._con
     con.register("cim_features", table)
-    total = con.execute("select count(*) from cim_features").fetchone()[0] or 1
+    total = con.execute("select count(*) from cim_features").fetchall()[0][0] or 1
     frequencies = {}
     for column in ("name", "name_key"):
         rows = con.execute(
@@ -266,6 +327,7 @@ def predict(table, model: dict, *, threshold: float):
 
     db_api = DuckDBAPI()
     settings = {k: v for k, v in model.items() if not k.startswith("cim_")}
+    settings["blocking_rules_to_generate_predictions"] = blocking_rules(table)
     linker = _linker(db_api, table, settings)
     pairs = linker.inference.predict(threshold_match_probability=threshold)
     clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(pairs, threshold)

@@ -33,31 +33,34 @@ def duplicate_threshold() -> float:
 
 
 def _feature_rows(customers: QuerySet) -> list[dict]:
-    rows = list(customers.values_list("pk", "display_name", "birthday", "gender", "company"))
+    rows = list(
+        customers.values_list("pk", "display_name", "family_name", "given_name", "birthday", "gender", "company")
+    )
     ids = [row[0] for row in rows]
     contacts: dict[str, dict[int, list[str]]] = {"phones": {}, "emails": {}}
     for kind, model in (("phones", Phone), ("emails", Email)):
         for customer_id, key in model.objects.filter(customer_id__in=ids).values_list("customer_id", "match_key"):
             contacts[kind].setdefault(customer_id, []).append(key)
     addresses = {
-        customer_id: (adcode, street)
-        for customer_id, adcode, street in Address.objects.filter(customer_id__in=ids, is_primary=True).values_list(
-            "customer_id", "adcode", "street"
+        row[0]: row[1:]
+        for row in Address.objects.filter(customer_id__in=ids, is_primary=True).values_list(
+            "customer_id", "adcode", "postal_code", "city", "street"
         )
     }
     return [
         matching.features(
             unique_id=pk,
             display_name=name,
+            family_name=family,
+            given_name=given,
             birthday=birthday,
             gender=gender,
             company=company,
             phone_keys=contacts["phones"].get(pk, []),
             email_keys=contacts["emails"].get(pk, []),
-            adcode=addresses.get(pk, ("", ""))[0],
-            street=addresses.get(pk, ("", ""))[1],
+            **dict(zip(("adcode", "postal_code", "city", "street"), addresses.get(pk, ("", "", "", "")), strict=True)),
         )
-        for pk, name, birthday, gender, company in rows
+        for pk, name, family, given, birthday, gender, company in rows
     ]
 
 
@@ -86,12 +89,16 @@ def record_features(*, values: dict, contacts: dict, unique_id: int = 0) -> dict
     return matching.features(
         unique_id=unique_id,
         display_name=values.get("display_name", ""),
+        family_name=values.get("family_name", ""),
+        given_name=values.get("given_name", ""),
         birthday=values.get("birthday"),
         gender=values.get("gender", ""),
         company=values.get("company", ""),
         phone_keys=[p["match_key"] for p in contacts.get("phones", [])],
         email_keys=[e["match_key"] for e in contacts.get("emails", [])],
         adcode=address.get("adcode", ""),
+        postal_code=address.get("postal_code", ""),
+        city=address.get("city", ""),
         street=address.get("street", ""),
     )
 
