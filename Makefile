@@ -60,3 +60,5 @@ bench: install-dev
 	$(BIN)/python bench/search_bench.py
 	$(BIN)/python bench/import_bench.py --rows 1000000
 	$(BIN)/python bench/ingest_bench.py
+	$(BIN)/python bench/dedupe_bench.py
+	$(BIN)/python bench/dedupe_speed.py

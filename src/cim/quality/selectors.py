@@ -3,8 +3,10 @@ duplicates of a record, which every entry path asks for."""
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import F, Q, QuerySet
 
 from cim.customers.choices import Status
@@ -16,15 +18,25 @@ CANDIDATES_PER_KIND = 50
 BATCH = 20_000
 
 
+POPULATION_SECONDS = 600
+
+
 def match_model_current() -> dict:
     """The newest model trained here, or the one CIM ships, applied to this installation's number of customers."""
-    trained = MatchModel.objects.order_by("-id").values_list("model", flat=True).first()
-    records = Customer.objects.exclude(status=Status.ARCHIVED).count()
-    # Rounded, so that the model's SQL (cached by version) is not rebuilt for every new customer.
-    return matching.for_population(trained or matching.default_model(), _round(records))
+    latest = MatchModel.objects.order_by("-id").values_list("pk", flat=True).first()
+    model = _trained_model(latest) if latest else matching.default_model()
+    return matching.for_population(model, cache.get_or_set("quality:population", _population, POPULATION_SECONDS))
 
 
-def _round(count: int) -> int:
+@lru_cache(maxsize=2)
+def _trained_model(pk: int) -> dict:
+    return MatchModel.objects.get(pk=pk).model
+
+
+def _population() -> int:
+    """How many customers there are, to one significant digit: it only scales a prior, and the model's SQL is
+    cached per value. Counting a million rows costs more than a duplicate check, so it is kept a while."""
+    count = Customer.objects.exclude(status=Status.ARCHIVED).count()
     return int(float(f"{max(count, 1):.1g}"))
 
 

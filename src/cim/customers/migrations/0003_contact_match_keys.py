@@ -7,10 +7,11 @@ def fill_match_keys(apps, schema_editor):
     for model_name, source, kind in (("Phone", "number", "phone"), ("Email", "address", "email")):
         model = apps.get_model("customers", model_name)
         rows = [
-            model(pk=pk, **{source: value}, match_key=cim.core.blind_index.blind_index(kind, value))
+            (cim.core.blind_index.blind_index(kind, value), pk)
             for pk, value in model.objects.values_list("pk", source).iterator()
         ]
-        model.objects.bulk_update(rows, ["match_key"], batch_size=1000)
+        with schema_editor.connection.cursor() as cursor:
+            cursor.executemany(f"UPDATE {model._meta.db_table} SET match_key = %s WHERE id = %s", rows)
 
 
 class Migration(migrations.Migration):

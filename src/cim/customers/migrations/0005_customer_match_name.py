@@ -6,12 +6,11 @@ from django.db import migrations, models
 def fill_match_names(apps, schema_editor):
     from cim.quality.matching import name_keys
 
-    customer = apps.get_model("customers", "Customer")
-    rows = [
-        customer(pk=pk, match_name=(name_keys(name)["name_key"] or "")[:200])
-        for pk, name in customer.objects.values_list("pk", "display_name").iterator()
-    ]
-    customer.objects.bulk_update(rows, ["match_name"], batch_size=1000)
+    # One statement per distinct name, through the name index: a million customers share a few hundred thousand.
+    names = apps.get_model("customers", "Customer").objects.values_list("display_name", flat=True).distinct()
+    rows = [((name_keys(name)["name_key"] or "")[:200], name) for name in names.iterator()]
+    with schema_editor.connection.cursor() as cursor:
+        cursor.executemany("UPDATE customers_customer SET match_name = %s WHERE display_name = %s", rows)
 
 
 class Migration(migrations.Migration):
