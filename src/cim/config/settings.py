@@ -147,6 +147,8 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 CIM_PHONE_REGION = os.environ.get("CIM_PHONE_REGION", "CN")
 # A pair of customers at this match probability or above is shown as a likely duplicate.
 CIM_DUPLICATE_THRESHOLD = float(os.environ.get("CIM_DUPLICATE_THRESHOLD", "0.8"))
+# Customers not reviewed for this many months are due for their periodic review (定期核对).
+CIM_REVIEW_MONTHS = int(os.environ.get("CIM_REVIEW_MONTHS", "12"))
 
 # Email (form double opt-in and other messages): SMTP when CIM_EMAIL_HOST is set, else printed to the console.
 EMAIL_HOST = os.environ.get("CIM_EMAIL_HOST", "")

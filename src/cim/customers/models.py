@@ -78,6 +78,7 @@ class Customer(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
+    reviewed_at = models.DateTimeField(_("last reviewed"), null=True, blank=True)
     merged_into = models.ForeignKey(
         "self", verbose_name=_("merged into"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )

@@ -28,6 +28,7 @@ from cim.quality.normalize import (
     normalize_uscc,
     split_address,
 )
+from cim.quality.rules import required_field_errors, required_fields
 from cim.quality.selectors import duplicates_of, record_features
 from cim.quality.services import duplicates_record
 from cim.search.services import search_index_update
@@ -213,12 +214,23 @@ CREATE_DEFAULTS = {"kind", "lifecycle_stage", "status", "gender"}
 
 
 def customer_input_clean(
-    data: CustomerInput, *, current: Customer | None = None, definitions: dict | None = None
+    data: CustomerInput,
+    *,
+    current: Customer | None = None,
+    definitions: dict | None = None,
+    required: dict | None = None,
 ) -> tuple[dict, dict, dict]:
     """Validate and normalise `data` as `customer_create` (no `current`) or `customer_update` would, without
-    writing: (model field values, contact points, errors). Bulk paths validate rows with it."""
+    writing: (model field values, contact points, errors). Bulk paths validate rows with it, passing the custom
+    field `definitions` and `required` fields they read once (and so no query per row)."""
     sent = set(data.model_fields_set) | (CREATE_DEFAULTS if current is None else set())
-    return _clean_fields(data, sent, current, definitions)
+    values, contacts, errors = _clean_fields(data, sent, current, definitions)
+    rules = required_fields() if required is None else required
+    for field, messages in required_field_errors(
+        values=values, contacts=contacts, current=current, rules=rules
+    ).items():
+        errors.setdefault(field, messages)
+    return values, contacts, errors
 
 
 def _replace_contacts(customer: Customer, contacts: dict[str, list[dict]]) -> dict[str, tuple[list, list]]:
@@ -341,7 +353,7 @@ def customer_update(*, customer: Customer, data: CustomerInput, actor) -> Custom
     """Change the fields that were sent; record each changed field's old and new value."""
     _require(actor, Perm.CUSTOMER_CHANGE)
     sent = set(data.model_fields_set)
-    values, contacts, errors = _clean_fields(data, sent, customer)
+    values, contacts, errors = customer_input_clean(data, current=customer)
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
@@ -394,6 +406,16 @@ def customer_restore(*, customer: Customer, actor) -> Customer:
             target=customer,
             changes={"status": (Status.ARCHIVED, Status.ACTIVE)},
         )
+    return customer
+
+
+def customer_review(*, customer: Customer, actor) -> Customer:
+    """Record that a person checked the customer's data (定期核对): it leaves the review queue for a while."""
+    _require(actor, Perm.CUSTOMER_CHANGE)
+    with transaction.atomic():
+        customer.reviewed_at = timezone.now()
+        Customer.objects.filter(pk=customer.pk).update(reviewed_at=customer.reviewed_at)
+        audit_record(actor=actor, action="customer.review", target=customer, fields=["reviewed_at"])
     return customer
 
 

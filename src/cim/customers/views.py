@@ -54,6 +54,7 @@ from cim.customers.services import (
 )
 from cim.customers.tasks import customers_tag_matching
 from cim.quality.explain import comparison_reasons
+from cim.quality.scores import customer_completeness
 from cim.quality.selectors import customer_merges, customer_pairs
 
 PAGE_SIZES = (25, 50, 100)
@@ -334,6 +335,7 @@ def customer_detail_view(request, number: str):
         "all_tags": tag_list() if has_perm(request.user, Perm.CUSTOMER_TAG) else [],
         "archive_form": ArchiveForm(),
         "pairs": customer_pairs(user=request.user, customer=customer),
+        "completeness": customer_completeness(customer),
         "merges": customer_merges(customer=customer),
         "can_merge": has_perm(request.user, Perm.CUSTOMER_MERGE),
     }

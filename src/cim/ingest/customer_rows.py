@@ -15,6 +15,7 @@ from cim.customers import choices as c
 from cim.customers.models import CustomFieldDefinition
 from cim.customers.schemas import CustomerInput
 from cim.quality.normalize import clean_text, fold, parse_birthday
+from cim.quality.rules import required_fields
 
 CHOICE_TARGETS = {
     "kind": c.Kind,
@@ -71,6 +72,7 @@ class Lookups:
             self.choices[target] = table
         self.genders = {fold(word): value for value, words in _GENDERS.items() for word in words.split()}
         self.definitions = {d.key: d for d in CustomFieldDefinition.objects.filter(is_active=True)}
+        self.required = required_fields()
 
 
 def _text(value: object) -> str:

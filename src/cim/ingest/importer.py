@@ -130,7 +130,12 @@ class RowPreparer:
         if isinstance(record, RowProblem):
             return PreparedRow(number, errors=[("", record.message)])
         found = row_input(record, self.mapping, self.lookups, source_channel=self.source_channel)
-        cleaned = customer_input_clean(found.data, definitions=self.lookups.definitions) if found.data else None
+        lookups = self.lookups
+        cleaned = (
+            customer_input_clean(found.data, definitions=lookups.definitions, required=lookups.required)
+            if found.data
+            else None
+        )
         if found.errors:
             # Every problem of the row at once, not one per attempt.
             problems = [(file_column(self.mapping, k), " ".join(m)) for k, m in cleaned[2].items()] if cleaned else []

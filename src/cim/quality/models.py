@@ -115,3 +115,19 @@ class MergeRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.pk}: {self.merged_ids} → {self.survivor_id}"
+
+
+class RequiredFields(models.Model):
+    """Fields a customer of a type must have, beyond its name (checked on every entry path). A blank customer
+    type holds the fields every customer must have."""
+
+    customer_type = models.CharField(_("customer type"), max_length=20, blank=True, unique=True)
+    fields = models.JSONField(_("required fields"), default=list)
+
+    class Meta:
+        verbose_name = _("required fields")
+        verbose_name_plural = _("required fields")
+        ordering = ["customer_type"]
+
+    def __str__(self) -> str:
+        return self.customer_type or "*"

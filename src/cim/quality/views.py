@@ -1,21 +1,27 @@
 """Data-quality pages: the pairs of likely duplicates to review, the merge page (choose each value, see where it
 comes from), and undoing a merge. Views validate and call services; they never write themselves."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from cim.accounts.roles import Perm, has_perm
-from cim.core.views import page, require
+from cim.core.views import page, require, safe_next
+from cim.customers.choices import CustomerType, SourceChannel
 from cim.customers.models import Customer
-from cim.customers.selectors import customer_get
+from cim.customers.selectors import customer_count, customer_get
+from cim.customers.services import customer_review
 from cim.customers.views import _field_label
 from cim.quality.explain import comparison_reasons
 from cim.quality.merge import MERGEABLE_FIELDS, customer_merge, customer_unmerge, merge_plan
 from cim.quality.models import DuplicateCandidate, MergeRecord
+from cim.quality.rules import REQUIRABLE, required_fields, required_fields_set
+from cim.quality.scores import quality_report, review_queue
 from cim.quality.selectors import duplicate_candidate_list
 from cim.quality.services import duplicate_decide
 from cim.quality.tasks import duplicates_scan_run
@@ -34,7 +40,8 @@ def duplicates_view(request):
     for pair in pairs:
         pair.reasons = comparison_reasons(pair.contributions)
     context = {
-        "nav": "duplicates",
+        "nav": "quality",
+        "section": "duplicates",
         "pairs": pairs,
         "can_decide": has_perm(request.user, Perm.CUSTOMER_CHANGE),
         "can_merge": has_perm(request.user, Perm.CUSTOMER_MERGE),
@@ -89,7 +96,7 @@ def merge_view(request):
             continue
         chosen = plan.provenance[name]
         rows.append({"name": name, "label": _field_label(name), "values": values, "chosen": chosen})
-    context = {"nav": "duplicates", "survivor": survivor, "duplicates": duplicates, "records": records, "rows": rows}
+    context = {"nav": "quality", "survivor": survivor, "duplicates": duplicates, "records": records, "rows": rows}
     return render(request, "quality/merge.html", context)
 
 
@@ -116,3 +123,54 @@ def unmerge_view(request, pk: int):
     else:
         messages.success(request, _("The merge was undone: every customer is back as it was."))
     return redirect("customers:detail", number=record.survivor.number)
+
+
+@page(perm=Perm.CUSTOMER_VIEW)
+def quality_view(request):
+    report = quality_report()
+    sources = dict(SourceChannel.choices)
+    for row in report["sources"]:
+        row["label"] = sources.get(row["source"], _("Unknown"))
+    context = {"nav": "quality", "section": "overview", "report": report, "months": settings.CIM_REVIEW_MONTHS}
+    return render(request, "quality/overview.html", context)
+
+
+@page(perm=Perm.CUSTOMER_VIEW)
+def review_view(request):
+    queue = review_queue(user=request.user)
+    due, more = customer_count(queue, cap=1000)
+    context = {
+        "nav": "quality",
+        "section": "review",
+        "customers": queue[:PAGE],
+        "due": due,
+        "more": more,
+        "months": settings.CIM_REVIEW_MONTHS,
+        "can_review": has_perm(request.user, Perm.CUSTOMER_CHANGE),
+    }
+    return render(request, "quality/review.html", context)
+
+
+@require_POST
+@page(perm=Perm.CUSTOMER_CHANGE)
+def customer_review_view(request, number: str):
+    customer = customer_get(user=request.user, number=number)
+    customer_review(customer=customer, actor=request.user)
+    messages.success(request, _("Marked as reviewed."))
+    return redirect(safe_next(request, reverse("customers:detail", args=[customer.number])))
+
+
+@page(perm=Perm.SETTINGS_MANAGE)
+def required_fields_view(request):
+    types = [("", _("Every customer")), *CustomerType.choices]
+    if request.method == "POST":
+        for value, _label in types:
+            required_fields_set(
+                customer_type=value, fields=request.POST.getlist(f"required-{value or 'all'}"), actor=request.user
+            )
+        messages.success(request, _("Required fields were saved."))
+        return redirect("quality:required_fields")
+    rules = required_fields()
+    rows = [{"key": value or "all", "label": label, "fields": rules.get(value, frozenset())} for value, label in types]
+    context = {"nav": "settings", "section": "quality", "rows": rows, "requirable": REQUIRABLE}
+    return render(request, "quality/required_fields.html", context)
