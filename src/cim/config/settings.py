@@ -147,6 +147,10 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 CIM_PHONE_REGION = os.environ.get("CIM_PHONE_REGION", "CN")
 # A pair of customers at this match probability or above is shown as a likely duplicate.
 CIM_DUPLICATE_THRESHOLD = float(os.environ.get("CIM_DUPLICATE_THRESHOLD", "0.8"))
+# Pairs a scan finds at this probability or above are merged without review; unset (the default): never.
+CIM_AUTO_MERGE_THRESHOLD = (
+    float(os.environ["CIM_AUTO_MERGE_THRESHOLD"]) if os.environ.get("CIM_AUTO_MERGE_THRESHOLD") else None
+)
 # Customers not reviewed for this many months are due for their periodic review (定期核对).
 CIM_REVIEW_MONTHS = int(os.environ.get("CIM_REVIEW_MONTHS", "12"))
 

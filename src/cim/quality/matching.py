@@ -364,6 +364,20 @@ def term_frequencies(db_api, table, *, keep: int = 2_000) -> dict:
     return frequencies
 
 
+def _register_term_frequencies(db_api, linker, table, model: dict) -> None:
+    """Score the scan with the model's term frequencies, as the check on every entry path does, so both find the
+    same pairs: frequencies counted on a handful of customers would call every name common."""
+    import pyarrow as pa
+
+    for column in ("name", "name_key"):
+        values = [v for v in dict.fromkeys(table.column(column).to_pylist()) if v is not None]
+        if not values:
+            continue
+        rows = [_tf_columns({"name": None, "name_key": None, column: value}, model) for value in values]
+        lookup = pa.Table.from_pylist([{column: r[column], f"tf_{column}": r[f"tf_{column}"]} for r in rows])
+        linker.table_management.register_term_frequency_lookup(db_api.register(lookup), column)
+
+
 def predict(table, model: dict, *, threshold: float):
     """Every pair of records in `table` that the blocking rules bring together and the model scores at
     `threshold` or above, with clusters: (pairs, clusters) as Arrow tables."""
@@ -373,6 +387,7 @@ def predict(table, model: dict, *, threshold: float):
     settings = {k: v for k, v in model.items() if not k.startswith("cim_")}
     settings["blocking_rules_to_generate_predictions"] = blocking_rules(table)
     linker = _linker(db_api, table, settings)
+    _register_term_frequencies(db_api, linker, table, model)
     pairs = linker.inference.predict(threshold_match_probability=threshold)
     clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(pairs, threshold)
     return pairs.as_duckdbpyrelation().to_arrow_table(), clusters.as_duckdbpyrelation().to_arrow_table()

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -55,6 +57,7 @@ class ScanResult:
     pairs: int
     clusters: int
     seconds: float
+    merged: int = 0
 
 
 def duplicates_scan(
@@ -74,9 +77,13 @@ def duplicates_scan(
     pairs, clusters = matching.predict(table, match_model_current(), threshold=threshold)
     found = _pairs_from(pairs)
     with transaction.atomic():
-        DuplicateCandidate.objects.filter(
+        # Open pairs the model no longer finds go; those it finds again keep where they were first found.
+        open_pairs = DuplicateCandidate.objects.filter(
             status=DuplicateCandidate.Status.OPEN, reason=DuplicateCandidate.Reason.MODEL
-        ).delete()
+        ).values_list("pk", "customer_id", "other_id")
+        gone = [pk for pk, left, right in open_pairs if (right, left) not in found and (left, right) not in found]
+        for start in range(0, len(gone), 5000):
+            DuplicateCandidate.objects.filter(pk__in=gone[start : start + 5000]).delete()
         DuplicateCandidate.objects.bulk_create(
             [
                 DuplicateCandidate(
@@ -92,17 +99,40 @@ def duplicates_scan(
             batch_size=2000,
             ignore_conflicts=True,
         )
-        result = ScanResult(table.num_rows, len(found), _cluster_count(clusters), time.monotonic() - started)
         audit_record(
             actor=actor,
             action="quality.duplicates_scan",
             target=None,
             target_type="customers.customer",
-            note=f"{result.customers} customers, {result.pairs} pairs, {result.clusters} clusters",
+            note=f"{table.num_rows} customers, {len(found)} pairs",
         )
+    merged = _merge_automatically(found)
     if clusters_path is not None:
         _write_clusters(clusters, found, clusters_path)
-    return result
+    return ScanResult(table.num_rows, len(found), _cluster_count(clusters), time.monotonic() - started, merged)
+
+
+def _merge_automatically(found: dict) -> int:
+    """With CIM_AUTO_MERGE_THRESHOLD set (it is not by default), merge each pair at or above it: the later record
+    into the earlier, likeliest pairs first, each customer at most once per scan. Merges are undoable as any."""
+    from cim.quality.merge import customer_merge
+
+    threshold = settings.CIM_AUTO_MERGE_THRESHOLD
+    if threshold is None:
+        return 0
+    touched: set[int] = set()
+    merged = 0
+    for (left, right), (probability, _c) in sorted(found.items(), key=lambda item: -item[1][0]):
+        if probability < threshold or left in touched or right in touched:
+            continue
+        survivor, duplicate = Customer.objects.get(pk=min(left, right)), Customer.objects.get(pk=max(left, right))
+        try:
+            customer_merge(survivor=survivor, duplicates=[duplicate], actor=None)
+        except ValidationError:
+            continue  # archived or merged since the scan read it
+        touched |= {left, right}
+        merged += 1
+    return merged
 
 
 def _pairs_from(pairs) -> dict[tuple[int, int], tuple[float, dict]]:

@@ -66,3 +66,22 @@ def test_merge_dry_run_merge_and_unmerge(people):
 def test_merge_of_unknown_customers_fails_clearly(people):
     with pytest.raises(CommandError, match="No customer C2026-999999-9"):
         run("merge", people[0].number, "C2026-999999-9")
+
+
+def test_pairs_found_at_creation_keep_their_path_and_stale_ones_go(admin_user):
+    make_customer(admin_user, display_name="王五", phones=[{"number": "13700001111"}])
+    twin = make_customer(admin_user, display_name="王五", phones=[{"number": "13700001111"}])
+    other = make_customer(admin_user, display_name="赵六")
+    stale = DuplicateCandidate.objects.create(customer=other, other=twin, reason="model", detected_by="scan")
+    run("dedupe")
+    assert not DuplicateCandidate.objects.filter(pk=stale.pk).exists()
+    assert DuplicateCandidate.objects.get(customer=twin).detected_by == "create"
+
+
+def test_automatic_merging_is_off_unless_a_threshold_is_set(people, settings):
+    first, twin = people
+    assert run("dedupe")["merged"] == 0 and Customer.objects.get(pk=twin.pk).merged_into_id is None
+    settings.CIM_AUTO_MERGE_THRESHOLD = 0.95
+    assert run("dedupe")["merged"] == 1
+    assert Customer.objects.get(pk=twin.pk).merged_into_id == first.pk
+    assert MergeRecord.objects.get().survivor == first

@@ -52,6 +52,8 @@ class Command(ReportingCommand):
             f"{result.customers:,} customers scanned in {result.seconds:.1f} s: {result.pairs:,} likely duplicate "
             f"pairs in {result.clusters:,} clusters, awaiting review."
         )
+        if result.merged:
+            summary += f" {result.merged:,} pairs were merged automatically (CIM_AUTO_MERGE_THRESHOLD)."
         if clusters:
             summary += f" Clusters written to {clusters}."
         self.report(
@@ -61,6 +63,7 @@ class Command(ReportingCommand):
                 "pairs": result.pairs,
                 "clusters": result.clusters,
                 "seconds": round(result.seconds, 2),
+                "merged": result.merged,
                 "trained": trained is not None,
             },
         )
