@@ -3,7 +3,7 @@
 Writes a CSV of N messy customer rows (GB18030, Chinese headers, phones typed every which way), then times on a
 fresh database: SQLite's raw `executemany` of the customer rows in one transaction (the physical limit; COPY on
 PostgreSQL), a plain unvalidated Django `bulk_create` of the same rows, and `cim import` with full validation,
-normalisation, search keys and duplicate checks. Prints rows/s and writes its section of bench/RESULTS.md.
+normalisation, search documents and duplicate checks. Prints rows/s and writes its section of bench/RESULTS.md.
 """
 
 import argparse

@@ -24,7 +24,7 @@ from pathlib import Path
 from cim.quality.names import fuzzy_syllable, latin_name_syllables, name_pinyin, surname_length
 from cim.quality.normalize import fold
 
-# Comparisons, in the order Splink reports them; their labels say to people what each one looked at.
+# Comparisons, in the order Splink reports them (their labels for people: `cim.quality.explain`).
 COMPARISONS = ("name", "birthday", "phones", "emails", "address", "company", "gender")
 FEATURE_TEXT = (
     *("name", "name_py", "name_key", "name_fuzzy", "surname_py", "given_py"),

@@ -15,6 +15,7 @@ from cim.quality import matching
 from cim.quality.models import DuplicateCandidate, MatchModel, MergeRecord
 
 CANDIDATES_PER_KIND = 50
+NAMESAKES = 20
 BATCH = 20_000
 
 
@@ -124,8 +125,11 @@ def _candidate_ids(record: dict, exclude_id: int | None) -> list[int]:
             holders = model.objects.filter(match_key__in=keys).order_by().values_list("customer_id", flat=True)
             ids.update(holders[:CANDIDATES_PER_KIND])
     if record["name_key"]:
+        # A common name has thousands of holders: those born the same day first, then the most recent.
         namesakes = Customer.objects.filter(match_name=record["name_key"]).order_by("-id").values_list("pk", flat=True)
-        ids.update(namesakes[:CANDIDATES_PER_KIND])
+        if record["birthday"]:
+            ids.update(namesakes.filter(birthday=record["birthday"])[:NAMESAKES])
+        ids.update(namesakes[:NAMESAKES])
     ids.discard(exclude_id)
     archived = set(Customer.objects.filter(pk__in=ids, status=Status.ARCHIVED).values_list("pk", flat=True))
     return sorted(ids - archived)

@@ -18,9 +18,7 @@ from cim.quality import matching
 from cim.quality.models import DuplicateCandidate, MatchModel
 from cim.quality.selectors import (
     all_customer_features,
-    customer_features,
     duplicate_threshold,
-    duplicates_of,
     match_model_current,
 )
 
@@ -180,14 +178,6 @@ def _write_clusters(clusters, found: dict, path: Path) -> None:
                     writer.writerow(
                         [cluster_id, numbers[customer_id], external.get(customer_id, ""), best[customer_id]]
                     )
-
-
-def duplicates_flag(*, customer: Customer, detected_by: str) -> list[DuplicateCandidate]:
-    """Find and record the likely duplicates of a customer just saved, as pairs awaiting review."""
-    record = customer_features([customer.pk])[0]
-    return duplicates_record(
-        customer=customer, duplicates=duplicates_of(record=record, exclude_id=customer.pk), detected_by=detected_by
-    )
 
 
 def duplicates_record(*, customer: Customer, duplicates: list, detected_by: str) -> list[DuplicateCandidate]:
