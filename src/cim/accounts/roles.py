@@ -29,22 +29,43 @@ class Perm(models.TextChoices):
     CUSTOMER_IMPORT = "customer.import", _("Import customers")
     CUSTOMER_MERGE = "customer.merge", _("Merge and unmerge customers")
     QUALITY_MANAGE = "quality.manage", _("Scan for duplicates and train the matching model")
+    ACTIVITY_LOG = "activity.log", _("Log interactions and follow-up tasks")
+    ORDER_MANAGE = "order.manage", _("Create, refund and cancel orders; manage products")
+    ORDER_IMPORT = "order.import", _("Import orders and interactions")
+    TICKET_HANDLE = "ticket.handle", _("Handle tickets and complaints")
+    SURVEY_MANAGE = "survey.manage", _("Send satisfaction surveys and read their results")
+    PERFORMANCE_VIEW = "performance.view", _("View staff performance")
     SETTINGS_MANAGE = "settings.manage", _("Manage tags, custom fields and numbering")
     USERS_MANAGE = "users.manage", _("Manage users and teams")
     AUDIT_VIEW = "audit.view", _("View the audit log")
 
 
-_EDITOR = {Perm.CUSTOMER_VIEW, Perm.CUSTOMER_CHANGE, Perm.CUSTOMER_ARCHIVE, Perm.CUSTOMER_TAG}
+_EDITOR = {Perm.CUSTOMER_VIEW, Perm.CUSTOMER_CHANGE, Perm.CUSTOMER_ARCHIVE, Perm.CUSTOMER_TAG, Perm.ACTIVITY_LOG}
+_SERVICE = {Perm.TICKET_HANDLE, Perm.SURVEY_MANAGE}
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.ADMINISTRATOR: frozenset(Perm),
     Role.MANAGER: frozenset(
-        _EDITOR | {Perm.AUDIT_VIEW, Perm.CUSTOMER_EXPORT, Perm.CUSTOMER_IMPORT, Perm.CUSTOMER_MERGE}
+        _EDITOR
+        | _SERVICE
+        | {
+            Perm.AUDIT_VIEW,
+            Perm.CUSTOMER_EXPORT,
+            Perm.CUSTOMER_IMPORT,
+            Perm.CUSTOMER_MERGE,
+            Perm.ORDER_MANAGE,
+            Perm.ORDER_IMPORT,
+            Perm.PERFORMANCE_VIEW,
+        }
     ),
-    Role.SALES: frozenset(_EDITOR),
-    Role.SERVICE: frozenset({Perm.CUSTOMER_VIEW, Perm.CUSTOMER_CHANGE, Perm.CUSTOMER_TAG}),
-    Role.MARKETING: frozenset({Perm.CUSTOMER_VIEW, Perm.CUSTOMER_TAG, Perm.CUSTOMER_EXPORT, Perm.CUSTOMER_IMPORT}),
-    Role.ANALYST: frozenset({Perm.CUSTOMER_VIEW, Perm.CUSTOMER_EXPORT}),
+    Role.SALES: frozenset(_EDITOR | {Perm.ORDER_MANAGE}),
+    Role.SERVICE: frozenset(
+        _SERVICE | {Perm.CUSTOMER_VIEW, Perm.CUSTOMER_CHANGE, Perm.CUSTOMER_TAG, Perm.ACTIVITY_LOG}
+    ),
+    Role.MARKETING: frozenset(
+        {Perm.CUSTOMER_VIEW, Perm.CUSTOMER_TAG, Perm.CUSTOMER_EXPORT, Perm.CUSTOMER_IMPORT, Perm.SURVEY_MANAGE}
+    ),
+    Role.ANALYST: frozenset({Perm.CUSTOMER_VIEW, Perm.CUSTOMER_EXPORT, Perm.PERFORMANCE_VIEW}),
     Role.AUDITOR: frozenset({Perm.CUSTOMER_VIEW, Perm.AUDIT_VIEW}),
 }
 

@@ -1,11 +1,14 @@
 from ninja import NinjaAPI
 
+from cim.activities.api import router as activities_router
+from cim.activities.follow_up_api import router as follow_ups_router
 from cim.core.api_auth import API_AUTH
 from cim.core.api_errors import install_error_handlers
 from cim.core.api_parser import JSONObjectParser
 from cim.customers.api import router as customers_router
 from cim.ingest.api import router as ingest_router
 from cim.quality.api import router as quality_router
+from cim.service.api import router as service_router
 
 api = NinjaAPI(
     title="CIM API",
@@ -21,4 +24,7 @@ install_error_handlers(api)
 api.add_router("/", ingest_router)
 # Before the customers router too: `/customers/{number}/duplicates` is its own operation.
 api.add_router("/", quality_router)
+api.add_router("/", activities_router)
+api.add_router("/", follow_ups_router)
 api.add_router("/", customers_router)
+api.add_router("/", service_router)

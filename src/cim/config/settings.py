@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "cim.search",
     "cim.ingest",
     "cim.activities",
+    "cim.service",
     "cim.privacy",
 ]
 
@@ -79,6 +80,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "cim.activities.context_processors.follow_ups",
             ],
         },
     },
@@ -153,6 +155,12 @@ CIM_AUTO_MERGE_THRESHOLD = (
 )
 # Customers not reviewed for this many months are due for their periodic review (定期核对).
 CIM_REVIEW_MONTHS = int(os.environ.get("CIM_REVIEW_MONTHS", "12"))
+# A follow-up reminds its owner this many minutes before it is due, unless a time is chosen.
+CIM_FOLLOW_UP_REMIND_BEFORE_MINUTES = int(os.environ.get("CIM_FOLLOW_UP_REMIND_BEFORE_MINUTES", "60"))
+# Scheme and host of the links in emails the worker sends (it has no request to take them from).
+CIM_SITE_URL = os.environ.get("CIM_SITE_URL", "http://127.0.0.1:8000")
+# Largest file that may be attached to an interaction.
+CIM_ATTACHMENT_MAX_MB = int(os.environ.get("CIM_ATTACHMENT_MAX_MB", "20"))
 
 # Email (form double opt-in and other messages): SMTP when CIM_EMAIL_HOST is set, else printed to the console.
 EMAIL_HOST = os.environ.get("CIM_EMAIL_HOST", "")

@@ -11,5 +11,7 @@ urlpatterns = [
     # Before the customer pages, whose `customers/<number>/` would otherwise take `customers/export/`.
     path("", include("cim.ingest.urls")),
     path("", include("cim.quality.urls")),
+    path("", include("cim.activities.urls")),
+    path("", include("cim.service.urls")),
     path("", include("cim.customers.urls")),
 ]

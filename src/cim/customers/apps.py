@@ -6,3 +6,6 @@ class CustomersConfig(AppConfig):
     name = "cim.customers"
     label = "customers"
     verbose_name = _("Customers")
+
+    def ready(self):
+        from cim.customers import history  # noqa: F401  registers the change history on the timeline

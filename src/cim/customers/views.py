@@ -4,20 +4,21 @@ Views validate input and call services and selectors; they never write themselve
 """
 
 from django.contrib import messages
-from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import Http404, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.text import capfirst
 from django.utils.translation import get_language, gettext_lazy, ngettext
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 from pydantic import ValidationError as PydanticValidationError
 
-from cim.accounts.models import Team, User
+from cim.accounts.models import Team
 from cim.accounts.roles import Perm, has_perm
-from cim.activities.selectors import customer_activity
-from cim.audit.selectors import history_for
+from cim.activities.follow_up_selectors import customer_follow_ups
+from cim.activities.models import Interaction
+from cim.activities.selectors import customer_activity, customer_order_summary
+from cim.activities.views import timeline_context
 from cim.core.api_errors import _pydantic_detail
 from cim.core.views import page, safe_next
 from cim.customers import choices as c
@@ -31,6 +32,7 @@ from cim.customers.forms import (
     SingleTagForm,
     active_users,
 )
+from cim.customers.history import field_label
 from cim.customers.models import Customer
 from cim.customers.saved_views import saved_view_delete, saved_view_save
 from cim.customers.schemas import CustomerInput
@@ -56,6 +58,7 @@ from cim.customers.tasks import customers_tag_matching
 from cim.quality.explain import comparison_reasons
 from cim.quality.scores import customer_completeness
 from cim.quality.selectors import customer_merges, customer_pairs
+from cim.service.selectors import customer_service_summary
 
 PAGE_SIZES = (25, 50, 100)
 LIST_FIELDS = ("tag", "cf")
@@ -96,25 +99,6 @@ PROFILE_FIELDS = (
     "company_size",
 )
 CLASSIFICATION_FIELDS = ("customer_type", "source_channel", "value_tier", "region", "lifecycle_stage", "status")
-ACTION_LABELS = {
-    "customer.create": gettext_lazy("Created"),
-    "customer.update": gettext_lazy("Edited"),
-    "customer.archive": gettext_lazy("Archived"),
-    "customer.restore": gettext_lazy("Restored"),
-    "customer.tag": gettext_lazy("Tags changed"),
-}
-
-
-def _field_label(name: str) -> str:
-    """The model's label of a customer field named in filters, errors or the change history."""
-    try:
-        model_field = Customer._meta.get_field(name.removesuffix("_id"))
-    except FieldDoesNotExist:
-        return name
-    verbose = getattr(model_field, "verbose_name", None)
-    return capfirst(verbose or model_field.related_model._meta.verbose_name_plural)
-
-
 FILTER_LABELS = {
     "q": gettext_lazy("Search"),
     "status": gettext_lazy("Status"),
@@ -147,7 +131,7 @@ def parse_filters(params) -> tuple[CustomerFilter, list[str]]:
         for detail in error.errors():
             name = str(detail["loc"][0]) if detail.get("loc") else ""
             bad.add(name)
-            label = FILTER_LABELS.get(name) or _field_label(name)
+            label = FILTER_LABELS.get(name) or field_label(name)
             problems.append(
                 _("Ignored the filter “%(field)s”: %(message)s")
                 % {"field": label, "message": _pydantic_detail(detail)["message"]}
@@ -190,7 +174,7 @@ def _filter_panel(request, filters: CustomerFilter) -> dict:
     """What the filter form offers; only the full page needs it, not an htmx update of the results."""
     return {
         "choice_filters": [
-            (name, _field_label(name), [(v, label) for v, label in Customer._meta.get_field(name).choices if v])
+            (name, field_label(name), [(v, label) for v, label in Customer._meta.get_field(name).choices if v])
             for name in CHOICE_FILTERS
         ],
         "status_choices": [("current", _("Current (not archived)")), *c.Status.choices, ("any", _("Any"))],
@@ -248,51 +232,6 @@ def _customer_or_404(request, number: str) -> Customer:
         raise Http404(str(error)) from None
 
 
-def _value_display(name: str, value: str, names: dict) -> str:
-    if value == "":
-        return "—"
-    if name in ("owner_id", "team_id"):
-        return names.get((name, value), f"#{value}")
-    try:
-        model_field = Customer._meta.get_field(name)
-    except FieldDoesNotExist:
-        return value
-    choices = getattr(model_field, "choices", None)
-    return str(dict(choices).get(value, value)) if choices else value
-
-
-def _timeline(customer: Customer) -> list[dict]:
-    """The customer's audit history with readable field names and values (owner and team by name)."""
-    events = list(history_for(target_type="customers.customer", target_id=customer.pk))
-    ids: dict[str, set] = {"owner_id": set(), "team_id": set()}
-    for event in events:
-        for change in event.changes.all():
-            if change.field in ids:
-                ids[change.field].update(v for v in (change.old_value, change.new_value) if v.isdigit())
-    names = {("owner_id", str(u.pk)): str(u) for u in User.objects.filter(pk__in=ids["owner_id"])}
-    names.update({("team_id", str(t.pk)): str(t) for t in Team.objects.filter(pk__in=ids["team_id"])})
-    timeline = []
-    for event in events:
-        changes = [
-            {
-                "field": _field_label(ch.field),
-                "old": _value_display(ch.field, ch.old_value, names),
-                "new": _value_display(ch.field, ch.new_value, names),
-            }
-            for ch in event.changes.all()
-        ]
-        changed = {ch.field for ch in event.changes.all()}
-        timeline.append(
-            {
-                "event": event,
-                "action": ACTION_LABELS.get(event.action, event.action),
-                "changes": changes,
-                "fields": [_field_label(f) for f in event.fields if f not in changed],
-            }
-        )
-    return timeline
-
-
 def _custom_field_rows(customer: Customer) -> list[tuple[str, str]]:
     language = get_language() or "en"
     rows = []
@@ -314,7 +253,7 @@ def _field_rows(customer: Customer, names) -> list[tuple[str, object]]:
             continue
         if Customer._meta.get_field(name).choices:
             value = getattr(customer, f"get_{name}_display")()
-        rows.append((_field_label(name), value))
+        rows.append((field_label(name), value))
     return rows
 
 
@@ -322,13 +261,20 @@ def _field_rows(customer: Customer, names) -> list[tuple[str, object]]:
 def customer_detail_view(request, number: str):
     customer = _customer_or_404(request, number)
     context = {
+        **timeline_context(request, customer),
         "nav": "customers",
-        "customer": customer,
         "profile_rows": _field_rows(customer, PROFILE_FIELDS),
         "classification_rows": _field_rows(customer, CLASSIFICATION_FIELDS),
         "custom_field_rows": _custom_field_rows(customer),
-        "timeline": _timeline(customer),
         "activity": customer_activity(customer=customer),
+        "order_summary": customer_order_summary(customer=customer),
+        "can_log": has_perm(request.user, Perm.ACTIVITY_LOG),
+        "can_order": has_perm(request.user, Perm.ORDER_MANAGE),
+        "follow_ups": customer_follow_ups(user=request.user, customer=customer),
+        "summary": customer_service_summary(customer=customer),
+        "can_handle": has_perm(request.user, Perm.TICKET_HANDLE),
+        "interaction_kinds": Interaction.Kind.choices,
+        "interaction_outcomes": Interaction.Outcome.choices,
         "can_edit": has_perm(request.user, Perm.CUSTOMER_CHANGE),
         "can_archive": has_perm(request.user, Perm.CUSTOMER_ARCHIVE),
         "can_tag": has_perm(request.user, Perm.CUSTOMER_TAG),

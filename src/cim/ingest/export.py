@@ -81,16 +81,16 @@ class Column:
     multiline: bool = False  # lists and notes: wrapped in XLSX so each value shows on its own line
 
 
-def _field_label(name: str):
+def field_label(name: str):
     return capfirst(Customer._meta.get_field(name).verbose_name)
 
 
 def _plain(name: str) -> Column:
-    return Column(name, _field_label(name), itemgetter(name), name)
+    return Column(name, field_label(name), itemgetter(name), name)
 
 
 def _local_iso(name: str) -> Column:
-    return Column(name, _field_label(name), lambda r: timezone.localtime(r[name]).isoformat(), name)
+    return Column(name, field_label(name), lambda r: timezone.localtime(r[name]).isoformat(), name)
 
 
 def _address_column(name: str, part: str) -> Column:
@@ -113,15 +113,15 @@ def export_columns() -> list[Column]:
     """Every column an export can have, in the default order; one per active custom field at the end."""
     return [
         *(_plain(name) for name in PROFILE_FIELDS),
-        Column("birthday", _field_label("birthday"), lambda r: r["birthday"] and r["birthday"].isoformat(), "birthday"),
+        Column("birthday", field_label("birthday"), lambda r: r["birthday"] and r["birthday"].isoformat(), "birthday"),
         *(_plain(name) for name in (*ORGANIZATION_FIELDS, *CLASSIFICATION_FIELDS)),
-        Column("owner", _field_label("owner"), itemgetter("owner__username"), "owner__username"),
-        Column("team", _field_label("team"), itemgetter("team__name"), "team__name"),
-        Column("tags", _field_label("tags"), itemgetter("tags"), "tags", multiline=True),
+        Column("owner", field_label("owner"), itemgetter("owner__username"), "owner__username"),
+        Column("team", field_label("team"), itemgetter("team__name"), "team__name"),
+        Column("tags", field_label("tags"), itemgetter("tags"), "tags", multiline=True),
         Column("phones", capfirst(Phone._meta.verbose_name_plural), itemgetter("phones"), "phones", multiline=True),
         Column("emails", capfirst(Email._meta.verbose_name_plural), itemgetter("emails"), "emails", multiline=True),
         *(_address_column(name, part) for name, part in ADDRESS_COLUMNS.items()),
-        Column("notes", _field_label("notes"), itemgetter("notes"), "notes", multiline=True),
+        Column("notes", field_label("notes"), itemgetter("notes"), "notes", multiline=True),
         _local_iso("created_at"),
         _local_iso("updated_at"),
         *(_custom_column(definition) for definition in custom_field_definitions()),

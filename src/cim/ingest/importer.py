@@ -78,6 +78,7 @@ class ImportCounts:
     unchanged: int = 0
     rejected: int = 0
     possible_duplicates: int = 0
+    lines: int = 0  # order lines written, by an order import
 
     def add(self, other: "ImportCounts") -> None:
         for name, value in asdict(other).items():
@@ -212,10 +213,10 @@ class Importer:
             with transaction.atomic():
                 self._write(batch, errors, counts)
                 if self.dry_run:
-                    raise _DryRunDone
+                    raise DryRunDone
                 ImportRowError.objects.bulk_create(errors)
                 self._checkpoint(batch[-1].row, counts)
-        except _DryRunDone:
+        except DryRunDone:
             ImportRowError.objects.bulk_create(errors)
         self.counts.add(counts)
 
@@ -404,5 +405,5 @@ class _NewCustomer:
     lookalikes_in_batch: list[tuple[int, str]] = field(default_factory=list)
 
 
-class _DryRunDone(Exception):
+class DryRunDone(Exception):
     """Raised to roll back a dry-run batch."""

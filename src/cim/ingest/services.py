@@ -9,7 +9,7 @@ import hashlib
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -24,9 +24,24 @@ from cim.customers.services import PermissionDenied
 from cim.ingest.importer import ImportCounts, Importer
 from cim.ingest.mapping import auto_map, mapping_errors
 from cim.ingest.models import ImportJob, ImportMapping, ImportRowError
+from cim.ingest.order_import import OrderImporter, order_auto_map, order_mapping_errors
 from cim.ingest.readers import FileProblem, RowProblem, open_table
 
 BATCH_ROWS = 5000
+
+
+@dataclass(frozen=True)
+class ImportKind:
+    perm: str
+    auto_map: Callable[[list[str]], dict[str, str]]
+    mapping_errors: Callable[[dict[str, str], list[str]], list[str]]
+    importer: type
+
+
+IMPORT_KINDS = {
+    "customers": ImportKind(Perm.CUSTOMER_IMPORT, auto_map, mapping_errors, Importer),
+    "orders": ImportKind(Perm.ORDER_IMPORT, order_auto_map, order_mapping_errors, OrderImporter),
+}
 
 
 def file_sha256(path: Path) -> str:
@@ -47,22 +62,26 @@ def import_job_create(
     source: str = "",
     source_channel: str = "",
     update_existing: bool = False,
+    kind: str = "customers",
 ) -> ImportJob:
-    """Keep a copy of the file and read its columns; raises ValidationError when it cannot be read or mapped."""
-    if actor is not None and not has_perm(actor, Perm.CUSTOMER_IMPORT):
-        raise PermissionDenied(Perm.CUSTOMER_IMPORT)
+    """Keep a copy of the file and read its columns; raises ValidationError when it cannot be read or mapped.
+    `kind`: what the rows are, "customers" or "orders"."""
+    spec = IMPORT_KINDS[kind]
+    if actor is not None and not has_perm(actor, spec.perm):
+        raise PermissionDenied(spec.perm)
     try:
         table = open_table(path, filename)
     except FileProblem as problem:
         raise ValidationError({"file": [str(problem)]}) from None
-    mapping = dict(mapping) if mapping is not None else auto_map(table.columns)
-    problems = mapping_errors(mapping, table.columns)
+    mapping = dict(mapping) if mapping is not None else spec.auto_map(table.columns)
+    problems = spec.mapping_errors(mapping, table.columns)
     if problems:
         raise ValidationError({"mapping": problems})
     stored = _imports_dir() / uuid.uuid4().hex / "upload"
     stored.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(path, stored)
     job = ImportJob.objects.create(
+        kind=kind,
         file=str(stored.relative_to(settings.MEDIA_ROOT)),
         filename=filename[:255],
         sha256=file_sha256(path),
@@ -88,7 +107,7 @@ def import_job_remap(*, job: ImportJob, mapping: dict[str, str], actor) -> Impor
         or job.rows_done
     ):
         raise ValidationError({"mapping": [_("This import has started; its mapping can no longer change.")]})
-    problems = mapping_errors(mapping, job.headers)
+    problems = IMPORT_KINDS[job.kind].mapping_errors(mapping, job.headers)
     if problems:
         raise ValidationError({"mapping": problems})
     job.mapping = mapping
@@ -127,8 +146,9 @@ def import_run(
     *, job: ImportJob, actor, dry_run: bool = False, progress: Callable[[int], None] | None = None
 ) -> ImportCounts:
     """Import (or, with `dry_run`, only count) the rows of `job` after its checkpoint. Returns the counts."""
-    if actor is not None and not has_perm(actor, Perm.CUSTOMER_IMPORT):
-        raise PermissionDenied(Perm.CUSTOMER_IMPORT)
+    spec = IMPORT_KINDS[job.kind]
+    if actor is not None and not has_perm(actor, spec.perm):
+        raise PermissionDenied(spec.perm)
     if job.status == ImportJob.Status.DONE:
         return ImportCounts(**job.counts)
     try:
@@ -140,7 +160,7 @@ def import_run(
     job.save(update_fields=["status"])
     if dry_run:
         ImportRowError.objects.filter(job=job, dry_run=True).delete()
-    importer = Importer(job, actor, dry_run)
+    importer = spec.importer(job, actor, dry_run)
     batches = _batches(table.rows, 0 if dry_run else job.rows_done)
     file_bytes = (Path(settings.MEDIA_ROOT) / job.file).stat().st_size
     with collector_paused():

@@ -15,13 +15,14 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
-from cim.accounts.roles import Perm, Role
+from cim.accounts.roles import Perm, Role, has_perm
 from cim.core.views import page
 from cim.customers.choices import SourceChannel
 from cim.ingest.mapping import target_choices
 from cim.ingest.models import ImportJob, ImportMapping, ImportRowError
+from cim.ingest.order_import import order_target_choices
 from cim.ingest.readers import FileProblem, RowProblem, open_table
-from cim.ingest.services import import_job_create, import_job_remap, import_mapping_save
+from cim.ingest.services import IMPORT_KINDS, import_job_create, import_job_remap, import_mapping_save
 from cim.ingest.tasks import import_job_run
 
 import_page = page(perm=Perm.CUSTOMER_IMPORT)
@@ -30,6 +31,12 @@ ACTIVE = (ImportJob.Status.QUEUED, ImportJob.Status.CHECKING, ImportJob.Status.R
 
 
 class UploadForm(forms.Form):
+    kind = forms.ChoiceField(
+        label=gettext_lazy("What the rows are"),
+        choices=[("customers", gettext_lazy("Customers")), ("orders", gettext_lazy("Orders"))],
+        initial="customers",
+        required=False,
+    )
     file = forms.FileField(
         label=gettext_lazy("File"), help_text=gettext_lazy("CSV, Excel (.xlsx), vCard or JSON Lines")
     )
@@ -63,6 +70,8 @@ def _jobs(request):
 @import_page
 def import_list_view(request):
     form = UploadForm(request.POST or None, request.FILES or None)
+    allowed = form.fields["kind"].choices
+    form.fields["kind"].choices = [(k, label) for k, label in allowed if has_perm(request.user, IMPORT_KINDS[k].perm)]
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         saved = form.cleaned_data["saved_mapping"]
@@ -80,6 +89,7 @@ def import_list_view(request):
                     source=form.cleaned_data["source"],
                     source_channel=form.cleaned_data["source_channel"],
                     update_existing=form.cleaned_data["update_existing"],
+                    kind=form.cleaned_data["kind"] or "customers",
                 )
             except ValidationError as error:
                 for field, problems in error.message_dict.items():
@@ -123,7 +133,7 @@ def import_detail_view(request, pk: int):
     if not job.rows_done and job.status not in ACTIVE:
         samples = _samples(job)
         context["columns"] = [(c, job.mapping.get(c, ""), samples.get(c, [])) for c in job.headers]
-        context["targets"] = target_choices()
+        context["targets"] = order_target_choices() if job.kind == "orders" else target_choices()
     return render(request, "ingest/import_detail.html", context)
 
 

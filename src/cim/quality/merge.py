@@ -10,6 +10,7 @@ survivor already has is kept only in the merge record. The merged records are ar
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -101,8 +102,12 @@ def _check(survivor: Customer, merged: list[Customer], actor) -> None:
 
 
 def _row_values(row: dict) -> dict:
-    """A row as JSON can hold it: dates and times as ISO text (restored by the model fields on unmerge)."""
-    return {k: v.isoformat() if isinstance(v, date | datetime) else v for k, v in row.items()}
+    """A row as JSON can hold it: dates and times as ISO text, amounts as exact decimal text (restored by the
+    model fields on unmerge)."""
+    return {
+        k: v.isoformat() if isinstance(v, date | datetime) else str(v) if isinstance(v, Decimal) else v
+        for k, v in row.items()
+    }
 
 
 def _snapshot(customers: list[Customer]) -> list[dict]:
@@ -233,12 +238,7 @@ def _restored(model: type[Model], row: dict, *, with_id: bool = False) -> dict:
         field = model._meta.get_field(name) if name != "id" else model._meta.pk
         values[field.attname] = (
             field.to_python(value)
-            if isinstance(value, str)
-            and field.get_internal_type()
-            in (
-                "DateField",
-                "DateTimeField",
-            )
+            if isinstance(value, str) and field.get_internal_type() in ("DateField", "DateTimeField", "DecimalField")
             else value
         )
     return values

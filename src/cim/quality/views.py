@@ -13,10 +13,10 @@ from django.views.decorators.http import require_POST
 from cim.accounts.roles import Perm, has_perm
 from cim.core.views import page, require, safe_next
 from cim.customers.choices import CustomerType, SourceChannel
+from cim.customers.history import field_label
 from cim.customers.models import Customer
 from cim.customers.selectors import customer_count, customer_get
 from cim.customers.services import customer_review
-from cim.customers.views import _field_label
 from cim.quality.explain import comparison_reasons
 from cim.quality.merge import MERGEABLE_FIELDS, customer_merge, customer_unmerge, merge_plan
 from cim.quality.models import DuplicateCandidate, MergeRecord
@@ -95,7 +95,7 @@ def merge_view(request):
         if all(value in (None, "", {}) for _c, value in values):
             continue
         chosen = plan.provenance[name]
-        rows.append({"name": name, "label": _field_label(name), "values": values, "chosen": chosen})
+        rows.append({"name": name, "label": field_label(name), "values": values, "chosen": chosen})
     context = {"nav": "quality", "survivor": survivor, "duplicates": duplicates, "records": records, "rows": rows}
     return render(request, "quality/merge.html", context)
 

@@ -4,18 +4,26 @@ import base64
 import json
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import URLResolver, get_resolver
 
 from cim.accounts.roles import Role
+from cim.activities.follow_ups import callback_plan_create, follow_up_create
+from cim.activities.history_schemas import InteractionInput, OrderInput, ProductInput
+from cim.activities.interactions import interaction_log
+from cim.activities.models import Notification
+from cim.activities.orders import order_create, product_save
 from cim.config.api import api
 from cim.customers import configuration
 from cim.customers.models import Customer
+from cim.customers.saved_views import saved_view_save
 from cim.customers.services import customer_archive
 from cim.customers.tests.factories import make_customer
 from cim.ingest.sources import event_source_create
 from cim.quality.merge import customer_merge
 from cim.quality.models import DuplicateCandidate
+from cim.service.services import ticket_create
 
 ALL = frozenset(Role)
 EDITORS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.SALES, Role.SERVICE})
@@ -24,6 +32,11 @@ TAGGERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.SALES, Role.SERVICE,
 ADMINS = frozenset({Role.ADMINISTRATOR})
 EXPORTERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING, Role.ANALYST})
 MERGERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER})
+TICKET_HANDLERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.SERVICE})
+SURVEY_SENDERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.SERVICE, Role.MARKETING})
+SURVEY_READERS = SURVEY_SENDERS | {Role.ANALYST}
+ORDER_MANAGERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.SALES})
+LOGGERS = EDITORS
 
 # (method, OpenAPI path) → the roles allowed to call it.
 MATRIX: dict[tuple[str, str], frozenset[str]] = {
@@ -47,6 +60,53 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/duplicates/scan"): ADMINS,
     ("POST", "/api/v1/merges"): MERGERS,
     ("POST", "/api/v1/merges/{merge_id}/unmerge"): MERGERS,
+    ("GET", "/api/v1/tickets"): ALL,
+    ("POST", "/api/v1/tickets"): TICKET_HANDLERS,
+    ("GET", "/api/v1/tickets/sla"): ALL,
+    ("GET", "/api/v1/tickets/{ticket_number}"): ALL,
+    ("POST", "/api/v1/tickets/{ticket_number}/replies"): TICKET_HANDLERS,
+    ("POST", "/api/v1/tickets/{ticket_number}/notes"): TICKET_HANDLERS,
+    ("POST", "/api/v1/tickets/{ticket_number}/transition"): TICKET_HANDLERS,
+    ("POST", "/api/v1/tickets/{ticket_number}/assign"): TICKET_HANDLERS,
+    ("POST", "/api/v1/tickets/{ticket_number}/escalate"): TICKET_HANDLERS,
+    ("GET", "/api/v1/sla-policies"): ALL,
+    ("PATCH", "/api/v1/sla-policies/{priority}"): ADMINS,
+    ("POST", "/api/v1/surveys"): SURVEY_SENDERS,
+    ("GET", "/api/v1/surveys"): SURVEY_READERS,
+    ("GET", "/api/v1/surveys/report"): SURVEY_READERS,
+    ("GET", "/api/v1/customers/{number}/timeline"): ALL,
+    ("GET", "/api/v1/customers/{number}/activity"): ALL,
+    ("GET", "/api/v1/orders"): ALL,
+    ("GET", "/api/v1/customers/{number}/orders"): ALL,
+    ("POST", "/api/v1/customers/{number}/orders"): ORDER_MANAGERS,
+    ("GET", "/api/v1/orders/{order_id}"): ALL,
+    ("POST", "/api/v1/orders/{order_id}/refund"): ORDER_MANAGERS,
+    ("POST", "/api/v1/orders/{order_id}/cancel"): ORDER_MANAGERS,
+    ("POST", "/api/v1/orders/{order_id}/pay"): ORDER_MANAGERS,
+    ("GET", "/api/v1/products"): ALL,
+    ("GET", "/api/v1/products/{sku}"): ALL,
+    ("PUT", "/api/v1/products/{sku}"): ORDER_MANAGERS,
+    ("GET", "/api/v1/customers/{number}/interactions"): ALL,
+    ("POST", "/api/v1/customers/{number}/interactions"): LOGGERS,
+    ("GET", "/api/v1/interactions/{interaction_id}"): ALL,
+    ("POST", "/api/v1/interactions/{interaction_id}/attachments"): LOGGERS,
+    ("GET", "/api/v1/attachments/{attachment_id}"): ALL,
+    ("GET", "/api/v1/performance"): frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.ANALYST}),
+    ("GET", "/api/v1/follow-ups"): ALL,
+    ("POST", "/api/v1/follow-ups"): LOGGERS,
+    ("GET", "/api/v1/follow-ups/{follow_up_id}"): ALL,
+    ("PATCH", "/api/v1/follow-ups/{follow_up_id}"): LOGGERS,
+    ("POST", "/api/v1/follow-ups/{follow_up_id}/complete"): LOGGERS,
+    ("POST", "/api/v1/follow-ups/{follow_up_id}/cancel"): LOGGERS,
+    ("POST", "/api/v1/follow-ups/{follow_up_id}/reopen"): LOGGERS,
+    ("GET", "/api/v1/customers/{number}/follow-ups"): ALL,
+    ("GET", "/api/v1/notifications"): ALL,
+    ("POST", "/api/v1/notifications/{notification_id}/read"): ALL,
+    ("POST", "/api/v1/notifications/read-all"): ALL,
+    ("GET", "/api/v1/callback-plans"): ADMINS,
+    ("POST", "/api/v1/callback-plans"): ADMINS,
+    ("PATCH", "/api/v1/callback-plans/{plan_id}"): ADMINS,
+    ("POST", "/api/v1/callback-plans/run"): ADMINS,
 }
 
 # A valid body per operation, so that the role is the only thing that varies.
@@ -69,7 +129,77 @@ BODIES = {
     ("POST", "/api/v1/duplicates/scan"): {},
     ("POST", "/api/v1/merges"): {"survivor": "{number}", "duplicates": ["{other}"]},
     ("POST", "/api/v1/merges/{merge_id}/unmerge"): {},
+    ("POST", "/api/v1/tickets"): {"customer": "{number}", "subject": "矩阵投诉", "channel": "phone"},
+    ("POST", "/api/v1/tickets/{ticket_number}/replies"): {"body": "您好，已处理。"},
+    ("POST", "/api/v1/tickets/{ticket_number}/notes"): {"body": "内部备注"},
+    ("POST", "/api/v1/tickets/{ticket_number}/transition"): {"status": "in_progress"},
+    ("POST", "/api/v1/tickets/{ticket_number}/assign"): {"assignee": None},
+    ("POST", "/api/v1/tickets/{ticket_number}/escalate"): {"reason": "客户要求升级"},
+    ("PATCH", "/api/v1/sla-policies/{priority}"): {"first_response_minutes": 200},
+    ("POST", "/api/v1/surveys"): {"customer": "{number}", "kind": "csat", "channel": "email"},
+    ("POST", "/api/v1/customers/{number}/orders"): {"lines": [{"name": "茶叶", "unit_price": "10"}]},
+    ("POST", "/api/v1/orders/{order_id}/refund"): {"amount": "1"},
+    ("POST", "/api/v1/orders/{order_id}/cancel"): {"reason": "缺货"},
+    ("POST", "/api/v1/orders/{order_id}/pay"): {},
+    ("PUT", "/api/v1/products/{sku}"): {"sku": "TEA-1", "name": "龙井"},
+    ("POST", "/api/v1/customers/{number}/interactions"): {"kind": "call", "subject": "回访"},
+    ("POST", "/api/v1/follow-ups"): {
+        "customer": "{number}",
+        "title": "矩阵回访",
+        "due_at": "2030-01-01T10:00:00+08:00",
+    },
+    ("PATCH", "/api/v1/follow-ups/{follow_up_id}"): {"title": "改过"},
+    ("POST", "/api/v1/follow-ups/{follow_up_id}/complete"): {},
+    ("POST", "/api/v1/follow-ups/{follow_up_id}/cancel"): {},
+    ("POST", "/api/v1/follow-ups/{follow_up_id}/reopen"): {},
+    ("POST", "/api/v1/notifications/{notification_id}/read"): {},
+    ("POST", "/api/v1/notifications/read-all"): {},
+    ("POST", "/api/v1/callback-plans"): {
+        "name": "矩阵新计划",
+        "saved_view_id": "{saved_view_id}",
+        "every_days": 30,
+        "title": "回访",
+    },
+    ("PATCH", "/api/v1/callback-plans/{plan_id}"): {"every_days": 14},
+    ("POST", "/api/v1/callback-plans/run"): {},
 }
+
+
+def _history(customer, admin_user) -> dict:
+    """An order, a product, and an interaction with an attachment of the customer, for the history operations."""
+    product_save(data=ProductInput(sku="TEA-1", name="龙井", price="10"), actor=admin_user)
+    order = order_create(customer=customer, data=OrderInput(lines=[{"sku": "TEA-1"}]), actor=admin_user)
+    note = SimpleUploadedFile("note.txt", b"notes")
+    interaction = interaction_log(customer=customer, data=InteractionInput(kind="note"), actor=admin_user, files=[note])
+    return {
+        "order_id": order.pk,
+        "sku": "TEA-1",
+        "interaction_id": interaction.pk,
+        "attachment_id": interaction.attachments.get().pk,
+    }
+
+
+def _service(customer, admin_user) -> dict:
+    """A ticket of the customer, and an email address to send a survey to, for the service operations."""
+    customer.emails.create(address="matrix@example.com", is_primary=True)
+    ticket = ticket_create(customer=customer, subject="矩阵工单", channel="phone", actor=admin_user)
+    return {"ticket_number": ticket.number, "priority": "normal"}
+
+
+def _follow_ups(customer, admin_user, user) -> dict:
+    """A follow-up of the customer, a notification of the user, and a call-back plan, for the follow-up operations."""
+    follow_up = follow_up_create(
+        customer=customer, title="矩阵回访", due_at=customer.created_at, owner=admin_user, actor=admin_user
+    )
+    view = saved_view_save(user=admin_user, name="矩阵VIP", query="value_tier=vip", is_shared=True)
+    plan = callback_plan_create(name="矩阵计划", saved_view=view, every_days=30, title="回访", actor=admin_user)
+    notification = Notification.objects.create(user=user, title="矩阵通知")
+    return {
+        "follow_up_id": follow_up.pk,
+        "notification_id": notification.pk,
+        "plan_id": plan.pk,
+        "saved_view_id": view.pk,
+    }
 
 
 def _operations() -> set[tuple[str, str]]:
@@ -102,6 +232,8 @@ def world(users, admin_user):
 def _call(client: Client, method: str, path: str, body):
     if method == "GET":
         return client.get(path)
+    if path.endswith("/attachments"):
+        return client.post(path, {"file": SimpleUploadedFile("a.txt", b"attached")})
     return getattr(client, method.lower())(path, data=json.dumps(body), content_type="application/json")
 
 
@@ -111,15 +243,23 @@ def test_role_matrix(api_client, users, admin_user, world, role, method, path):
     user = users[role]
     # The user's own customer, in their team: inside every role's record scope.
     customer = make_customer(admin_user, display_name="矩阵客户", owner_id=user.pk, team_id=user.team_id)
+    ids = _history(customer, admin_user)
+    ids.update(_service(customer, admin_user))
+    ids.update(_follow_ups(customer, admin_user, user))
     if path.endswith("/restore"):
         customer_archive(customer=customer, actor=admin_user)
     # A second customer of theirs, a pair of the two, and a merge of them, for the data-quality operations.
     other = make_customer(admin_user, display_name="矩阵客户乙", owner_id=user.pk, team_id=user.team_id)
     pair = DuplicateCandidate.objects.create(customer=other, other=customer, reason="model", detected_by="test")
     merge_id = customer_merge(survivor=customer, duplicates=[other], actor=admin_user).pk if "merge_id" in path else 0
-    url = path.format(number=customer.number, tag_id=world["tag"].pk, key="level", pair_id=pair.pk, merge_id=merge_id)
+    url = path.format(
+        number=customer.number, tag_id=world["tag"].pk, key="level", pair_id=pair.pk, merge_id=merge_id, **ids
+    )
     body = json.loads(
-        json.dumps(BODIES.get((method, path))).replace("{number}", customer.number).replace("{other}", other.number)
+        json.dumps(BODIES.get((method, path)))
+        .replace("{number}", customer.number)
+        .replace("{other}", other.number)
+        .replace("{saved_view_id}", str(ids["saved_view_id"]))
     )
     before = (Customer.objects.count(), customer.status)
 
@@ -139,7 +279,10 @@ def test_role_matrix(api_client, users, admin_user, world, role, method, path):
 @pytest.mark.parametrize(("method", "path"), sorted(MATRIX))
 def test_every_operation_needs_authentication(world, admin_user, method, path):
     customer = make_customer(admin_user)
-    url = path.format(number=customer.number, tag_id=world["tag"].pk, key="level", pair_id=1, merge_id=1)
+    ids = {"order_id": 1, "sku": "x", "interaction_id": 1, "attachment_id": 1}
+    ids.update(ticket_number="T-2026-000001", priority="normal")
+    ids.update(follow_up_id=1, notification_id=1, plan_id=1)
+    url = path.format(number=customer.number, tag_id=world["tag"].pk, key="level", pair_id=1, merge_id=1, **ids)
     response = _call(Client(), method, url, BODIES.get((method, path)))
     assert response.status_code == 401
     assert response.json()["code"] == "not_authenticated"

@@ -6,6 +6,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from cim.accounts.models import User
 from cim.accounts.roles import Role
 from cim.accounts.services import user_create
+from cim.activities.demo import demo_history_load
 from cim.core.commands import ReportingCommand
 from cim.customers.demo import demo_load
 from cim.customers.models import Customer
@@ -32,6 +33,7 @@ class Command(ReportingCommand):
             "username": None,
             "password": None,
             "demo_customers": 0,
+            "demo_orders": 0,
         }
         with transaction.atomic():
             admin = User.objects.filter(role=Role.ADMINISTRATOR, is_active=True).order_by("pk").first()
@@ -69,9 +71,14 @@ class Command(ReportingCommand):
                 task = bar.add_task("demo", total=customers)
                 loaded = demo_load(customers=customers, progress=lambda n: bar.advance(task, n))
             result["demo_customers"] = loaded.customers
+            result["demo_orders"] = demo_history_load(actor=admin)
         summary = (
             "Ready"
-            + (f"; {result['demo_customers']:,} demo customers loaded" if result["demo_customers"] else "")
+            + (
+                f"; {result['demo_customers']:,} demo customers loaded with {result['demo_orders']:,} orders"
+                if result["demo_customers"]
+                else ""
+            )
             + f". Sign in at {login_url}"
         )
         self.report(summary, result)

@@ -16,7 +16,7 @@ from cim.ingest.tasks import import_job_run
 
 
 class Command(ReportingCommand):
-    help = "Import customers from CSV, XLSX, vCard or JSON Lines; resume an import; list its row errors."
+    help = "Import customers or orders from CSV, XLSX, vCard or JSON Lines; resume an import; list its row errors."
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
@@ -35,12 +35,21 @@ class Command(ReportingCommand):
         customers.add_argument(
             "--user", help="who imports (their scope, default owner); default: the first administrator"
         )
+        orders = sub.add_parser("orders", help="import a file of orders (a row per order line or per order)")
+        orders.add_argument("file", type=Path)
+        orders.add_argument("--mapping", help="a JSON file {column: field}, or the name of a saved mapping")
+        orders.add_argument("--dry-run", action="store_true", help="count what would happen; write nothing")
+        orders.add_argument(
+            "--source", default="", help="the system the file comes from: order numbers and external ids are its"
+        )
+        orders.add_argument("--background", action="store_true", help="queue it for `cim worker` and return")
+        orders.add_argument("--user", help="who imports; default: the first administrator")
         resume = sub.add_parser("resume", help="continue an import that stopped, from its last committed batch")
         resume.add_argument("job", type=int)
         errors = sub.add_parser("errors", help="print an import's row errors as CSV (row, column, reason)")
         errors.add_argument("job", type=int)
         errors.add_argument("--dry-run", action="store_true", help="the dry run's errors")
-        for subparser in (customers, resume):
+        for subparser in (customers, orders, resume):
             # Also after the subcommand; SUPPRESS keeps an unset flag from hiding `cim import --json customers`.
             subparser.add_argument(
                 "--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object"
@@ -76,7 +85,10 @@ class Command(ReportingCommand):
             raise self.fail("--mapping must be a JSON object of column name → field name.")
         return mapping
 
-    def _customers(self, *, file: Path, dry_run: bool, background: bool, **options):
+    def _orders(self, **options):
+        return self._customers(kind="orders", channel="", update_existing=False, **options)
+
+    def _customers(self, *, file: Path, dry_run: bool, background: bool, kind: str = "customers", **options):
         if not file.is_file():
             raise self.fail(f"{file}: no such file.")
         actor = self._actor(options["user"])
@@ -95,6 +107,7 @@ class Command(ReportingCommand):
                     source=options["source"],
                     source_channel=options["channel"],
                     update_existing=options["update_existing"],
+                    kind=kind,
                 )
             except ValidationError as error:
                 raise self.fail(" ".join(m for messages in error.message_dict.values() for m in messages)) from None
@@ -137,12 +150,19 @@ class Command(ReportingCommand):
             except ValidationError as error:
                 raise self.fail(" ".join(m for messages in error.message_dict.values() for m in messages)) from None
         data = {"job": job.pk, "dry_run": dry_run, **asdict(counts)}
-        summary = (
-            f"{'Dry run of import' if dry_run else 'Import'} {job.pk}: {counts.rows:,} rows, "
-            f"{counts.created:,} created, "
-            f"{counts.updated:,} updated, {counts.unchanged:,} unchanged, {counts.rejected:,} rejected, "
-            f"{counts.possible_duplicates:,} possible duplicates."
-        )
+        if job.kind == "orders":
+            summary = (
+                f"{'Dry run of import' if dry_run else 'Import'} {job.pk}: {counts.rows:,} rows, "
+                f"{counts.created:,} orders created with {counts.lines:,} lines, {counts.updated:,} continued, "
+                f"{counts.unchanged:,} rows already imported, {counts.rejected:,} rejected."
+            )
+        else:
+            summary = (
+                f"{'Dry run of import' if dry_run else 'Import'} {job.pk}: {counts.rows:,} rows, "
+                f"{counts.created:,} created, "
+                f"{counts.updated:,} updated, {counts.unchanged:,} unchanged, {counts.rejected:,} rejected, "
+                f"{counts.possible_duplicates:,} possible duplicates."
+            )
         if counts.rejected:
             summary += f" Row errors: cim import errors {job.pk}{' --dry-run' if dry_run else ''}"
         self.report(summary, data)

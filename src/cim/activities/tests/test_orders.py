@@ -1,0 +1,230 @@
+"""Orders and refunds: totals stay right through refunds and cancellations, on every path (service, import, API)."""
+
+import csv
+import io
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.management import call_command
+from django.utils.translation import override
+
+from cim.activities.history_schemas import OrderInput, ProductInput, RefundInput
+from cim.activities.models import Order, OrderLine, Refund
+from cim.activities.orders import order_cancel, order_create, order_mark_paid, order_refund, product_save
+from cim.activities.selectors import customer_order_summary
+from cim.customers.services import customer_archive
+from cim.customers.tests.factories import make_customer
+from cim.ingest.models import ImportRowError
+from cim.ingest.services import import_job_create, import_run
+
+Status = Order.Status
+
+
+@pytest.fixture(autouse=True)
+def _uploads(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "uploads"
+
+
+@pytest.fixture
+def customer(admin_user):
+    return make_customer(admin_user, display_name="王芳", phones=[{"number": "13812345678"}])
+
+
+def order(customer, actor, *lines, **fields):
+    lines = lines or ({"sku": "A1", "name": "茶叶", "quantity": 2, "unit_price": "50.00"},)
+    return order_create(customer=customer, data=OrderInput(lines=list(lines), **fields), actor=actor)
+
+
+def test_order_totals_are_lines_less_discounts(customer, admin_user):
+    created = order(
+        customer,
+        admin_user,
+        {"sku": "A1", "quantity": "3", "unit_price": "19.99", "discount": "5", "name": "杯子"},
+        {"name": "包装", "unit_price": "2.5"},
+        discount="10",
+    )
+    assert created.lines_amount == Decimal("57.47")  # 3 × 19.99 − 5 + 2.50
+    assert created.total_amount == Decimal("47.47")
+    assert created.net_amount == Decimal("47.47")
+    assert created.status == Status.PAID
+    assert OrderLine.objects.filter(order=created).count() == 2
+
+
+def test_refunds_and_cancellations_are_reflected_in_every_total(customer, admin_user):
+    first = order(customer, admin_user)  # 100
+    second = order(customer, admin_user, {"name": "茶具", "unit_price": "300"})
+    third = order(customer, admin_user, {"name": "礼盒", "unit_price": "80"})
+    order_refund(order=first, data=RefundInput(amount="30", reason="破损"), actor=admin_user)
+    order_refund(order=second, data=RefundInput(), actor=admin_user)  # all of it
+    order_cancel(order=third, actor=admin_user)
+    for row in Order.objects.all():
+        row.refresh_from_db()
+    assert Order.objects.get(pk=first.pk).status == Status.PARTIALLY_REFUNDED
+    assert Order.objects.get(pk=second.pk).status == Status.REFUNDED
+    assert Order.objects.get(pk=third.pk).net_amount == 0
+    summary = customer_order_summary(customer=customer)
+    assert summary.spent == Decimal("70.00")
+    assert summary.refunded == Decimal("330.00")
+    assert summary.orders == 1  # the fully refunded and the cancelled order are no purchases
+    assert summary.average == Decimal("70.00")
+
+
+def test_a_refund_cannot_exceed_what_is_left(customer, admin_user):
+    paid = order(customer, admin_user)
+    order_refund(order=paid, data=RefundInput(amount="60"), actor=admin_user)
+    with pytest.raises(ValidationError) as error:
+        order_refund(order=Order.objects.get(pk=paid.pk), data=RefundInput(amount="40.01"), actor=admin_user)
+    assert "amount" in error.value.message_dict
+    assert Refund.objects.filter(order=paid).count() == 1
+
+
+def test_refunded_orders_cannot_be_cancelled_and_pending_ones_count_once_paid(customer, admin_user):
+    paid = order(customer, admin_user)
+    order_refund(order=paid, data=RefundInput(amount="1"), actor=admin_user)
+    with pytest.raises(ValidationError):
+        order_cancel(order=Order.objects.get(pk=paid.pk), actor=admin_user)
+    pending = order(customer, admin_user, status="pending")
+    assert pending.net_amount == 0
+    order_mark_paid(order=pending, actor=admin_user)
+    assert Order.objects.get(pk=pending.pk).net_amount == Decimal("100.00")
+
+
+def test_catalogue_prices_fill_lines_and_unknown_prices_are_refused(customer, admin_user):
+    product_save(data=ProductInput(sku="TEA-01", name="龙井", price="88.00"), actor=admin_user)
+    created = order(customer, admin_user, {"sku": "TEA-01", "quantity": 2})
+    line = created.lines.get()
+    assert (line.name, line.unit_price, line.amount) == ("龙井", Decimal("88.00"), Decimal("176.00"))
+    with pytest.raises(ValidationError) as error:
+        order(customer, admin_user, {"sku": "NOPE"})
+    assert "lines.0.unit_price" in error.value.message_dict
+
+
+def test_order_numbers_are_unique_per_system_and_archived_customers_take_none(customer, admin_user):
+    order(customer, admin_user, number="SO-1", system="tmall")
+    order(customer, admin_user, number="SO-1", system="jd")
+    with pytest.raises(ValidationError):
+        order(customer, admin_user, number="SO-1", system="tmall")
+    customer_archive(customer=customer, actor=admin_user)
+    with pytest.raises(ValidationError):
+        order(customer, admin_user)
+
+
+def write_csv(path, rows, encoding="utf-8-sig"):
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    path.write_bytes(buffer.getvalue().encode(encoding))
+    return path
+
+
+def import_orders(path, actor, **options):
+    with override("zh-hans"):
+        job = import_job_create(path=path, filename=path.name, actor=actor, kind="orders", **options)
+        return job, import_run(job=job, actor=actor)
+
+
+def test_import_one_row_per_line_in_gbk_with_chinese_headers(tmp_path, customer, admin_user):
+    other = make_customer(admin_user, display_name="李强", emails=[{"address": "li@example.com"}])
+    rows = [
+        ["订单号", "手机号码", "邮箱", "下单时间", "订单状态", "商品编码", "商品名称", "数量", "单价", "退款金额"],
+        ["T1001", "138-1234-5678", "", "2026/3/5 14:30", "交易成功", "A1", "茶叶", "2", "￥50.00", ""],
+        ["T1001", "138-1234-5678", "", "2026/3/5 14:30", "交易成功", "A2", "茶杯", "1", "20", ""],
+        ["T1002", "", "LI@example.com", "2026-03-06", "部分退款", "A1", "茶叶", "1", "50", "10"],
+        ["T1003", "13900000000", "", "2026-03-07", "已付款", "A1", "茶叶", "1", "50", ""],
+        ["T1004", "138 1234 5678", "", "昨天", "已取消", "A1", "茶叶", "1", "50", ""],
+    ]
+    job, counts = import_orders(write_csv(tmp_path / "orders.csv", rows, "gbk"), admin_user)
+    assert (counts.rows, counts.created, counts.lines, counts.rejected) == (5, 2, 3, 2)
+    t1001 = Order.objects.get(number="T1001")
+    assert (t1001.customer_id, t1001.total_amount, t1001.status) == (customer.pk, Decimal("120.00"), Status.PAID)
+    assert t1001.ordered_at == datetime(2026, 3, 5, 6, 30, tzinfo=UTC)  # 14:30 in Asia/Shanghai
+    t1002 = Order.objects.get(number="T1002")
+    assert (t1002.customer_id, t1002.net_amount, t1002.status) == (other.pk, Decimal("40.00"), "partially_refunded")
+    errors = dict(ImportRowError.objects.filter(job=job).values_list("row", "message"))
+    assert "没有与此行匹配的客户" in errors[5]  # never created (rows count from the header, as in Excel)
+    assert "2024-05-01" in errors[6]
+    assert Order.objects.count() == 2
+
+
+def test_import_one_row_per_order_and_again_changes_nothing(tmp_path, customer, admin_user):
+    rows = [["order_id", "customer_number", "order_date", "status", "total"]]
+    rows += [
+        [f"W{i}", customer.number, f"2026-01-{i:02d}", "refunded" if i == 3 else "paid", "99.5"] for i in range(1, 6)
+    ]
+    path = write_csv(tmp_path / "orders.csv", rows)
+    _job, counts = import_orders(path, admin_user, source="shop")
+    assert (counts.created, counts.rejected) == (5, 0)
+    assert customer_order_summary(customer=customer).spent == Decimal("398.00")  # the refunded one counts 0
+    _job, again = import_orders(path, admin_user, source="shop")
+    assert (again.created, again.unchanged) == (0, 5)
+    assert Order.objects.count() == 5
+
+
+def test_an_order_straddling_batches_gets_all_its_lines(tmp_path, customer, admin_user, monkeypatch):
+    monkeypatch.setattr("cim.ingest.services.BATCH_ROWS", 2)
+    rows = [["订单号", "客户编号", "下单时间", "商品名称", "单价"]]
+    rows += [["X1", customer.number, "2026-02-01 10:00", f"商品{i}", "10"] for i in range(5)]
+    _job, counts = import_orders(write_csv(tmp_path / "orders.csv", rows), admin_user)
+    placed = Order.objects.get(number="X1")
+    assert (counts.created, counts.lines, placed.total_amount) == (1, 5, Decimal("50.00"))
+
+
+def test_the_cli_imports_orders_and_reports_rows(tmp_path, customer, admin_user, capsys):
+    rows = [["order_no", "phone", "date", "sku", "qty", "price"], ["C1", "13812345678", "2026-04-01", "A", "2", "5"]]
+    call_command("import", "orders", str(write_csv(tmp_path / "o.csv", rows)), "--json")
+    out = capsys.readouterr().out
+    assert '"created": 1' in out and '"lines": 1' in out
+    assert Order.objects.get(number="C1").net_amount == Decimal("10.00")
+
+
+def test_mapping_must_find_the_order_and_its_customer(tmp_path, admin_user):
+    path = write_csv(tmp_path / "o.csv", [["名称", "金额"], ["x", "1"]])
+    with pytest.raises(ValidationError) as error, override("zh-hans"):
+        import_job_create(path=path, filename="o.csv", actor=admin_user, kind="orders")
+    text = " ".join(error.value.message_dict["mapping"])
+    assert "订单号" in text and "找到客户" in text
+
+
+def test_the_import_page_takes_orders_and_maps_their_headers(tmp_path, customer, admin_user, users):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.test import Client
+
+    from cim.accounts.roles import Role
+    from cim.ingest.models import ImportJob
+
+    rows = [["订单号", "客户编号", "下单时间", "商品名称", "单价"], ["P1", customer.number, "2026-05-01", "茶", "9"]]
+    content = write_csv(tmp_path / "o.csv", rows).read_bytes()
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(admin_user)
+    response = client.post("/imports/", {"kind": "orders", "file": SimpleUploadedFile("o.csv", content)})
+    job = ImportJob.objects.get()
+    assert response.status_code == 302 and job.kind == "orders"
+    assert job.mapping == {"订单号": "order_number", "客户编号": "customer_number", "下单时间": "ordered_at",
+                           "商品名称": "product_name", "单价": "unit_price"}  # fmt: skip
+    assert "Order total (one row per order)" in client.get(f"/imports/{job.pk}/").content.decode()
+    marketing = Client()
+    marketing.force_login(users[Role.MARKETING])  # imports customers, not orders
+    refused = marketing.post("/imports/", {"kind": "orders", "file": SimpleUploadedFile("o.csv", content)})
+    assert refused.status_code == 200 and ImportJob.objects.count() == 1
+
+
+def test_a_paid_order_sends_the_configured_survey_once(
+    customer, admin_user, settings, mailoutbox, django_capture_on_commit_callbacks
+):
+    from cim.service.models import Survey
+
+    settings.CIM_SURVEY_AFTER_ORDER = "nps"
+    customer_with_email = make_customer(admin_user, display_name="周杰", emails=[{"address": "zhou@example.com"}])
+    with django_capture_on_commit_callbacks(execute=True):
+        placed = order(customer_with_email, admin_user, status="pending")
+    assert not Survey.objects.exists()  # not paid yet
+    with django_capture_on_commit_callbacks(execute=True):
+        order_mark_paid(order=placed, actor=admin_user)
+    survey = Survey.objects.get()
+    assert (survey.kind, survey.order_id, survey.customer_id) == ("nps", placed.pk, customer_with_email.pk)
+    assert mailoutbox[-1].to == ["zhou@example.com"]
+    settings.CIM_SURVEY_AFTER_ORDER = ""
+    with django_capture_on_commit_callbacks(execute=True):
+        order(customer_with_email, admin_user)
+    assert Survey.objects.count() == 1

@@ -1,0 +1,467 @@
+"""Importing orders: one row per order line (rows of an order share its number) or one row per order (a total).
+
+Rows are matched to existing customers by customer number, external id, phone or email, in that order; a row
+whose customer is not found is reported, never given a new customer. An order already recorded in the same
+system (an earlier import of the same file) is skipped and counted as unchanged, so an import can run twice.
+The lines of an order may straddle batches: the later lines join the order this job created.
+
+The CPU work (parsing amounts, times, phones) runs in `prepare_rows`, in other processes for big files; the
+writer only looks customers up and inserts tuples, set-based, one transaction and checkpoint per batch.
+"""
+
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import lru_cache
+
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.db.models import Sum
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from cim.activities.models import Order, OrderLine, Product, Refund
+from cim.audit.services import audit_record
+from cim.core.background import in_other_processes
+from cim.core.blind_index import blind_index
+from cim.core.bulk import column_lookup, insert_rows, value_adapter
+from cim.customers.models import Customer, Email, ExternalId, Phone
+from cim.customers.numbering import normalize_number
+from cim.ingest.importer import DEFAULT_SYSTEM, PARALLEL_BYTES, DryRunDone, ImportCounts
+from cim.ingest.mapping import IGNORE, fold_header
+from cim.ingest.models import ImportJob, ImportRowError
+from cim.ingest.readers import RowProblem
+from cim.quality.normalize import normalize_email, normalize_phone
+
+# target → (label, headers that mean it, compared folded like customer headers).
+ORDER_TARGETS: dict[str, tuple] = {
+    "order_number": (gettext_lazy("Order number"), "订单号 订单编号 单号 订单id ordernumber orderno orderid order"),
+    "customer_number": (gettext_lazy("Customer number"), "客户号 客户编号 customernumber customerno"),
+    "external_id": (
+        gettext_lazy("Customer's external id"),
+        "会员号 会员编号 会员id 客户id 外部编号 用户id externalid customerid memberid userid uid",
+    ),
+    "phone": (gettext_lazy("Customer's phone"), "手机 手机号 手机号码 电话 联系电话 收货人电话 mobile phone tel"),
+    "email": (gettext_lazy("Customer's email"), "邮箱 电子邮箱 email mail"),
+    "ordered_at": (
+        gettext_lazy("Ordered at"),
+        "下单时间 订单时间 下单日期 订单日期 购买时间 购买日期 付款时间 支付时间 日期 时间 "
+        "orderedat orderdate ordertime date createdat paidat purchasedate",
+    ),
+    "status": (gettext_lazy("Status"), "订单状态 状态 交易状态 status orderstatus"),
+    "channel": (gettext_lazy("Sales channel"), "渠道 销售渠道 平台 来源 channel saleschannel platform source"),
+    "store": (gettext_lazy("Store"), "门店 店铺 店铺名称 门店名称 store shop"),
+    "currency": (gettext_lazy("Currency"), "币种 货币 currency"),
+    "sku": (gettext_lazy("SKU"), "sku 商品编码 商品编号 货号 商品id 产品编码 productid itemid"),
+    "product_name": (
+        gettext_lazy("Product name"),
+        "商品 商品名称 产品 产品名称 品名 product productname item itemname",
+    ),
+    "quantity": (gettext_lazy("Quantity"), "数量 购买数量 件数 quantity qty"),
+    "unit_price": (gettext_lazy("Unit price"), "单价 价格 售价 unitprice price"),
+    "line_discount": (gettext_lazy("Line discount"), "优惠 折扣 商品优惠 linediscount discount"),
+    "order_discount": (gettext_lazy("Order discount"), "订单优惠 整单优惠 orderdiscount"),
+    "total": (
+        gettext_lazy("Order total (one row per order)"),
+        "订单金额 实付金额 实付 总金额 金额 合计 ordertotal total amount",
+    ),
+    "refunded": (gettext_lazy("Refunded amount"), "退款金额 已退款 refunded refundamount"),
+}
+CUSTOMER_KEYS = ("customer_number", "external_id", "phone", "email")
+STATUS_WORDS = {
+    Order.Status.PAID: "paid 已支付 已付款 支付成功 交易成功 已完成 完成 已发货 已签收 completed complete success",
+    Order.Status.PENDING: "pending 待付款 未付款 待支付 unpaid",
+    Order.Status.CANCELLED: "cancelled canceled 已取消 取消 交易关闭 已关闭 closed void",
+    Order.Status.REFUNDED: "refunded 已退款 退款 全额退款 退款成功",
+    Order.Status.PARTIALLY_REFUNDED: "partiallyrefunded 部分退款",
+}
+STATUS_OF = {fold_header(word): status.value for status, words in STATUS_WORDS.items() for word in words.split()}
+_DATETIME = re.compile(
+    r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?:[ T]+(\d{1,2})[:时](\d{1,2})(?:[:分](\d{1,2})(?:\.\d+)?秒?)?)?$"
+)
+_MONEY_NOISE = re.compile(r"[,，¥￥$\s元]")
+CENT = Decimal("0.01")
+ORDER_FIELDS = [
+    "customer",
+    "number",
+    "system",
+    "status",
+    "channel",
+    "store",
+    "currency",
+    "ordered_at",
+    "lines_amount",
+    "discount_amount",
+    "total_amount",
+    "refunded_amount",
+    "net_amount",
+    "cancelled_at",
+    "created_by",
+    "import_job",
+    "created_at",
+    "updated_at",
+]
+LINE_FIELDS = ["order", "product", "sku", "name", "quantity", "unit_price", "discount", "amount"]
+
+
+def order_auto_map(columns: list[str]) -> dict[str, str]:
+    synonyms = {fold_header(target): target for target in ORDER_TARGETS}
+    for target, (_label, headers) in ORDER_TARGETS.items():
+        for header in headers.split():
+            synonyms.setdefault(fold_header(header), target)
+    mapping, taken = {}, set()
+    for column in columns:
+        target = synonyms.get(fold_header(column), IGNORE)
+        mapping[column] = IGNORE if target in taken else target
+        taken.add(target)
+    return mapping
+
+
+def order_target_choices() -> list[tuple[str, str]]:
+    return [(target, str(label)) for target, (label, _h) in ORDER_TARGETS.items()]
+
+
+def order_mapping_errors(mapping: dict[str, str], columns: list[str]) -> list[str]:
+    problems, used = [], {}
+    for column, target in mapping.items():
+        if column not in columns:
+            problems.append(_("The mapping names a column the file does not have: %(c)s") % {"c": column})
+        elif target and target not in ORDER_TARGETS:
+            problems.append(_("Column “%(c)s” is mapped to an unknown field “%(t)s”.") % {"c": column, "t": target})
+        elif target and target in used:
+            problems.append(
+                _("Columns “%(a)s” and “%(b)s” are both mapped to “%(t)s”.")
+                % {"a": used[target], "b": column, "t": target}
+            )
+        used.setdefault(target, column)
+    targets = set(mapping.values())
+    if "order_number" not in targets:
+        problems.append(_("Map a column to the order number."))
+    if not targets & set(CUSTOMER_KEYS):
+        problems.append(_("Map a column that finds the customer: customer number, external id, phone or email."))
+    if not targets & {"total", "unit_price"}:
+        problems.append(_("Map a column to the unit price (one row per line) or to the order total."))
+    return problems
+
+
+@lru_cache(maxsize=200_000)
+def parse_time(text: str) -> datetime | None:
+    """A time as shops export it (2024-05-01 13:05:09, 2024/5/1 13:05, 2024年5月1日), in the installation's zone
+    unless it says its own."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        match = _DATETIME.match(text)
+        if match is None:
+            return None
+        try:
+            moment = datetime(*(int(part or 0) for part in match.groups()))
+        except ValueError:
+            return None
+    return moment if moment.tzinfo else timezone.make_aware(moment)
+
+
+def parse_money(text: str) -> Decimal | None:
+    try:
+        value = Decimal(_MONEY_NOISE.sub("", text))
+    except InvalidOperation:
+        return None
+    return value.quantize(CENT, rounding=ROUND_HALF_UP) if value.is_finite() and value >= 0 else None
+
+
+@dataclass(slots=True)
+class PreparedLine:
+    """One row after parsing: the order it belongs to, how to find its customer, its line. Or its errors."""
+
+    row: int
+    errors: list = field(default_factory=list)  # [(column, message)]
+    number: str = ""
+    customer: tuple = ()  # (customer number, external id, phone match key, email match key)
+    order: tuple = ()  # (status, channel, store, currency, ordered_at, order discount, refunded, total or None)
+    line: tuple = ()  # (sku, name, quantity, unit_price, discount, amount)
+
+
+class LinePreparer:
+    """Parses rows without touching the database, so it can run in another process."""
+
+    def __init__(self, job: ImportJob):
+        self.column = {target: column for column, target in job.mapping.items() if target}
+
+    def __call__(self, batch: list[tuple[int, dict | RowProblem]]) -> list[PreparedLine]:
+        return [self.prepare(number, record) for number, record in batch]
+
+    def _text(self, record: dict, target: str) -> str:
+        column = self.column.get(target)
+        return str(record.get(column) or "").strip() if column else ""
+
+    def prepare(self, number: int, record: dict | RowProblem) -> PreparedLine:
+        if isinstance(record, RowProblem):
+            return PreparedLine(number, errors=[("", record.message)])
+        text = {target: self._text(record, target) for target in self.column}
+        errors = []
+        order_number = text.get("order_number", "")
+        if not order_number:
+            errors.append((self.column["order_number"], _("The order number is empty.")))
+        elif len(order_number) > 64:
+            errors.append((self.column["order_number"], _("The order number is longer than 64 characters.")))
+        phone_key = email_key = ""
+        if text.get("phone"):
+            try:
+                phone_key = blind_index("phone", normalize_phone(text["phone"]))
+            except ValidationError as error:
+                errors.append((self.column["phone"], error.messages[0]))
+        if text.get("email"):
+            try:
+                email_key = blind_index("email", normalize_email(text["email"]))
+            except ValidationError as error:
+                errors.append((self.column["email"], error.messages[0]))
+        customer = (
+            normalize_number(text.get("customer_number", "")),
+            text.get("external_id", ""),
+            phone_key,
+            email_key,
+        )
+        if not any(customer) and not errors:
+            errors.append(("", _("Nothing on this row finds its customer (number, external id, phone or email).")))
+        ordered_at = None
+        if text.get("ordered_at"):
+            ordered_at = parse_time(text["ordered_at"])
+            if ordered_at is None:
+                errors.append((self.column["ordered_at"], _("Enter a time like 2024-05-01 13:05 or 2024/5/1.")))
+        else:
+            errors.append((self.column.get("ordered_at", ""), _("The order time is empty.")))
+        status = Order.Status.PAID.value
+        if text.get("status"):
+            status = STATUS_OF.get(fold_header(text["status"]), "")
+            if not status:
+                errors.append((self.column["status"], _("Unknown order status.")))
+        amounts = {}
+        for target in ("quantity", "unit_price", "line_discount", "order_discount", "total", "refunded"):
+            if text.get(target):
+                amounts[target] = parse_money(text[target])
+                if amounts[target] is None:
+                    errors.append((self.column[target], _("Enter an amount of zero or more, like 12.50.")))
+        currency = (text.get("currency") or "CNY").upper()
+        if len(currency) != 3 or not currency.isalpha():
+            errors.append((self.column.get("currency", ""), _("Enter a three-letter currency code, like CNY.")))
+        if errors:
+            return PreparedLine(number, errors=errors)
+        total = amounts.get("total")
+        quantity = amounts.get("quantity") or Decimal(1)
+        unit_price = amounts.get("unit_price")
+        if unit_price is None:
+            if total is None:
+                return PreparedLine(number, errors=[("", _("Enter the unit price or the order total."))])
+            unit_price, quantity = total + amounts.get("order_discount", 0), Decimal(1)
+        discount = amounts.get("line_discount") or Decimal(0)
+        amount = (quantity * unit_price - discount).quantize(CENT, rounding=ROUND_HALF_UP)
+        if amount < 0:
+            return PreparedLine(
+                number, errors=[(self.column["line_discount"], _("The discount is larger than the line."))]
+            )
+        return PreparedLine(
+            number,
+            number=order_number,
+            customer=customer,
+            order=(
+                status,
+                text.get("channel", "")[:50],
+                text.get("store", "")[:100],
+                currency,
+                ordered_at,
+                amounts.get("order_discount") or Decimal(0),
+                amounts.get("refunded") or Decimal(0),
+            ),
+            line=(text.get("sku", "")[:64], text.get("product_name", "")[:200], quantity, unit_price, discount, amount),
+        )
+
+
+@dataclass
+class _NewOrder:
+    first_row: int
+    customer_id: int
+    header: tuple
+    lines: list = field(default_factory=list)
+    rows: list = field(default_factory=list)
+
+
+class OrderImporter:
+    """The state one run of an order import carries from batch to batch."""
+
+    def __init__(self, job: ImportJob, actor, dry_run: bool):
+        self.job = job
+        self.actor = actor if actor is not None and actor.is_authenticated else None
+        self.dry_run = dry_run
+        self.system = job.source or DEFAULT_SYSTEM
+        self.counts = ImportCounts(**(job.counts if not dry_run else {}))
+        self.adapt_time = value_adapter(Order._meta.get_field("ordered_at"))
+        # The catalogue is small beside the orders: each line finds its product by SKU here, not by a query.
+        self.products = dict(Product.objects.values_list("sku", "pk"))
+
+    def prepared_batches(self, batches: Iterator[list], *, file_bytes: int) -> Iterator[list[PreparedLine]]:
+        preparer = LinePreparer(self.job)
+        if file_bytes < PARALLEL_BYTES:
+            return map(preparer, batches)
+        return in_other_processes(batches, preparer)
+
+    def run_batch(self, batch: list[PreparedLine]) -> None:
+        errors: list[ImportRowError] = []
+        counts = ImportCounts(rows=len(batch))
+        try:
+            with transaction.atomic():
+                self._write(batch, errors, counts)
+                if self.dry_run:
+                    raise DryRunDone
+                ImportRowError.objects.bulk_create(errors)
+                self.job.rows_done = batch[-1].row
+                total = ImportCounts(**self.job.counts)
+                total.add(counts)
+                self.job.counts = asdict(total)
+                self.job.save(update_fields=["rows_done", "counts"])
+        except DryRunDone:
+            ImportRowError.objects.bulk_create(errors)
+        self.counts.add(counts)
+
+    def _reject(self, errors: list, counts: ImportCounts, row: int, problems: list) -> None:
+        counts.rejected += 1
+        errors += [
+            ImportRowError(job=self.job, dry_run=self.dry_run, row=row, column=column[:200], message=str(message)[:500])
+            for column, message in problems
+        ]
+
+    def _customers(self, lines: list[PreparedLine]) -> list[dict]:
+        """For each customer key kind, which customer holds each key (merged customers lead to their survivor)."""
+        wanted = [sorted({line.customer[i] for line in lines if line.customer[i]}) for i in range(4)]
+        found = [
+            dict(column_lookup(Customer, "number", "id", wanted[0])),
+            dict(column_lookup(ExternalId, "value", "customer", wanted[1], system=self.system)),
+            dict(column_lookup(Phone, "match_key", "customer", wanted[2])),
+            dict(column_lookup(Email, "match_key", "customer", wanted[3])),
+        ]
+        ids = {cid for by_key in found for cid in by_key.values()}
+        survivor = dict(
+            Customer.objects.filter(pk__in=ids, merged_into__isnull=False).values_list("pk", "merged_into_id")
+        )
+        return [{key: survivor.get(cid, cid) for key, cid in by_key.items()} for by_key in found]
+
+    def _write(self, batch: list[PreparedLine], errors: list, counts: ImportCounts) -> None:
+        good = []
+        for line in batch:
+            if line.errors:
+                self._reject(errors, counts, line.row, line.errors)
+            else:
+                good.append(line)
+        found = self._customers(good)
+        numbers = sorted({line.number for line in good})
+        existing = {number: (order_id, job_id) for number, order_id, job_id in _orders_by_number(self.system, numbers)}
+        new: dict[str, _NewOrder] = {}
+        continued: dict[int, list] = {}
+        for line in good:
+            customer_id = next(
+                (found[i].get(key) for i, key in enumerate(line.customer) if key and found[i].get(key)), None
+            )
+            if customer_id is None:
+                self._reject(errors, counts, line.row, [("", _("No customer matches this row; none was created."))])
+                continue
+            if line.number in existing:
+                order_id, job_id = existing[line.number]
+                if job_id == self.job.pk:
+                    continued.setdefault(order_id, []).append(line.line)
+                else:
+                    counts.unchanged += 1
+                continue
+            order = new.get(line.number)
+            if order is None:
+                order = new[line.number] = _NewOrder(line.row, customer_id, line.order)
+            elif order.customer_id != customer_id:
+                self._reject(errors, counts, line.row, [("", _("This order's earlier rows are another customer's."))])
+                continue
+            order.lines.append(line.line)
+            order.rows.append(line.row)
+        self._insert(new, counts)
+        if continued:
+            self._continue(continued, counts)
+
+    def _insert(self, new: dict[str, "_NewOrder"], counts: ImportCounts) -> None:
+        if not new:
+            return
+        now = self.adapt_time(timezone.now())
+        actor_id = self.actor and self.actor.pk
+        rows = []
+        for number, order in new.items():
+            status, channel, store, currency, ordered_at, discount, refunded = order.header
+            lines_amount = sum((line[5] for line in order.lines), Decimal(0))
+            total = max(lines_amount - discount, Decimal(0))
+            if status == Order.Status.REFUNDED and not refunded:
+                refunded = total
+            refunded = min(refunded, total)
+            net, status = _settled(status, total, refunded)
+            at = self.adapt_time(ordered_at)
+            rows.append(
+                (
+                    order.customer_id, number, self.system, status, channel, store, currency, at, lines_amount,
+                    discount, total, refunded, net, at if status == Order.Status.CANCELLED else None, actor_id,
+                    self.job.pk, now, now,
+                )
+            )  # fmt: skip
+        insert_rows(Order, ORDER_FIELDS, rows)
+        ids = dict(column_lookup(Order, "number", "id", list(new), system=self.system))
+        insert_rows(OrderLine, LINE_FIELDS, self._lines((ids[number], order.lines) for number, order in new.items()))
+        refunds = [(ids[row[1]], row[11], "", row[7]) for row in rows if row[11]]
+        insert_rows(Refund, ["order", "amount", "reason", "refunded_at"], refunds)
+        # One entry per batch, not per order: each order names its import job, which this entry names.
+        audit_record(actor=self.actor, action="order.import", target=self.job, note=f"{len(rows)} orders")
+        counts.created += len(rows)
+        counts.lines += sum(len(order.lines) for order in new.values())
+
+    def _lines(self, orders) -> Iterator[tuple]:
+        products = self.products
+        for order_id, lines in orders:
+            for line in lines:
+                yield (order_id, products.get(line[0]), *line)
+
+    def _continue(self, continued: dict[int, list], counts: ImportCounts) -> None:
+        """Lines of orders this job created in an earlier batch: add them and total the orders again."""
+        insert_rows(OrderLine, LINE_FIELDS, self._lines(continued.items()))
+        sums = dict(
+            OrderLine.objects.filter(order_id__in=list(continued))
+            .values("order_id")
+            .annotate(total=Sum("amount"))
+            .values_list("order_id", "total")
+        )
+        for order in Order.objects.filter(pk__in=list(continued)):
+            order.lines_amount = sums[order.pk]
+            order.total_amount = max(order.lines_amount - order.discount_amount, Decimal(0))
+            order.refunded_amount = min(order.refunded_amount, order.total_amount)
+            order.net_amount, order.status = _settled(order.status, order.total_amount, order.refunded_amount)
+            order.save(update_fields=["lines_amount", "total_amount", "refunded_amount", "net_amount", "status"])
+        counts.updated += len(continued)
+        counts.lines += sum(map(len, continued.values()))
+
+
+def _settled(status: str, total: Decimal, refunded: Decimal) -> tuple[Decimal, str]:
+    """(net amount, status) by the same rule as `cim.activities.orders.settle`."""
+    if status in (Order.Status.CANCELLED, Order.Status.PENDING):
+        return Decimal(0), status
+    if refunded <= 0:
+        return total, Order.Status.PAID.value
+    if refunded < total:
+        return total - refunded, Order.Status.PARTIALLY_REFUNDED.value
+    return Decimal(0), Order.Status.REFUNDED.value
+
+
+def _orders_by_number(system: str, numbers: list[str]) -> list[tuple]:
+    if not numbers:
+        return []
+    q = connection.ops.quote_name
+    table = q(Order._meta.db_table)
+    sql = (
+        f"SELECT number, id, import_job_id FROM {table} "
+        f"WHERE system = %s AND number IN ({', '.join(['%s'] * len(numbers))})"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [system, *numbers])
+        return cursor.fetchall()
