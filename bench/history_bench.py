@@ -9,6 +9,7 @@ and the first page of the timeline) through Django's test client. Writes its sec
 
 import argparse
 import csv
+import json
 import platform
 import random
 import statistics
@@ -35,6 +36,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--page-only", action="store_true", help="keep the orders of the last run and its import figures; time the page"
+    )
     return parser.parse_args()
 
 
@@ -114,6 +118,9 @@ def heavy_customer(entries: int) -> str:
     from cim.customers.models import Customer
 
     customer = Customer.objects.order_by("pk").first()
+    # Again from scratch when run again (--page-only).
+    Order.objects.filter(customer=customer, number__startswith="HEAVY").delete()
+    Interaction.objects.filter(customer=customer).delete()
     now = datetime.now(UTC)
     half = entries // 2
     orders = Order.objects.bulk_create(
@@ -169,16 +176,20 @@ def main() -> None:
     from cim.activities.models import Order
     from cim.customers.models import Customer
 
-    Order.objects.all().delete()
-    numbers = list(Customer.objects.values_list("number", flat=True))
-    path = data_dir / f"orders-{args.lines}.csv"
-    if not path.exists():
-        print(f"writing {args.lines:,} order lines…", flush=True)
-        write_orders(path, numbers, args.lines, args.seed)
-    raw = time_raw(path)
-    print(f"raw executemany: {raw:.1f} s", flush=True)
-    elapsed, counts = time_import(path)
-    print(f"import: {elapsed:.1f} s, {counts}", flush=True)
+    figures = data_dir / f"import-{args.lines}.json"
+    if args.page_only:
+        raw, elapsed, counts = json.loads(figures.read_text())
+    else:
+        Order.objects.all().delete()
+        path = data_dir / f"orders-{args.lines}.csv"
+        if not path.exists():
+            print(f"writing {args.lines:,} order lines…", flush=True)
+            write_orders(path, list(Customer.objects.values_list("number", flat=True)), args.lines, args.seed)
+        raw = time_raw(path)
+        print(f"raw executemany: {raw:.1f} s", flush=True)
+        elapsed, counts = time_import(path)
+        print(f"import: {elapsed:.1f} s, {counts}", flush=True)
+        figures.write_text(json.dumps([raw, elapsed, counts]))
     number = heavy_customer(args.entries)
     page, more = time_page(number, args.repeat)
     rate = args.lines / elapsed

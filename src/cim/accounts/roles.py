@@ -35,6 +35,7 @@ class Perm(models.TextChoices):
     TICKET_HANDLE = "ticket.handle", _("Handle tickets and complaints")
     SURVEY_MANAGE = "survey.manage", _("Send satisfaction surveys and read their results")
     PERFORMANCE_VIEW = "performance.view", _("View staff performance")
+    ANALYTICS_VIEW = "analytics.view", _("View customer analytics (RFM, lifetime value)")
     SETTINGS_MANAGE = "settings.manage", _("Manage tags, custom fields and numbering")
     USERS_MANAGE = "users.manage", _("Manage users and teams")
     AUDIT_VIEW = "audit.view", _("View the audit log")
@@ -56,6 +57,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             Perm.ORDER_MANAGE,
             Perm.ORDER_IMPORT,
             Perm.PERFORMANCE_VIEW,
+            Perm.ANALYTICS_VIEW,
         }
     ),
     Role.SALES: frozenset(_EDITOR | {Perm.ORDER_MANAGE}),
@@ -63,9 +65,16 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         _SERVICE | {Perm.CUSTOMER_VIEW, Perm.CUSTOMER_CHANGE, Perm.CUSTOMER_TAG, Perm.ACTIVITY_LOG}
     ),
     Role.MARKETING: frozenset(
-        {Perm.CUSTOMER_VIEW, Perm.CUSTOMER_TAG, Perm.CUSTOMER_EXPORT, Perm.CUSTOMER_IMPORT, Perm.SURVEY_MANAGE}
+        {
+            Perm.CUSTOMER_VIEW,
+            Perm.CUSTOMER_TAG,
+            Perm.CUSTOMER_EXPORT,
+            Perm.CUSTOMER_IMPORT,
+            Perm.SURVEY_MANAGE,
+            Perm.ANALYTICS_VIEW,
+        }
     ),
-    Role.ANALYST: frozenset({Perm.CUSTOMER_VIEW, Perm.CUSTOMER_EXPORT, Perm.PERFORMANCE_VIEW}),
+    Role.ANALYST: frozenset({Perm.CUSTOMER_VIEW, Perm.CUSTOMER_EXPORT, Perm.PERFORMANCE_VIEW, Perm.ANALYTICS_VIEW}),
     Role.AUDITOR: frozenset({Perm.CUSTOMER_VIEW, Perm.AUDIT_VIEW}),
 }
 

@@ -3,7 +3,7 @@
 Views validate input and call services and selectors; they never write themselves (DESIGN §3.1).
 """
 
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -11,7 +11,6 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.dateparse import parse_date
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 from pydantic import ValidationError as PydanticValidationError
@@ -209,13 +208,18 @@ def product_edit_view(request, sku: str | None = None):
     return render(request, "activities/product_form.html", {"nav": "orders", "form": form, "product": product})
 
 
+def _midnight(text: str, *, days_after: int = 0) -> datetime | None:
+    """The start of the day `text` names (YYYY-MM-DD), `days_after` later; None when absent or not a date."""
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        return None
+    return timezone.make_aware(datetime.combine(day + timedelta(days=days_after), time()))
+
+
 def _period(request) -> tuple[datetime | None, datetime | None]:
-    """The report's period from `since` and `until` dates (until inclusive); None where absent or unreadable."""
-    bounds = []
-    for name, extra in (("since", 0), ("until", 1)):
-        day = parse_date(request.GET.get(name, "") or "") if len(request.GET.get(name, "")) == 10 else None
-        bounds.append(timezone.make_aware(datetime.combine(day, time()) + timedelta(days=extra)) if day else None)
-    return bounds[0], bounds[1]
+    """The report's period from the `since` and `until` dates, `until` included."""
+    return _midnight(request.GET.get("since", "")), _midnight(request.GET.get("until", ""), days_after=1)
 
 
 @page(perm=Perm.PERFORMANCE_VIEW)

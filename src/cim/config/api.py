@@ -2,6 +2,7 @@ from ninja import NinjaAPI
 
 from cim.activities.api import router as activities_router
 from cim.activities.follow_up_api import router as follow_ups_router
+from cim.analytics.api import router as analytics_router
 from cim.core.api_auth import API_AUTH
 from cim.core.api_errors import install_error_handlers
 from cim.core.api_parser import JSONObjectParser
@@ -27,4 +28,5 @@ api.add_router("/", quality_router)
 api.add_router("/", activities_router)
 api.add_router("/", follow_ups_router)
 api.add_router("/", customers_router)
+api.add_router("/", analytics_router)
 api.add_router("/", service_router)

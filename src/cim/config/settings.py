@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "cim.ingest",
     "cim.activities",
     "cim.service",
+    "cim.analytics",
     "cim.privacy",
 ]
 

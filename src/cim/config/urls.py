@@ -13,5 +13,6 @@ urlpatterns = [
     path("", include("cim.quality.urls")),
     path("", include("cim.activities.urls")),
     path("", include("cim.service.urls")),
+    path("", include("cim.analytics.urls")),
     path("", include("cim.customers.urls")),
 ]

@@ -90,6 +90,7 @@ def test_page_export_api_and_cli(world, admin_user, api_client, users, capsys):
     client.force_login(admin_user)
     page = client.get("/activities/performance/")
     assert page.status_code == 200 and "Staff performance" in page.content.decode()
+    assert client.get("/activities/performance/?since=2026-02-30&until=soon").status_code == 200  # default period
     csv = client.get("/activities/performance/?format=csv").content.decode("utf-8-sig")
     assert csv.splitlines()[0].startswith("Staff,Team,Customers owned") and "250.5" in csv
     xlsx = client.get("/activities/performance/?format=xlsx")

@@ -37,6 +37,7 @@ SURVEY_SENDERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.SERVICE, Role
 SURVEY_READERS = SURVEY_SENDERS | {Role.ANALYST}
 ORDER_MANAGERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.SALES})
 LOGGERS = EDITORS
+ANALYSTS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING, Role.ANALYST})
 
 # (method, OpenAPI path) → the roles allowed to call it.
 MATRIX: dict[tuple[str, str], frozenset[str]] = {
@@ -92,6 +93,8 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/interactions/{interaction_id}/attachments"): LOGGERS,
     ("GET", "/api/v1/attachments/{attachment_id}"): ALL,
     ("GET", "/api/v1/performance"): frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.ANALYST}),
+    ("GET", "/api/v1/analytics/rfm"): ANALYSTS,
+    ("GET", "/api/v1/analytics/clv"): ANALYSTS,
     ("GET", "/api/v1/follow-ups"): ALL,
     ("POST", "/api/v1/follow-ups"): LOGGERS,
     ("GET", "/api/v1/follow-ups/{follow_up_id}"): ALL,
