@@ -6,9 +6,10 @@ report over a year of a large installation reads indexes, not rows one by one.
 """
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -21,6 +22,7 @@ from cim.service.choices import OPEN_STATUSES, SurveyKind
 from cim.service.models import Survey, Ticket
 
 COUNTED = (Order.Status.PAID, Order.Status.PARTIALLY_REFUNDED)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -95,6 +97,8 @@ def performance_report(*, user, since: datetime | None = None, until: datetime |
     """The figures of the staff `user` may see, between `since` and `until` (default: the last 30 days)."""
     until = until or timezone.now()
     since = since or until - timedelta(days=30)
+    if not EARLIEST <= since < until:
+        raise ValidationError({"since": _("Choose a period that starts before it ends, in 1970 or later.")})
     staff = staff_visible(user=user)
     rows = {member.pk: StaffRow(member) for member in staff}
     ids = list(rows)
@@ -166,7 +170,7 @@ def _csat(rows: dict, ids: list[int], since: datetime, until: datetime) -> None:
 
 def _customers_buying(rows: dict, ids: list[int], since: datetime, until: datetime) -> None:
     """Revenue of owned customers in the period, and how many who bought in the period before bought again."""
-    before = since - (until - since)
+    before = max(since - (until - since), EARLIEST)
     orders = Order.objects.filter(customer__owner_id__in=ids, status__in=COUNTED)
     for pk, revenue in (
         orders.filter(ordered_at__gte=since, ordered_at__lt=until)

@@ -225,7 +225,11 @@ def _period(request) -> tuple[datetime | None, datetime | None]:
 @page(perm=Perm.PERFORMANCE_VIEW)
 def performance_view(request):
     since, until = _period(request)
-    report = performance_report(user=request.user, since=since, until=until)
+    try:
+        report = performance_report(user=request.user, since=since, until=until)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        report = performance_report(user=request.user)
     export = request.GET.get("format")
     if export in ("csv", "xlsx"):
         header, rows = performance_table(report)

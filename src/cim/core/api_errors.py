@@ -4,6 +4,7 @@ import logging
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
+from django.http.multipartparser import MultiPartParserError
 from django.utils.translation import gettext as _
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, Throttled
@@ -110,6 +111,12 @@ def install_error_handlers(api: NinjaAPI) -> None:
             return respond(request, 400, error_body("invalid_json", message, [detail]))
         code = {400: "bad_request", 405: "method_not_allowed", 409: "conflict"}.get(exc.status_code, "error")
         return respond(request, exc.status_code, error_body(code, str(exc)))
+
+    @api.exception_handler(MultiPartParserError)
+    def bad_multipart(request, exc):
+        message = _("The request body must be multipart/form-data with a boundary.")
+        detail = {"field": "body", "code": "multipart_invalid", "message": message}
+        return respond(request, 400, error_body("invalid_multipart", message, [detail]))
 
     @api.exception_handler(Exception)
     def unexpected(request, exc):

@@ -225,3 +225,11 @@ def test_a_merge_moves_the_whole_history_and_unmerge_gives_it_back(customer, adm
     customer_unmerge(record=record, actor=admin_user)
     for model, pk in ((Order, placed.pk), (Interaction, call.pk), (FollowUp, task.pk), (Ticket, ticket.pk)):
         assert model.objects.get(pk=pk).customer_id == duplicate.pk, model
+
+
+def test_a_malformed_multipart_body_is_a_clear_400(customer, admin_user, api_client):
+    call = log(customer, admin_user)
+    response = api_client(admin_user).post(
+        f"/api/v1/interactions/{call.pk}/attachments", data=b"--x\r\n", content_type="multipart/form-data"
+    )
+    assert response.status_code == 400 and response.json()["code"] == "invalid_multipart"

@@ -98,7 +98,10 @@ def test_page_export_api_and_cli(world, admin_user, api_client, users, capsys):
     sales = Client()
     sales.force_login(world["sales"])
     assert sales.get("/activities/performance/").status_code == 403
-    data = api_client(admin_user).get("/api/v1/performance").json()
+    assert client.get("/activities/performance/?since=2026-05-01&until=2026-04-01").status_code == 200
+    api = api_client(admin_user)
+    assert api.get("/api/v1/performance?since=0405-08-07T08:07:10Z").status_code == 422
+    data = api.get("/api/v1/performance").json()
     assert {row["username"]: row["figures"]["customers"] for row in data["staff"]}[world["sales"].username] == 2
     call_command("performance", "--json")
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -2,6 +2,7 @@ import csv
 from dataclasses import asdict
 from datetime import date, datetime, time, timedelta
 
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from cim.accounts.models import User
@@ -26,11 +27,14 @@ class Command(ReportingCommand):
         )
         if viewer is None:
             raise self.fail(f"No active user {user!r}." if user else "No administrator yet: run `cim bootstrap`.")
-        report = performance_report(
-            user=viewer,
-            since=_start(since),
-            until=_start(until + timedelta(days=1)) if until else None,
-        )
+        try:
+            report = performance_report(
+                user=viewer,
+                since=_start(since),
+                until=_start(until + timedelta(days=1)) if until else None,
+            )
+        except ValidationError as error:
+            raise self.fail(" ".join(error.messages)) from None
         header, rows = performance_table(report)
         if as_csv:
             _write_csv(self.stdout, header, rows)
