@@ -9,6 +9,7 @@ from pydantic import Field
 
 from cim.accounts.roles import Perm, has_perm
 from cim.analytics.clv import UNIT_DAYS
+from cim.analytics.lifecycle import lifecycle_funnel
 from cim.analytics.selectors import clv_summary, rfm_summary
 from cim.customers.services import PermissionDenied
 
@@ -83,3 +84,19 @@ def clv(request, calibration_end: date | None = None, time_unit: str = "W", hold
             raise
         return {"fitted": False, "problem": " ".join(error.messages)}
     return {"fitted": True, "model": model}
+
+
+class StageOut(Schema):
+    stage: str
+    label: str
+    customers: int = Field(description="Customers at this stage or further along (at risk and churned: at it)")
+    conversion: float | None = Field(description="Share of the step before; null for the first and for lapsed stages")
+
+
+@router.get("/analytics/lifecycle", response=list[StageOut], summary="The lifecycle funnel")
+def lifecycle(request):
+    _require(request, Perm.ANALYTICS_VIEW)
+    return [
+        {"stage": key, "label": label, "customers": count, "conversion": rate}
+        for key, label, count, rate in lifecycle_funnel()
+    ]

@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import render
 
 from cim.accounts.roles import Perm
+from cim.analytics.lifecycle import lifecycle_funnel
 from cim.analytics.selectors import clv_summary, rfm_summary
 from cim.core.views import page
 
@@ -18,5 +19,12 @@ def analytics_view(request):
     grid = [
         {"r": r + 1, "f": f + 1, "customers": count} for r, row in enumerate(rfm.grid) for f, count in enumerate(row)
     ]
-    context = {"nav": "analytics", "rfm": rfm, "grid": grid, "clv": clv, "clv_problem": clv_problem}
+    context = {
+        "nav": "analytics",
+        "rfm": rfm,
+        "grid": grid,
+        "funnel": lifecycle_funnel(),
+        "clv": clv,
+        "clv_problem": clv_problem,
+    }
     return render(request, "analytics/overview.html", context)

@@ -160,6 +160,10 @@ CIM_REVIEW_MONTHS = int(os.environ.get("CIM_REVIEW_MONTHS", "12"))
 CIM_FOLLOW_UP_REMIND_BEFORE_MINUTES = int(os.environ.get("CIM_FOLLOW_UP_REMIND_BEFORE_MINUTES", "60"))
 # Scheme and host of the links in emails the worker sends (it has no request to take them from).
 CIM_SITE_URL = os.environ.get("CIM_SITE_URL", "http://127.0.0.1:8000")
+# Lifecycle stages: loyal from this many orders; at risk, then churned, after these many days without one.
+CIM_LIFECYCLE_LOYAL_ORDERS = int(os.environ.get("CIM_LIFECYCLE_LOYAL_ORDERS", "5"))
+CIM_LIFECYCLE_AT_RISK_DAYS = int(os.environ.get("CIM_LIFECYCLE_AT_RISK_DAYS", "180"))
+CIM_LIFECYCLE_CHURNED_DAYS = int(os.environ.get("CIM_LIFECYCLE_CHURNED_DAYS", "365"))
 # Largest file that may be attached to an interaction.
 CIM_ATTACHMENT_MAX_MB = int(os.environ.get("CIM_ATTACHMENT_MAX_MB", "20"))
 

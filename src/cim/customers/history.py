@@ -20,6 +20,7 @@ ACTION_LABELS = {
     "customer.merge": gettext_lazy("Merged other customers into this one"),
     "customer.merged_into": gettext_lazy("Merged into another customer"),
     "customer.unmerge": gettext_lazy("Merge undone"),
+    "customer.lifecycle": gettext_lazy("Lifecycle stage changed"),
 }
 PEOPLE_FIELDS = {"owner_id": User, "team_id": Team}
 

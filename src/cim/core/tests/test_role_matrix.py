@@ -95,6 +95,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/performance"): frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.ANALYST}),
     ("GET", "/api/v1/analytics/rfm"): ANALYSTS,
     ("GET", "/api/v1/analytics/clv"): ANALYSTS,
+    ("GET", "/api/v1/analytics/lifecycle"): ANALYSTS,
     ("GET", "/api/v1/follow-ups"): ALL,
     ("POST", "/api/v1/follow-ups"): LOGGERS,
     ("GET", "/api/v1/follow-ups/{follow_up_id}"): ALL,

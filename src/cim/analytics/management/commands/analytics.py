@@ -3,23 +3,28 @@ from collections import Counter
 from datetime import date
 
 from cim.analytics.clv import UNIT_DAYS, clv_fit
+from cim.analytics.lifecycle import lifecycle_funnel, lifecycle_refresh
 from cim.analytics.rfm import SEGMENT_LABELS, rfm_scores
 from cim.core.commands import ReportingCommand
 
 
 class Command(ReportingCommand):
-    help = "Customer analytics: `rfm` scores and segments; `clv` fits BG/NBD and Gamma–Gamma and prints parameters."
+    help = (
+        "Customer analytics: `rfm` scores and segments; `lifecycle` refreshes the stages and prints the funnel; "
+        "`clv` fits BG/NBD and Gamma–Gamma and prints their parameters."
+    )
 
     def add_arguments(self, parser):
         analyses = parser.add_subparsers(dest="analysis", required=True)
         rfm = analyses.add_parser("rfm", help="RFM scores (quintiles), the R×F segments and the Chinese eight")
+        lifecycle = analyses.add_parser("lifecycle", help="refresh every customer's lifecycle stage now; the funnel")
         clv = analyses.add_parser("clv", help="customer lifetime value: BG/NBD + Gamma–Gamma on the orders")
         clv.add_argument(
             "--calibration-end", type=date.fromisoformat, help="last day fitted, YYYY-MM-DD (default today)"
         )
         clv.add_argument("--holdout-end", type=date.fromisoformat, help="also test the prediction up to this day")
         clv.add_argument("--time-unit", choices=sorted(UNIT_DAYS), default="W", help="D, W or M (default W)")
-        for sub in (rfm, clv):
+        for sub in (rfm, lifecycle, clv):
             sub.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object")
 
     def handle(self, *args, analysis: str, **options):
@@ -41,6 +46,24 @@ class Command(ReportingCommand):
                 "segments": dict(segments),
                 "value_segments": dict(values),
                 "grid": result.grid(),
+            },
+        )
+
+    def _lifecycle(self, **options):
+        run = lifecycle_refresh()
+        funnel = lifecycle_funnel()
+        lines = [f"Lifecycle of {run.customers:,} customers: {run.changed:,} changed stage."]
+        lines += [
+            f"  {label}: {count:,}" + (f" ({rate:.0%} of the step before)" if rate is not None else "")
+            for _key, label, count, rate in funnel
+        ]
+        self.report(
+            "\n".join(lines),
+            {
+                "customers": run.customers,
+                "changed": run.changed,
+                "stages": run.by_stage,
+                "funnel": [{"stage": key, "customers": count, "conversion": rate} for key, _l, count, rate in funnel],
             },
         )
 
