@@ -13,7 +13,6 @@ from django.utils.translation import gettext as _
 from cim.activities.models import BehaviourEvent, Interaction, Order, Product, TouchPoint
 from cim.customers.models import Customer
 
-TIMELINE_EVENTS = 20
 # Most-viewed pages and products are counted over this many latest views: enough to say what interests the
 # customer, and a bounded read for customers with years of events.
 VIEWS_COUNTED = 1000
@@ -23,19 +22,14 @@ COUNTED_STATUSES = (Order.Status.PAID, Order.Status.PARTIALLY_REFUNDED)
 
 @dataclass
 class CustomerActivity:
-    events: list[BehaviourEvent]
     touches: list[TouchPoint]  # first touch, then last touch
     last_seen: datetime | None
     most_viewed: list[tuple[str, int]]
 
 
-def customer_activity(*, customer: Customer, limit: int = TIMELINE_EVENTS) -> CustomerActivity:
-    """The customer's latest behaviour events, first and last touch, when last seen and what they view most."""
-    events = list(
-        BehaviourEvent.objects.filter(customer=customer)
-        .select_related("source")
-        .order_by("-occurred_at", "-id")[:limit]
-    )
+def customer_activity(*, customer: Customer) -> CustomerActivity:
+    """The customer's first and last touch, when last seen and what they view most (the events themselves are on
+    the timeline)."""
     touches = TouchPoint.objects.filter(customer=customer).select_related("source").order_by("kind")
     views = (
         BehaviourEvent.objects.filter(customer=customer, type__in=("page", "screen", "track"))
@@ -43,10 +37,10 @@ def customer_activity(*, customer: Customer, limit: int = TIMELINE_EVENTS) -> Cu
         .values_list("type", "name", "properties")[:VIEWS_COUNTED]
     )
     viewed = Counter(filter(None, (_viewed(type_, name, properties) for type_, name, properties in views)))
+    last = BehaviourEvent.objects.filter(customer=customer).order_by("-occurred_at", "-id").values("occurred_at")[:1]
     return CustomerActivity(
-        events=events,
         touches=list(touches),
-        last_seen=events[0].occurred_at if events else None,
+        last_seen=next((row["occurred_at"] for row in last), None),
         most_viewed=viewed.most_common(5),
     )
 

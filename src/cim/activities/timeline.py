@@ -20,7 +20,7 @@ from django.db.models import Q
 from django.utils.dateparse import parse_datetime
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Cursor:
     """The position of an entry in the feed; a page goes on from just after it."""
 

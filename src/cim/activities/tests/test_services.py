@@ -8,6 +8,7 @@ from cim.activities.models import AnonymousLink, BehaviourEvent
 from cim.activities.schemas import TrackingMessage
 from cim.activities.selectors import customer_activity
 from cim.activities.services import SEGMENT_SYSTEM, events_ingest
+from cim.activities.timeline import timeline_page
 from cim.audit.models import AuditEvent
 from cim.customers.configuration import custom_field_create
 from cim.customers.models import Customer, ExternalId
@@ -268,14 +269,16 @@ def test_channel_comes_from_the_sdk_when_the_source_has_none(db):
     }
 
 
-def test_activity_lists_the_latest_events_first(source):
+def test_the_timeline_lists_the_latest_events_first_and_the_activity_when_last_seen(source):
     ingest(
         source,
         msg("identify", userId="u-1", timestamp="2026-01-01T00:00:00Z"),
         *(msg("track", userId="u-1", event=f"E{i}", timestamp=f"2026-01-0{i}T12:00:00Z") for i in range(2, 6)),
     )
-    activity = customer_activity(customer=Customer.objects.get(), limit=3)
-    assert [e.name for e in activity.events] == ["E5", "E4", "E3"]
+    customer = Customer.objects.get()
+    page = timeline_page(customer_id=customer.pk, kinds=["event"], limit=3)
+    assert [entry.title.rsplit(" · ", 1)[-1] for entry in page.entries] == ["E5", "E4", "E3"]
+    assert customer_activity(customer=customer).last_seen == datetime(2026, 1, 5, 12, tzinfo=UTC)
 
 
 def test_a_batch_of_known_users_takes_a_fixed_number_of_queries(source, django_assert_max_num_queries):
