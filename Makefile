@@ -64,3 +64,4 @@ bench: install-dev
 	$(BIN)/python bench/dedupe_speed.py
 	$(BIN)/python bench/history_bench.py
 	$(BIN)/python bench/clv_bench.py
+	$(BIN)/python bench/segments_bench.py

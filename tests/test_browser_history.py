@@ -63,6 +63,8 @@ def test_interaction_order_refund_timeline_and_ticket(page, live_server, transac
     page.locator("#tl-order").check()
     page.locator("#tl-refund").check()
     page.wait_for_function("document.querySelectorAll('#timeline-entries > li[data-kind=interaction]').length === 0")
+    # Each box reloads the feed: wait for the second reload too, not just the first.
+    page.wait_for_function("document.querySelectorAll('#timeline-entries > li[data-kind=refund]').length === 1")
     kinds = page.locator("#timeline-entries > li[data-kind]").evaluate_all("items => items.map(i => i.dataset.kind)")
     assert kinds == ["refund", "order"]
     page.screenshot(path=str(screenshots / "customer-timeline.png"), full_page=True)

@@ -36,6 +36,8 @@ class Perm(models.TextChoices):
     SURVEY_MANAGE = "survey.manage", _("Send satisfaction surveys and read their results")
     PERFORMANCE_VIEW = "performance.view", _("View staff performance")
     ANALYTICS_VIEW = "analytics.view", _("View customer analytics (RFM, lifetime value)")
+    ANALYTICS_MANAGE = "analytics.manage", _("Enter acquisition costs and schedule reports")
+    SEGMENT_MANAGE = "segment.manage", _("Create and edit segments, static lists and tag rules")
     SETTINGS_MANAGE = "settings.manage", _("Manage tags, custom fields and numbering")
     USERS_MANAGE = "users.manage", _("Manage users and teams")
     AUDIT_VIEW = "audit.view", _("View the audit log")
@@ -58,6 +60,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             Perm.ORDER_IMPORT,
             Perm.PERFORMANCE_VIEW,
             Perm.ANALYTICS_VIEW,
+            Perm.ANALYTICS_MANAGE,
+            Perm.SEGMENT_MANAGE,
         }
     ),
     Role.SALES: frozenset(_EDITOR | {Perm.ORDER_MANAGE}),
@@ -72,9 +76,20 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             Perm.CUSTOMER_IMPORT,
             Perm.SURVEY_MANAGE,
             Perm.ANALYTICS_VIEW,
+            Perm.ANALYTICS_MANAGE,
+            Perm.SEGMENT_MANAGE,
         }
     ),
-    Role.ANALYST: frozenset({Perm.CUSTOMER_VIEW, Perm.CUSTOMER_EXPORT, Perm.PERFORMANCE_VIEW, Perm.ANALYTICS_VIEW}),
+    Role.ANALYST: frozenset(
+        {
+            Perm.CUSTOMER_VIEW,
+            Perm.CUSTOMER_EXPORT,
+            Perm.PERFORMANCE_VIEW,
+            Perm.ANALYTICS_VIEW,
+            Perm.ANALYTICS_MANAGE,
+            Perm.SEGMENT_MANAGE,
+        }
+    ),
     Role.AUDITOR: frozenset({Perm.CUSTOMER_VIEW, Perm.AUDIT_VIEW}),
 }
 

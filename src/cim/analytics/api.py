@@ -9,8 +9,7 @@ from pydantic import Field
 
 from cim.accounts.roles import Perm, has_perm
 from cim.analytics.clv import UNIT_DAYS
-from cim.analytics.lifecycle import lifecycle_funnel
-from cim.analytics.selectors import clv_summary, rfm_summary
+from cim.analytics.selectors import clv_summary, lifecycle_summary, rfm_summary
 from cim.customers.services import PermissionDenied
 
 router = Router(tags=["analytics"])
@@ -91,12 +90,13 @@ class StageOut(Schema):
     label: str
     customers: int = Field(description="Customers at this stage or further along (at risk and churned: at it)")
     conversion: float | None = Field(description="Share of the step before; null for the first and for lapsed stages")
+    median_days_in_stage: float | None = Field(description="How long the customers now at this stage have been there")
 
 
 @router.get("/analytics/lifecycle", response=list[StageOut], summary="The lifecycle funnel")
 def lifecycle(request):
     _require(request, Perm.ANALYTICS_VIEW)
     return [
-        {"stage": key, "label": label, "customers": count, "conversion": rate}
-        for key, label, count, rate in lifecycle_funnel()
+        {"stage": key, "label": label, "customers": count, "conversion": rate, "median_days_in_stage": days}
+        for key, label, count, rate, days in lifecycle_summary()
     ]

@@ -1,7 +1,8 @@
-"""Purchases read from the database into DuckDB: the one input of RFM and CLV.
+"""Purchases read from the database into DuckDB: the input of RFM, lifecycle and CLV.
 
-Rows cross as Arrow record batches of plain columns (customer, time, net amount), a chunk at a time, so the
-database does one sequential scan and DuckDB does every grouping and ranking.
+Rows cross as Arrow record batches of plain columns, a chunk at a time. CLV needs every purchase; RFM and the
+lifecycle need only each customer's totals, which the database sums in one grouped scan, so a tenth of the rows
+cross.
 """
 
 from collections.abc import Iterator
@@ -47,6 +48,59 @@ def _batches(until: datetime | None) -> Iterator[pa.RecordBatch]:
             )
 
 
+TOTALS_SCHEMA = pa.schema(
+    [
+        ("customer_id", pa.int64()),
+        ("orders", pa.int64()),
+        ("spent", pa.float64()),
+        ("first_at", pa.timestamp("us", tz="UTC")),
+        ("last_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+def _total_batches(until: datetime) -> Iterator[pa.RecordBatch]:
+    table = connection.ops.quote_name(Order._meta.db_table)
+    sql = (
+        f"SELECT customer_id, count(*), sum(net_amount), min(ordered_at), max(ordered_at) FROM {table} "
+        "WHERE status IN (%s, %s) AND ordered_at < %s GROUP BY customer_id"
+    )
+    params = [*COUNTED, connection.ops.adapt_datetimefield_value(until)]
+    sqlite = connection.vendor == "sqlite"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(CHUNK):
+            customers, orders, spent, first, last = zip(*rows, strict=True)
+            if sqlite:
+                first, last = [_sqlite_time(v) for v in first], [_sqlite_time(v) for v in last]
+            yield pa.record_batch(
+                [
+                    pa.array(customers, pa.int64()),
+                    pa.array(orders, pa.int64()),
+                    pa.array(list(map(float, spent)), pa.float64()),
+                    pa.array(first, TOTALS_SCHEMA.field(3).type),
+                    pa.array(last, TOTALS_SCHEMA.field(4).type),
+                ],
+                schema=TOTALS_SCHEMA,
+            )
+
+
+def customer_totals(*, until: datetime) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with a `totals(customer_id, orders, spent, first_at, last_at)` table: each customer's
+    counted orders placed before `until`, their net sum, and the first and last order time."""
+    return _duckdb_with("totals", pa.Table.from_batches(list(_total_batches(until)), schema=TOTALS_SCHEMA))
+
+
+def _duckdb_with(name: str, table: pa.Table) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    # Days begin at midnight where the business is: `date_trunc('day', …)` follows the session's zone.
+    con.execute("SET TimeZone = ?", [settings.TIME_ZONE])
+    con.register("incoming", table)
+    con.execute(f"CREATE TABLE {name} AS SELECT * FROM incoming")
+    con.unregister("incoming")
+    return con
+
+
 def _sqlite_time(value) -> datetime:
     """SQLite keeps times as UTC text (`2026-03-05 06:30:00[.123456]`)."""
     return datetime.fromisoformat(value).replace(tzinfo=None) if isinstance(value, str) else value
@@ -57,11 +111,22 @@ def purchases(*, until: datetime | None = None) -> duckdb.DuckDBPyConnection:
     placed before `until` (all when None)."""
     # Read here, in this thread: DuckDB would pull a lazy stream from its own threads, and a database
     # connection belongs to the thread that opened it.
-    table = pa.Table.from_batches(list(_batches(until)), schema=SCHEMA)
-    con = duckdb.connect()
-    # Days begin at midnight where the business is: `date_trunc('day', …)` follows the session's zone.
-    con.execute("SET TimeZone = ?", [settings.TIME_ZONE])
-    con.register("purchase_batches", table)
-    con.execute("CREATE TABLE purchases AS SELECT * FROM purchase_batches")
-    con.unregister("purchase_batches")
-    return con
+    return _duckdb_with("purchases", pa.Table.from_batches(list(_batches(until)), schema=SCHEMA))
+
+
+def query_table(sql: str, params: list, schema: pa.Schema) -> pa.Table:
+    """Any query's rows as an Arrow table of `schema` (integer and double columns), a chunk at a time; for
+    aggregates the database already grouped, so only one row per customer or product crosses."""
+    batches = []
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(CHUNK):
+            columns = [
+                # PostgreSQL gives decimals for sums of money, SQLite floats or integers: doubles for all.
+                pa.array([None if v is None else float(v) for v in values], f.type)
+                if pa.types.is_floating(f.type)
+                else pa.array(values, f.type)
+                for values, f in zip(zip(*rows, strict=True), schema, strict=True)
+            ]
+            batches.append(pa.record_batch(columns, schema=schema))
+    return pa.Table.from_batches(batches, schema=schema)

@@ -9,13 +9,16 @@ n ≥ 2: repeat; else new.
 
 from dataclasses import dataclass
 from datetime import datetime
+from statistics import median
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from cim.analytics.data import purchases
+from cim.analytics.data import customer_totals
+from cim.analytics.scores import stage_since_set
 from cim.audit.models import AuditEvent, FieldChange
 from cim.core.context import request_id
 from cim.customers.choices import LifecycleStage
@@ -65,12 +68,11 @@ def lifecycle_refresh(
     """Give every active customer the stage its orders say; returns how many changed and the count per stage."""
     as_of = as_of or timezone.now()
     thresholds = thresholds or Thresholds.configured()
-    con = purchases(until=as_of)
+    con = customer_totals(until=as_of)
     bought = {
         customer_id: (orders, days)
         for customer_id, orders, days in con.execute(
-            "SELECT customer_id, count(*), date_diff('day', max(ordered_at), ?::TIMESTAMPTZ) FROM purchases GROUP BY 1",
-            [as_of],
+            "SELECT customer_id, orders, date_diff('day', last_at, ?::TIMESTAMPTZ) FROM totals", [as_of]
         ).fetchall()
     }
     con.close()
@@ -96,6 +98,7 @@ def _apply(rows: list[tuple[int, str]], new: str, actor, at: datetime) -> None:
     author = actor if actor is not None and actor.is_authenticated else None
     with transaction.atomic():
         Customer.objects.filter(pk__in=[pk for pk, _old in rows]).update(lifecycle_stage=new, updated_at=at)
+        stage_since_set(customer_ids=[pk for pk, _old in rows], at=at)
         events = AuditEvent.objects.bulk_create(
             AuditEvent(
                 actor=author,
@@ -132,3 +135,18 @@ def lifecycle_funnel() -> list[tuple[str, str, int, float | None]]:
     for stage in (LifecycleStage.AT_RISK, LifecycleStage.CHURNED):
         rows.append((stage.value, str(stage.label), counts.get(stage, 0), None))
     return rows
+
+
+def lifecycle_days_in_stage(*, as_of: datetime | None = None) -> dict[str, float]:
+    """The median number of days the customers now at each stage have been there (since they entered it, or since
+    they were created when they never moved)."""
+    as_of = as_of or timezone.now()
+    since = (
+        Customer.objects.filter(status="active", merged_into__isnull=True)
+        .annotate(since=Coalesce("score__stage_since", "created_at"))
+        .values_list("lifecycle_stage", "since")
+    )
+    days: dict[str, list[float]] = {}
+    for stage, start in since.iterator(chunk_size=BATCH):
+        days.setdefault(stage, []).append((as_of - start).total_seconds() / 86400)
+    return {stage: round(median(values), 1) for stage, values in days.items()}

@@ -14,7 +14,7 @@ from datetime import datetime
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from cim.analytics.data import purchases
+from cim.analytics.data import customer_totals
 
 # (R better than average, F better, M better) → segment.
 VALUE_SEGMENTS = {
@@ -101,38 +101,60 @@ def _score(column: str, cuts: tuple | None, *, descending: bool = False) -> str:
     return f"1 + {steps}"
 
 
-def rfm_scores(*, as_of: datetime | None = None, cuts: CutPoints | None = None) -> RFMResult:
-    """Every customer with a counted purchase before `as_of` (default now), scored and named."""
-    as_of = as_of or timezone.now()
-    con = purchases(until=as_of)
+def _rf_case() -> str:
+    whens = " ".join(
+        f"WHEN regexp_full_match(r::VARCHAR || f::VARCHAR, '{rx}') THEN '{key}'" for rx, key, _l in RF_SEGMENTS
+    )
+    return f"CASE {whens} END"
+
+
+def _value_case() -> str:
+    whens = " ".join(
+        f"WHEN r_good = {r} AND f_good = {f} AND m_good = {m} THEN '{key}'"
+        for (r, f, m), (key, _label) in VALUE_SEGMENTS.items()
+    )
+    return f"CASE {whens} END"
+
+
+def rfm_table(con, *, as_of: datetime, cuts: CutPoints | None = None) -> None:
+    """Add a `scored(customer_id, recency_days, frequency, monetary, r, f, m, segment, value_segment)` table to a
+    connection holding `totals` (see cim.analytics.data.customer_totals)."""
+    recency_cuts = tuple(reversed(cuts.recency)) if cuts else None
     con.execute(
-        """
-        CREATE TABLE rfm AS
-        SELECT customer_id,
-               date_diff('day', max(ordered_at), ?::TIMESTAMPTZ) AS recency_days,
-               count(*) AS frequency,
-               sum(amount) AS monetary
-        FROM purchases GROUP BY customer_id
+        f"""
+        CREATE TABLE scored AS
+        WITH rfm AS (
+            SELECT customer_id, date_diff('day', last_at, ?::TIMESTAMPTZ) AS recency_days, orders AS frequency,
+                   spent AS monetary
+            FROM totals
+        ), graded AS (
+            SELECT *,
+                   {_score("recency_days", recency_cuts, descending=True)} AS r,
+                   {_score("frequency", cuts.frequency if cuts else None)} AS f,
+                   {_score("monetary", cuts.monetary if cuts else None)} AS m,
+                   recency_days <= avg(recency_days) OVER () AS r_good,
+                   frequency >= avg(frequency) OVER () AS f_good,
+                   monetary >= avg(monetary) OVER () AS m_good
+            FROM rfm
+        )
+        SELECT customer_id, recency_days, frequency, monetary, r, f, m,
+               {_rf_case()} AS segment, {_value_case()} AS value_segment
+        FROM graded
         """,
         [as_of],
     )
-    recency_cuts = tuple(reversed(cuts.recency)) if cuts else None
-    rows = con.execute(
-        f"""
-        SELECT customer_id, recency_days, frequency, monetary,
-               {_score("recency_days", recency_cuts, descending=True)} AS r,
-               {_score("frequency", cuts.frequency if cuts else None)} AS f,
-               {_score("monetary", cuts.monetary if cuts else None)} AS m,
-               recency_days <= avg(recency_days) OVER () AS r_good,
-               frequency >= avg(frequency) OVER () AS f_good,
-               monetary >= avg(monetary) OVER () AS m_good
-        FROM rfm ORDER BY customer_id
-        """
-    ).fetchall()
+
+
+def rfm_scores(*, as_of: datetime | None = None, cuts: CutPoints | None = None) -> RFMResult:
+    """Every customer with a counted purchase before `as_of` (default now), scored and named."""
+    as_of = as_of or timezone.now()
+    con = customer_totals(until=as_of)
+    rfm_table(con, as_of=as_of, cuts=cuts)
+    rows = con.execute("SELECT * FROM scored ORDER BY customer_id").fetchall()
     averages = dict(
         zip(
             ("recency_days", "frequency", "monetary"),
-            con.execute("SELECT avg(recency_days), avg(frequency), avg(monetary) FROM rfm").fetchone() or (),
+            con.execute("SELECT avg(recency_days), avg(frequency), avg(monetary) FROM scored").fetchone() or (),
             strict=False,
         )
     )
@@ -146,9 +168,9 @@ def rfm_scores(*, as_of: datetime | None = None, cuts: CutPoints | None = None) 
             r=int(r),
             f=int(f),
             m=int(m),
-            segment=rf_segment(int(r), int(f)),
-            value_segment=VALUE_SEGMENTS[(bool(r_good), bool(f_good), bool(m_good))][0],
+            segment=segment,
+            value_segment=value_segment,
         )
-        for customer_id, recency, frequency, monetary, r, f, m, r_good, f_good, m_good in rows
+        for customer_id, recency, frequency, monetary, r, f, m, segment, value_segment in rows
     ]
     return RFMResult(as_of=as_of, rows=result, averages={k: float(v or 0) for k, v in averages.items()})

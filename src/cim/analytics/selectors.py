@@ -7,6 +7,7 @@ from datetime import date
 from django.core.cache import cache
 
 from cim.analytics.clv import clv_fit
+from cim.analytics.lifecycle import lifecycle_days_in_stage, lifecycle_funnel
 from cim.analytics.rfm import RF_SEGMENTS, SEGMENT_LABELS, VALUE_SEGMENTS, rfm_scores
 
 CACHE_SECONDS = 600
@@ -78,3 +79,12 @@ def clv_summary(*, calibration_end: date | None = None, time_unit: str = "W", ho
         )
         cache.set(key, found, CACHE_SECONDS)
     return found
+
+
+def lifecycle_summary() -> list[tuple[str, str, int, float | None, float | None]]:
+    """The funnel (stage, label, customers, conversion) with the median days in each stage."""
+    days = cache.get("analytics:days-in-stage")
+    if days is None:
+        days = lifecycle_days_in_stage()
+        cache.set("analytics:days-in-stage", days, CACHE_SECONDS)
+    return [(key, label, count, rate, days.get(key)) for key, label, count, rate in lifecycle_funnel()]

@@ -4,8 +4,7 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import render
 
 from cim.accounts.roles import Perm
-from cim.analytics.lifecycle import lifecycle_funnel
-from cim.analytics.selectors import clv_summary, rfm_summary
+from cim.analytics.selectors import clv_summary, lifecycle_summary, rfm_summary
 from cim.core.views import page
 
 
@@ -23,7 +22,7 @@ def analytics_view(request):
         "nav": "analytics",
         "rfm": rfm,
         "grid": grid,
-        "funnel": lifecycle_funnel(),
+        "funnel": lifecycle_summary(),
         "clv": clv,
         "clv_problem": clv_problem,
     }

@@ -2,13 +2,19 @@ from ninja import NinjaAPI
 
 from cim.activities.api import router as activities_router
 from cim.activities.follow_up_api import router as follow_ups_router
+from cim.analytics.acquisition_api import router as acquisition_router
 from cim.analytics.api import router as analytics_router
+from cim.analytics.churn_api import router as churn_router
+from cim.analytics.dashboard_api import router as dashboard_router
+from cim.analytics.mining_api import router as mining_router
+from cim.analytics.sentiment_api import router as sentiment_router
 from cim.core.api_auth import API_AUTH
 from cim.core.api_errors import install_error_handlers
 from cim.core.api_parser import JSONObjectParser
 from cim.customers.api import router as customers_router
 from cim.ingest.api import router as ingest_router
 from cim.quality.api import router as quality_router
+from cim.segments.api import router as segments_router
 from cim.service.api import router as service_router
 
 api = NinjaAPI(
@@ -29,4 +35,10 @@ api.add_router("/", activities_router)
 api.add_router("/", follow_ups_router)
 api.add_router("/", customers_router)
 api.add_router("/", analytics_router)
+api.add_router("/", churn_router)
+api.add_router("/", mining_router)
+api.add_router("/", acquisition_router)
+api.add_router("/", dashboard_router)
+api.add_router("/", sentiment_router)
+api.add_router("/", segments_router)
 api.add_router("/", service_router)

@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "cim.activities",
     "cim.service",
     "cim.analytics",
+    "cim.segments",
     "cim.privacy",
 ]
 
@@ -164,6 +165,19 @@ CIM_SITE_URL = os.environ.get("CIM_SITE_URL", "http://127.0.0.1:8000")
 CIM_LIFECYCLE_LOYAL_ORDERS = int(os.environ.get("CIM_LIFECYCLE_LOYAL_ORDERS", "5"))
 CIM_LIFECYCLE_AT_RISK_DAYS = int(os.environ.get("CIM_LIFECYCLE_AT_RISK_DAYS", "180"))
 CIM_LIFECYCLE_CHURNED_DAYS = int(os.environ.get("CIM_LIFECYCLE_CHURNED_DAYS", "365"))
+# Feedback topics: a JSON file {"key": {"label": "…", "words": […]}} replacing the built-in taxonomy; empty: built in.
+CIM_FEEDBACK_TOPICS_FILE = os.environ.get("CIM_FEEDBACK_TOPICS_FILE", "")
+# Churn warning: the window (days) of "recent" and of the backtest; follow-ups for customers at this risk or above
+# among the most valuable share; their owner, else this user (a username), else the first administrator.
+CIM_CHURN_WINDOW_DAYS = int(os.environ.get("CIM_CHURN_WINDOW_DAYS", "90"))
+CIM_CHURN_TASK_RISK = float(os.environ.get("CIM_CHURN_TASK_RISK", "0.7"))
+CIM_CHURN_TASK_VALUE_SHARE = float(os.environ.get("CIM_CHURN_TASK_VALUE_SHARE", "0.2"))
+CIM_CHURN_TASK_OWNER = os.environ.get("CIM_CHURN_TASK_OWNER", "")
+# Frequently-bought-together rules: share of orders a product set must appear in, and how often the "then" follows.
+CIM_RULES_MIN_SUPPORT = float(os.environ.get("CIM_RULES_MIN_SUPPORT", "0.01"))
+CIM_RULES_MIN_CONFIDENCE = float(os.environ.get("CIM_RULES_MIN_CONFIDENCE", "0.2"))
+# Scheduled PDF reports: a .ttf/.ttc font with Chinese characters (default: WenQuanYi or Noto CJK, found at run time).
+CIM_PDF_FONT = os.environ.get("CIM_PDF_FONT", "")
 # Largest file that may be attached to an interaction.
 CIM_ATTACHMENT_MAX_MB = int(os.environ.get("CIM_ATTACHMENT_MAX_MB", "20"))
 

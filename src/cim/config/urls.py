@@ -14,5 +14,6 @@ urlpatterns = [
     path("", include("cim.activities.urls")),
     path("", include("cim.service.urls")),
     path("", include("cim.analytics.urls")),
+    path("", include("cim.segments.urls")),
     path("", include("cim.customers.urls")),
 ]

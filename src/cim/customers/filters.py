@@ -12,6 +12,7 @@ from cim.customers.models import CustomerTag, CustomFieldDefinition
 from cim.customers.schemas import MAX_ID
 from cim.quality.normalize import clean_text
 from cim.search.selectors import search_filter
+from cim.segments.models import SegmentMember
 
 SORTS = {
     "-created": ("-id",),
@@ -50,6 +51,8 @@ class CustomerFilter(Schema):
     birthday_from: date | None = None
     birthday_to: date | None = None
     cf: list[str] = Field(default_factory=list, max_length=10, description="Custom field equals a value: `key:value`")
+    cluster: int | None = Field(None, ge=1, le=8, description="Customer cluster number (analytics)")
+    segment: int | None = Field(None, ge=1, le=MAX_ID, description="Members of this segment or static list (its id)")
     sort: Sort = "-created"
 
     def apply(self, queryset: QuerySet) -> QuerySet:
@@ -86,10 +89,16 @@ class CustomerFilter(Schema):
             condition &= Q(birthday__lte=self.birthday_to)
         if self.cf:
             condition &= _custom_field_condition(self.cf)
+        if self.cluster is not None:
+            condition &= Q(score__cluster=self.cluster)
         queryset = queryset.filter(condition)
         # Tag names and choices are stored cleaned (NFKC, no control characters); compare like with like.
         for name in dict.fromkeys(clean_text(t) for t in self.tag if clean_text(t)):
             queryset = queryset.filter(pk__in=CustomerTag.objects.filter(tag__name=name).values("customer_id"))
+        if self.segment is not None:
+            queryset = queryset.filter(
+                pk__in=SegmentMember.objects.filter(segment_id=self.segment).values("customer_id")
+            )
         ordering = SORTS[self.sort]
         if self.q and self.q.strip():
             queryset = search_filter(queryset, self.q)

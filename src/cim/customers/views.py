@@ -19,6 +19,7 @@ from cim.activities.follow_up_selectors import customer_follow_ups
 from cim.activities.models import Interaction
 from cim.activities.selectors import customer_activity, customer_order_summary
 from cim.activities.views import timeline_context
+from cim.analytics.basket import recommendations_for
 from cim.core.api_errors import _pydantic_detail
 from cim.core.views import page, safe_next
 from cim.customers import choices as c
@@ -58,6 +59,8 @@ from cim.customers.tasks import customers_tag_matching
 from cim.quality.explain import comparison_reasons
 from cim.quality.scores import customer_completeness
 from cim.quality.selectors import customer_merges, customer_pairs
+from cim.segments.models import Segment
+from cim.segments.selectors import segment_list
 from cim.service.selectors import customer_service_summary
 
 PAGE_SIZES = (25, 50, 100)
@@ -172,6 +175,7 @@ def _sort_links(current: str) -> dict:
 
 def _filter_panel(request, filters: CustomerFilter) -> dict:
     """What the filter form offers; only the full page needs it, not an htmx update of the results."""
+    segments = list(segment_list())
     return {
         "choice_filters": [
             (name, field_label(name), [(v, label) for v, label in Customer._meta.get_field(name).choices if v])
@@ -186,6 +190,8 @@ def _filter_panel(request, filters: CustomerFilter) -> dict:
         "saved_views": saved_view_list(user=request.user),
         "advanced_open": bool(set(request.GET) - {"q", "sort", "per_page", "page", "status"}),
         "cf_values": [*filters.cf, ""],
+        "segments": segments,
+        "static_lists": [s for s in segments if s.kind == Segment.Kind.STATIC],
     }
 
 
@@ -284,6 +290,7 @@ def customer_detail_view(request, number: str):
         "completeness": customer_completeness(customer),
         "merges": customer_merges(customer=customer),
         "can_merge": has_perm(request.user, Perm.CUSTOMER_MERGE),
+        "recommendations": recommendations_for([customer.pk]).get(customer.pk, []),
     }
     return render(request, "customers/detail.html", context)
 

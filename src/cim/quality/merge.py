@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from cim.accounts.roles import Perm, has_perm
+from cim.analytics.models import CustomerScore
 from cim.audit.services import audit_record
 from cim.customers.choices import Status
 from cim.customers.models import Customer
@@ -28,9 +29,10 @@ from cim.quality.models import DuplicateCandidate, MergeRecord
 from cim.search.models import SearchDocument
 from cim.search.services import search_index_update
 
-# Relations that are not moved row by row: search documents are rebuilt, and pairs among merged records are
-# marked merged instead.
-NOT_MOVED = (SearchDocument, DuplicateCandidate)
+# Relations that are not moved row by row: search documents are rebuilt, pairs among merged records are marked
+# merged instead, and analytics scores are computed again for the survivor (from the orders it now holds) at the
+# next refresh.
+NOT_MOVED = (SearchDocument, DuplicateCandidate, CustomerScore)
 MERGEABLE_FIELDS = [name for name in PLAIN_FIELDS if name not in ("status",)]
 
 

@@ -184,8 +184,12 @@ def survey_report(*, user, filters: SurveyFilter, by: str = "month") -> SurveyRe
     rows = [_row(*labels[row["group"]], row) for row in grouped]
     if by == "team":
         rows.sort(key=lambda row: (row.key == "", row.label))
-    total = _row("", _("All"), answers.aggregate(**_MEASURES))
-    return SurveyReport(by=by, rows=rows, total=total)
+    return SurveyReport(by=by, rows=rows, total=survey_scores(answers))
+
+
+def survey_scores(answers: QuerySet[Survey]) -> ReportRow:
+    """CSAT and NPS of any set of answered surveys, in one query (the dashboard selects its own)."""
+    return _row("", _("All"), answers.order_by().aggregate(**_MEASURES))
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from django.utils.translation import override
 from cim.activities.history_schemas import OrderInput, RefundInput
 from cim.activities.orders import order_create, order_refund
 from cim.activities.timeline import timeline_page
-from cim.analytics.lifecycle import Thresholds, lifecycle_funnel, lifecycle_refresh, stage_of
+from cim.analytics.lifecycle import Thresholds, lifecycle_days_in_stage, lifecycle_funnel, lifecycle_refresh, stage_of
 from cim.customers.models import Customer
 from cim.customers.tests.factories import make_customer
 
@@ -89,3 +89,13 @@ def test_cli_refreshes_and_prints_the_funnel(admin_user, capsys):
     call_command("analytics", "lifecycle", "--json")
     data = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (data["customers"], data["changed"], data["stages"]) == (1, 1, {"new": 1})
+
+
+def test_days_in_stage_count_from_the_last_change(admin_user):
+    regular = make_customer(admin_user, display_name="常客")
+    make_customer(admin_user, display_name="只看")
+    buy(regular, admin_user, 1, 2, 3)
+    lifecycle_refresh(thresholds=RULES)
+    later = timezone.now() + timedelta(days=10)
+    days = lifecycle_days_in_stage(as_of=later)
+    assert days == {"loyal": pytest.approx(10, abs=0.1), "potential": pytest.approx(10, abs=0.1)}

@@ -14,6 +14,8 @@ from cim.activities.history_schemas import InteractionInput, OrderInput, Product
 from cim.activities.interactions import interaction_log
 from cim.activities.models import Notification
 from cim.activities.orders import order_create, product_save
+from cim.analytics.acquisition import acquisition_cost_set
+from cim.analytics.schedules import report_schedule_create
 from cim.config.api import api
 from cim.customers import configuration
 from cim.customers.models import Customer
@@ -23,6 +25,7 @@ from cim.customers.tests.factories import make_customer
 from cim.ingest.sources import event_source_create
 from cim.quality.merge import customer_merge
 from cim.quality.models import DuplicateCandidate
+from cim.segments.services import segment_create
 from cim.service.services import ticket_create
 
 ALL = frozenset(Role)
@@ -37,7 +40,9 @@ SURVEY_SENDERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.SERVICE, Role
 SURVEY_READERS = SURVEY_SENDERS | {Role.ANALYST}
 ORDER_MANAGERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.SALES})
 LOGGERS = EDITORS
+SEGMENTERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING, Role.ANALYST})
 ANALYSTS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING, Role.ANALYST})
+COST_KEEPERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING, Role.ANALYST})  # analytics.manage
 
 # (method, OpenAPI path) → the roles allowed to call it.
 MATRIX: dict[tuple[str, str], frozenset[str]] = {
@@ -96,6 +101,23 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/analytics/rfm"): ANALYSTS,
     ("GET", "/api/v1/analytics/clv"): ANALYSTS,
     ("GET", "/api/v1/analytics/lifecycle"): ANALYSTS,
+    ("GET", "/api/v1/analytics/churn"): ALL,
+    ("GET", "/api/v1/analytics/clusters"): ANALYSTS,
+    ("GET", "/api/v1/analytics/rules"): ANALYSTS,
+    ("GET", "/api/v1/analytics/sentiment"): ANALYSTS,
+    ("GET", "/api/v1/customers/{number}/recommendations"): ALL,
+    ("GET", "/api/v1/analytics/acquisition"): ANALYSTS,
+    ("GET", "/api/v1/analytics/acquisition-costs"): ANALYSTS,
+    ("GET", "/api/v1/analytics/acquisition-costs/{channel}/{month}"): ANALYSTS,
+    ("PUT", "/api/v1/analytics/acquisition-costs/{channel}/{month}"): COST_KEEPERS,
+    ("DELETE", "/api/v1/analytics/acquisition-costs/{channel}/{month}"): COST_KEEPERS,
+    ("GET", "/api/v1/analytics/dashboard"): ANALYSTS,
+    ("GET", "/api/v1/analytics/cohorts"): ANALYSTS,
+    ("GET", "/api/v1/analytics/report-schedules"): COST_KEEPERS,
+    ("POST", "/api/v1/analytics/report-schedules"): COST_KEEPERS,
+    ("GET", "/api/v1/analytics/report-schedules/{schedule_id}"): COST_KEEPERS,
+    ("PATCH", "/api/v1/analytics/report-schedules/{schedule_id}"): COST_KEEPERS,
+    ("DELETE", "/api/v1/analytics/report-schedules/{schedule_id}"): COST_KEEPERS,
     ("GET", "/api/v1/follow-ups"): ALL,
     ("POST", "/api/v1/follow-ups"): LOGGERS,
     ("GET", "/api/v1/follow-ups/{follow_up_id}"): ALL,
@@ -111,6 +133,16 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/callback-plans"): ADMINS,
     ("PATCH", "/api/v1/callback-plans/{plan_id}"): ADMINS,
     ("POST", "/api/v1/callback-plans/run"): ADMINS,
+    ("GET", "/api/v1/segments"): ALL,
+    ("GET", "/api/v1/segments/fields"): ALL,
+    ("POST", "/api/v1/segments/preview"): SEGMENTERS,
+    ("POST", "/api/v1/segments"): SEGMENTERS,
+    ("GET", "/api/v1/segments/{segment_id}"): ALL,
+    ("PATCH", "/api/v1/segments/{segment_id}"): SEGMENTERS,
+    ("DELETE", "/api/v1/segments/{segment_id}"): SEGMENTERS,
+    ("POST", "/api/v1/segments/{segment_id}/refresh"): SEGMENTERS,
+    ("POST", "/api/v1/segments/{segment_id}/members"): TAGGERS,
+    ("POST", "/api/v1/segments/{segment_id}/members/remove"): TAGGERS,
 }
 
 # A valid body per operation, so that the role is the only thing that varies.
@@ -166,6 +198,23 @@ BODIES = {
     },
     ("PATCH", "/api/v1/callback-plans/{plan_id}"): {"every_days": 14},
     ("POST", "/api/v1/callback-plans/run"): {},
+    ("PUT", "/api/v1/analytics/acquisition-costs/{channel}/{month}"): {"amount": "1200.00"},
+    ("POST", "/api/v1/analytics/report-schedules"): {
+        "name": "矩阵周报",
+        "report": "dashboard",
+        "frequency": "weekly",
+        "recipients": ["boss@example.com"],
+    },
+    ("PATCH", "/api/v1/analytics/report-schedules/{schedule_id}"): {"frequency": "monthly"},
+    ("POST", "/api/v1/segments/preview"): {"rules": {"rules": []}},
+    ("POST", "/api/v1/segments"): {
+        "name": "矩阵分群",
+        "rules": {"rules": [{"field": "gender", "operator": "eq", "value": "female"}]},
+    },
+    ("PATCH", "/api/v1/segments/{segment_id}"): {"description": "改过"},
+    ("POST", "/api/v1/segments/{segment_id}/refresh"): {},
+    ("POST", "/api/v1/segments/{segment_id}/members"): {"numbers": ["{number}"]},
+    ("POST", "/api/v1/segments/{segment_id}/members/remove"): {"numbers": ["{number}"]},
 }
 
 
@@ -250,6 +299,11 @@ def test_role_matrix(api_client, users, admin_user, world, role, method, path):
     ids = _history(customer, admin_user)
     ids.update(_service(customer, admin_user))
     ids.update(_follow_ups(customer, admin_user, user))
+    ids.update(segment_id=segment_create(actor=admin_user, name="矩阵名单", kind="static").pk)
+    acquisition_cost_set(channel="website", month="2026-01", amount="100", actor=admin_user)
+    ids.update(channel="website", month="2026-01")
+    schedule = {"name": "矩阵日报", "report": "rfm", "frequency": "daily", "recipients": ["boss@example.com"]}
+    ids.update(schedule_id=report_schedule_create(data=schedule, actor=admin_user).pk)
     if path.endswith("/restore"):
         customer_archive(customer=customer, actor=admin_user)
     # A second customer of theirs, a pair of the two, and a merge of them, for the data-quality operations.
@@ -285,7 +339,8 @@ def test_every_operation_needs_authentication(world, admin_user, method, path):
     customer = make_customer(admin_user)
     ids = {"order_id": 1, "sku": "x", "interaction_id": 1, "attachment_id": 1}
     ids.update(ticket_number="T-2026-000001", priority="normal")
-    ids.update(follow_up_id=1, notification_id=1, plan_id=1)
+    ids.update(follow_up_id=1, notification_id=1, plan_id=1, channel="website", month="2026-01", segment_id=1)
+    ids.update(schedule_id=1)
     url = path.format(number=customer.number, tag_id=world["tag"].pk, key="level", pair_id=1, merge_id=1, **ids)
     response = _call(Client(), method, url, BODIES.get((method, path)))
     assert response.status_code == 401

@@ -1,0 +1,38 @@
+"""The refresh every segment stands on, in the order each step needs the one before: each customer's order
+totals and RFM scores, the lifecycle stages, then the segments (dependencies first) and the tags they keep."""
+
+import time
+from dataclasses import dataclass, field
+
+from cim.analytics.lifecycle import lifecycle_refresh
+from cim.analytics.scores import scores_refresh
+from cim.segments.services import segments_refresh
+
+
+@dataclass
+class RefreshRun:
+    scores_changed: int
+    stages_changed: int
+    segments: int
+    changed_members: int
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def customer_analytics_refresh(*, actor=None) -> RefreshRun:
+    seconds = {}
+    started = time.perf_counter()
+    scores = scores_refresh()
+    seconds["scores"] = time.perf_counter() - started
+    started = time.perf_counter()
+    stages = lifecycle_refresh(actor=actor)
+    seconds["lifecycle"] = time.perf_counter() - started
+    started = time.perf_counter()
+    runs = segments_refresh(actor=actor)
+    seconds["segments"] = time.perf_counter() - started
+    return RefreshRun(
+        scores_changed=scores.changed,
+        stages_changed=stages.changed,
+        segments=len(runs),
+        changed_members=sum(run.entered + run.left for run in runs),
+        seconds=seconds,
+    )

@@ -1,0 +1,279 @@
+"""Every write to segments: definitions, static-list members, and the set-based refresh of memberships and the
+tags that tag rules keep."""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from cim.accounts.roles import Perm, has_perm
+from cim.audit.services import audit_record, audit_record_bulk
+from cim.customers import choices as c
+from cim.customers.models import Customer, CustomerTag, Tag
+from cim.customers.services import PermissionDenied
+from cim.quality.normalize import clean_text
+from cim.segments.models import Segment, SegmentMember
+from cim.segments.rules import referenced_segments, rules_condition, rules_validate
+
+BATCH = 5000
+EDITABLE = ("name", "description", "kind", "rules", "tag")
+
+
+def _require(actor, perm: str = Perm.SEGMENT_MANAGE) -> None:
+    if actor is not None and not has_perm(actor, perm):
+        raise PermissionDenied(perm)
+
+
+def current_customers():
+    """Customers a segment may hold: not archived, not merged away."""
+    return Customer.objects.exclude(status=c.Status.ARCHIVED).filter(merged_into__isnull=True)
+
+
+def _values(changes: dict, segment: Segment | None) -> dict:
+    errors: dict[str, list[str]] = {}
+    values = {}
+    if "name" in changes or segment is None:
+        name = clean_text(changes.get("name") or "")
+        if not 1 <= len(name) <= 100:
+            errors["name"] = [_("A name has 1 to 100 characters.")]
+        elif Segment.objects.filter(name=name).exclude(pk=segment.pk if segment else None).exists():
+            errors["name"] = [_("A segment with this name exists.")]
+        values["name"] = name
+    if "description" in changes:
+        description = clean_text(changes["description"] or "")
+        if len(description) > 500:
+            errors["description"] = [_("At most 500 characters.")]
+        values["description"] = description
+    kind = changes.get("kind", segment.kind if segment else Segment.Kind.DYNAMIC)
+    if kind not in Segment.Kind.values:
+        errors["kind"] = [_("Choose dynamic or static.")]
+    elif segment is not None and kind != segment.kind:
+        errors["kind"] = [_("A segment's kind cannot change; create a new segment.")]
+    values["kind"] = kind
+    if kind == Segment.Kind.DYNAMIC and ("rules" in changes or segment is None):
+        try:
+            values["rules"] = rules_validate(changes.get("rules"), segment_id=segment.pk if segment else None)
+        except ValidationError as error:
+            errors.update(error.message_dict)
+        else:
+            if segment is not None and _cycles(segment.pk, values["rules"]):
+                errors["rules"] = [_("These rules name a segment that names this one: a loop.")]
+    if "tag" in changes:
+        values["tag"] = _tag(changes["tag"], segment, errors)
+    if errors:
+        raise ValidationError(errors)
+    return values
+
+
+def _tag(name, segment: Segment | None, errors: dict) -> Tag | None:
+    name = clean_text(name or "")
+    if not name:
+        return None
+    if len(name) > 50:
+        errors["tag"] = [_("A tag has 1 to 50 characters.")]
+        return None
+    tag, _created = Tag.objects.get_or_create(name=name)
+    owner = Segment.objects.filter(tag=tag).exclude(pk=segment.pk if segment else None).first()
+    if owner is not None:
+        errors["tag"] = [_("The segment “%(name)s” already keeps this tag.") % {"name": owner.name}]
+    return tag
+
+
+def _cycles(segment_id: int, rules: dict) -> bool:
+    """Whether following the segments these rules name leads back to `segment_id`."""
+    seen, todo = set(), referenced_segments(rules)
+    while todo:
+        pk = todo.pop()
+        if pk == segment_id:
+            return True
+        if pk not in seen:
+            seen.add(pk)
+            for other in Segment.objects.filter(pk=pk).values_list("rules", flat=True):
+                todo |= referenced_segments(other or {"rules": []})
+    return False
+
+
+def segment_create(
+    *, actor, name: str, kind: str = Segment.Kind.DYNAMIC, rules=None, description="", tag=""
+) -> Segment:
+    """A new segment; a dynamic one is filled at once."""
+    _require(actor)
+    with transaction.atomic():
+        values = _values({"name": name, "description": description, "kind": kind, "rules": rules, "tag": tag}, None)
+        segment = Segment.objects.create(**values, created_by=actor if actor and actor.is_authenticated else None)
+        audit_record(actor=actor, action="segment.create", target=segment, fields=list(values))
+        segment_refresh(segment=segment, actor=actor)
+    return segment
+
+
+def segment_update(*, segment: Segment, actor, **changes) -> Segment:
+    """Change a segment's definition; members and its tag follow at once."""
+    _require(actor)
+    unknown = set(changes) - set(EDITABLE)
+    if unknown:
+        raise ValidationError({name: [_("This field cannot be changed.")] for name in sorted(unknown)})
+    with transaction.atomic():
+        segment = Segment.objects.select_for_update().get(pk=segment.pk)
+        values = _values(changes, segment)
+        changed = [name for name, value in values.items() if getattr(segment, name) != value]
+        if not changed:
+            return segment
+        for name in changed:
+            setattr(segment, name, values[name])
+        segment.save(update_fields=[*changed, "updated_at"])
+        audit_record(actor=actor, action="segment.update", target=segment, fields=changed)
+        segment_refresh(segment=segment, actor=actor)
+    return segment
+
+
+def segment_delete(*, segment: Segment, actor) -> None:
+    """Delete a segment and its memberships; tags it kept stay on the customers. Refused while another segment's
+    rules name it."""
+    _require(actor)
+    users = [s.name for s in Segment.objects.exclude(pk=segment.pk) if segment.pk in referenced_segments(s.rules or {})]
+    if users:
+        raise ValidationError({"segment": [_("Used by the rules of: %(names)s.") % {"names": ", ".join(users)}]})
+    with transaction.atomic():
+        audit_record(actor=actor, action="segment.delete", target=segment, note=segment.name)
+        segment.delete()
+
+
+def segment_members_add(*, segment: Segment, customer_ids: Iterable[int], actor) -> int:
+    """Add customers to a static list; returns how many were new to it."""
+    _require(actor, Perm.CUSTOMER_TAG)
+    if segment.kind != Segment.Kind.STATIC:
+        raise ValidationError({"segment": [_("Only a static list takes members by hand.")]})
+    ids = list(dict.fromkeys(customer_ids))
+    with transaction.atomic():
+        have = set(
+            SegmentMember.objects.filter(segment=segment, customer_id__in=ids).values_list("customer_id", flat=True)
+        )
+        new = [pk for pk in ids if pk not in have]
+        now = timezone.now()
+        SegmentMember.objects.bulk_create(
+            [SegmentMember(segment=segment, customer_id=pk, added_at=now) for pk in new], batch_size=BATCH
+        )
+        if new:
+            audit_record(actor=actor, action="segment.members_add", target=segment, note=str(len(new)))
+        _finish(segment, actor, now)
+    return len(new)
+
+
+def segment_members_remove(*, segment: Segment, customer_ids: Iterable[int], actor) -> int:
+    """Take customers off a static list; returns how many were on it."""
+    _require(actor, Perm.CUSTOMER_TAG)
+    if segment.kind != Segment.Kind.STATIC:
+        raise ValidationError({"segment": [_("Only a static list takes members by hand.")]})
+    with transaction.atomic():
+        removed, _detail = SegmentMember.objects.filter(segment=segment, customer_id__in=list(customer_ids)).delete()
+        if removed:
+            audit_record(actor=actor, action="segment.members_remove", target=segment, note=str(removed))
+        _finish(segment, actor, timezone.now())
+    return removed
+
+
+@dataclass
+class SegmentRun:
+    segment: Segment
+    entered: int
+    left: int
+    tagged: int
+    untagged: int
+
+
+def segment_refresh(*, segment: Segment, actor=None) -> SegmentRun:
+    """Bring a segment's members in line with its rules, and its tag with its members, in set-based SQL."""
+    now = timezone.now()
+    entered = left = 0
+    with transaction.atomic():
+        if segment.kind == Segment.Kind.DYNAMIC:
+            entered, left = _sync_members(segment, now)
+        tagged, untagged = _finish(segment, actor, now)
+    return SegmentRun(segment=segment, entered=entered, left=left, tagged=tagged, untagged=untagged)
+
+
+def _sync_members(segment: Segment, now) -> tuple[int, int]:
+    matching = (
+        current_customers()
+        .filter(rules_condition(segment.rules or {"rules": []}))
+        .annotate(member_id=F("pk"))
+        .values("member_id")
+    )
+    sql, params = matching.query.sql_with_params()
+    table = connection.ops.quote_name(SegmentMember._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {table} WHERE segment_id = %s AND customer_id NOT IN ({sql})", [segment.pk, *params]
+        )
+        left = cursor.rowcount
+        cursor.execute(
+            f"INSERT INTO {table} (segment_id, customer_id, added_at) "
+            f"SELECT %s, matching.member_id, %s FROM ({sql}) AS matching "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {table} AS m "
+            "WHERE m.segment_id = %s AND m.customer_id = matching.member_id)",
+            [segment.pk, connection.ops.adapt_datetimefield_value(now), *params, segment.pk],
+        )
+        entered = cursor.rowcount
+    return entered, left
+
+
+def _finish(segment: Segment, actor, now) -> tuple[int, int]:
+    """The size, the refresh time, and the tag rule: exactly the members carry the segment's tag."""
+    tagged = untagged = 0
+    if segment.tag_id:
+        members = SegmentMember.objects.filter(segment=segment).values("customer_id")
+        holders = CustomerTag.objects.filter(tag_id=segment.tag_id)
+        missing = list(
+            members.exclude(customer_id__in=holders.values("customer_id")).values_list("customer_id", flat=True)
+        )
+        extra = list(holders.exclude(customer_id__in=members).values_list("customer_id", flat=True))
+        user = actor if actor is not None and actor.is_authenticated else None
+        for start in range(0, len(missing), BATCH):
+            CustomerTag.objects.bulk_create(
+                [
+                    CustomerTag(customer_id=pk, tag_id=segment.tag_id, added_by=user)
+                    for pk in missing[start : start + BATCH]
+                ]
+            )
+        for start in range(0, len(extra), BATCH):
+            holders.filter(customer_id__in=extra[start : start + BATCH]).delete()
+        name = segment.tag.name
+        for ids, sign in ((missing, "+"), (extra, "-")):
+            if ids:
+                # Shown on each customer's timeline as a tag change, with the segment that made it.
+                audit_record_bulk(
+                    actor=actor,
+                    action="customer.tag",
+                    target_type="customers.customer",
+                    target_ids=ids,
+                    fields=["tags"],
+                    note=f"{sign}{name} ({segment.name})",
+                )
+        tagged, untagged = len(missing), len(extra)
+    segment.size = SegmentMember.objects.filter(segment=segment, customer__in=current_customers()).count()
+    segment.refreshed_at = now
+    Segment.objects.filter(pk=segment.pk).update(size=segment.size, refreshed_at=now)
+    return tagged, untagged
+
+
+def segments_refresh(*, actor=None) -> list[SegmentRun]:
+    """Refresh every segment, each after the segments its rules name."""
+    segments = {s.pk: s for s in Segment.objects.all()}
+    done: set[int] = set()
+    runs = []
+
+    def visit(pk: int) -> None:
+        if pk in done or pk not in segments:
+            return
+        done.add(pk)
+        for other in referenced_segments(segments[pk].rules or {"rules": []}):
+            visit(other)
+        runs.append(segment_refresh(segment=segments[pk], actor=actor))
+
+    for pk in segments:
+        visit(pk)
+    return runs
