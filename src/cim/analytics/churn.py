@@ -510,7 +510,7 @@ def _task_create(customer: Customer, result: ChurnResult, fallback: User | None,
         lines += [f"- {text}" for text in reason_texts(row["reasons"])]
     with transaction.atomic():
         score = (
-            CustomerScore.objects.select_for_update()
+            CustomerScore.objects.select_for_update(of=("self",))
             .select_related("churn_follow_up")
             .filter(customer_id=customer.pk)
             .first()
