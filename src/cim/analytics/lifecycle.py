@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from statistics import median
 
+import duckdb
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count
@@ -63,19 +64,25 @@ class LifecycleRun:
 
 
 def lifecycle_refresh(
-    *, actor=None, as_of: datetime | None = None, thresholds: Thresholds | None = None
+    *,
+    actor=None,
+    as_of: datetime | None = None,
+    thresholds: Thresholds | None = None,
+    totals: duckdb.DuckDBPyConnection | None = None,
 ) -> LifecycleRun:
-    """Give every active customer the stage its orders say; returns how many changed and the count per stage."""
+    """Give every active customer the stage its orders say; returns how many changed and the count per stage.
+    `totals` is a connection from `customer_totals` to reuse (the caller closes it)."""
     as_of = as_of or timezone.now()
     thresholds = thresholds or Thresholds.configured()
-    con = customer_totals(until=as_of)
+    con = totals or customer_totals(until=as_of)
     bought = {
         customer_id: (orders, days)
         for customer_id, orders, days in con.execute(
             "SELECT customer_id, orders, date_diff('day', last_at, ?::TIMESTAMPTZ) FROM totals", [as_of]
         ).fetchall()
     }
-    con.close()
+    if totals is None:
+        con.close()
     current = Customer.objects.filter(status="active", merged_into__isnull=True).values_list("pk", "lifecycle_stage")
     changes: dict[str, list[tuple[int, str]]] = {}
     by_stage: dict[str, int] = {}

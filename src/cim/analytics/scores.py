@@ -5,6 +5,7 @@ rows, and only the rows that differ are written back, so an hourly refresh of a 
 from dataclasses import dataclass
 from datetime import datetime
 
+import duckdb
 import pyarrow as pa
 from django.db import connection, transaction
 from django.utils import timezone
@@ -58,10 +59,11 @@ def _stored() -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=STORED)
 
 
-def scores_refresh(*, as_of: datetime | None = None) -> ScoresRun:
-    """Bring every customer's order totals and RFM scores up to date; returns how many rows changed."""
+def scores_refresh(*, as_of: datetime | None = None, totals: duckdb.DuckDBPyConnection | None = None) -> ScoresRun:
+    """Bring every customer's order totals and RFM scores up to date; returns how many rows changed. `totals` is
+    a connection from `customer_totals` to reuse (the caller closes it)."""
     as_of = as_of or timezone.now()
-    con = customer_totals(until=as_of)
+    con = totals or customer_totals(until=as_of)
     rfm_table(con, as_of=as_of)
     con.register("stored", _stored())
     # New figures that differ from the stored ones, and stored figures of customers with no counted order left.
@@ -82,7 +84,8 @@ def scores_refresh(*, as_of: datetime | None = None) -> ScoresRun:
         """
     ).fetchall()
     customers = con.execute("SELECT count(*) FROM totals").fetchone()[0]
-    con.close()
+    if totals is None:
+        con.close()
     _write(changed, timezone.now())
     return ScoresRun(customers=customers, changed=len(changed))
 

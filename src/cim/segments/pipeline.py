@@ -4,6 +4,9 @@ totals and RFM scores, the lifecycle stages, then the segments (dependencies fir
 import time
 from dataclasses import dataclass, field
 
+from django.utils import timezone
+
+from cim.analytics.data import customer_totals
 from cim.analytics.lifecycle import lifecycle_refresh
 from cim.analytics.scores import scores_refresh
 from cim.segments.services import segments_refresh
@@ -21,11 +24,17 @@ class RefreshRun:
 def customer_analytics_refresh(*, actor=None) -> RefreshRun:
     seconds = {}
     started = time.perf_counter()
-    scores = scores_refresh()
-    seconds["scores"] = time.perf_counter() - started
-    started = time.perf_counter()
-    stages = lifecycle_refresh(actor=actor)
-    seconds["lifecycle"] = time.perf_counter() - started
+    as_of = timezone.now()
+    # The orders are summed per customer once, for the scores and the stages alike.
+    totals = customer_totals(until=as_of)
+    try:
+        scores = scores_refresh(as_of=as_of, totals=totals)
+        seconds["scores"] = time.perf_counter() - started
+        started = time.perf_counter()
+        stages = lifecycle_refresh(actor=actor, as_of=as_of, totals=totals)
+        seconds["lifecycle"] = time.perf_counter() - started
+    finally:
+        totals.close()
     started = time.perf_counter()
     runs = segments_refresh(actor=actor)
     seconds["segments"] = time.perf_counter() - started
