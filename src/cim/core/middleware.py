@@ -1,6 +1,8 @@
 import re
+import time
 import uuid
 
+import structlog
 from django.http import JsonResponse
 from django.utils.translation import gettext as _
 
@@ -20,8 +22,37 @@ class RequestIdMiddleware:
         incoming = request.headers.get("X-Request-ID", "")
         request.request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         set_request_id(request.request_id)
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request.request_id)
         response = self.get_response(request)
         response["X-Request-ID"] = request.request_id
+        return response
+
+
+access_log = structlog.get_logger("cim.request")
+
+
+class AccessLogMiddleware:
+    """Binds the signed-in user's id to the request's log lines and writes one access line per request: the route's
+    name rather than the path, and never the query string, which can hold a searched phone number."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        started = time.perf_counter()
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            structlog.contextvars.bind_contextvars(actor_id=user.pk)
+        response = self.get_response(request)
+        match = request.resolver_match
+        access_log.info(
+            "request",
+            method=request.method,
+            route=match.view_name if match else "",
+            status=response.status_code,
+            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+        )
         return response
 
 
