@@ -66,6 +66,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "cim.core.middleware.QueueUnavailableMiddleware",
     "cim.core.middleware.AccessLogMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
@@ -238,7 +239,11 @@ CIM_REDIS_URL = os.environ.get("CIM_REDIS_URL", "")
 # Imports of millions of rows run for minutes: RQ would stop a job after 3 by default.
 RQ_QUEUES = {"default": {"URL": CIM_REDIS_URL or "redis://127.0.0.1:6379/0", "DEFAULT_TIMEOUT": 6 * 3600}}
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CIM_REDIS_URL}
+    "default": {
+        "BACKEND": "cim.core.cache.ResilientRedisCache",
+        "LOCATION": CIM_REDIS_URL,
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }
     if CIM_REDIS_URL
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }

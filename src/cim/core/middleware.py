@@ -3,10 +3,11 @@ import time
 import uuid
 
 import structlog
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
+from redis.exceptions import RedisError
 
-from cim.core.api_errors import error_body
+from cim.core.api_errors import RETRY_AFTER_SECONDS, error_body, unavailable_message
 from cim.core.context import set_request_id
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -77,4 +78,22 @@ class ApiJsonErrorsMiddleware:
             response = JsonResponse(body, status=response.status_code, json_dumps_params={"ensure_ascii": False})
             if allow:
                 response["Allow"] = allow
+        return response
+
+
+class QueueUnavailableMiddleware:
+    """Work that needs the Redis job queue while Redis is down is refused with 503 and Retry-After, not a 500: the
+    request's transaction is rolled back, so nothing half-done stays, and the client or person tries again."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, RedisError):
+            return None
+        response = HttpResponse(unavailable_message(), status=503, content_type="text/plain; charset=utf-8")
+        response["Retry-After"] = RETRY_AFTER_SECONDS
         return response

@@ -49,9 +49,10 @@ def periodic_enqueue_due(*, now: datetime | None = None) -> list[str]:
     now = now or timezone.now()
     queued = []
     for job in PERIODIC.values():
-        if _claim(job, now):
-            job.task.enqueue()
-            queued.append(job.name)
+        with transaction.atomic():  # a queue that cannot be reached gives the claim back, for the next round
+            if _claim(job, now):
+                job.task.enqueue()
+                queued.append(job.name)
     return queued
 
 
