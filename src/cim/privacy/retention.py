@@ -75,8 +75,8 @@ def _delete_submissions(cutoff) -> int:
     # Submissions a consent points to stay, emptied: the consent's evidence is its text, time and hash.
     referenced = old.filter(consents__isnull=False)
     scrubbed = referenced.exclude(raw={}, ip=None, user_agent="").update(raw={}, ip=None, user_agent="")
-    deleted, _rows = old.filter(consents__isnull=True).delete()
-    return scrubbed + _rows.get(FormSubmission._meta.label, 0)
+    _total, per_model = old.filter(consents__isnull=True).delete()
+    return scrubbed + per_model.get(FormSubmission._meta.label, 0)
 
 
 def _scrub_events(cutoff) -> int:
