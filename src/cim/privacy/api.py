@@ -101,10 +101,10 @@ def consents(request, number: str):
 
 
 @router.post("/customers/{number}/consents", response={201: ConsentsOut}, summary="Record a consent or a withdrawal")
-def consent_add(request, number: str, body: ConsentIn):
+def consent_add(request, number: str, payload: ConsentIn):
     _require(request, Perm.CUSTOMER_CHANGE)
     customer = customer_get(user=request.auth, number=number)
-    consent_record(customer=customer, actor=request.auth, **body.model_dump())
+    consent_record(customer=customer, actor=request.auth, **payload.model_dump())
     return Status(201, _consents(customer))
 
 
@@ -120,13 +120,13 @@ class EraseOut(Schema):
 
 
 @router.post("/customers/{number}/erase", response=EraseOut, summary="Erase a customer's personal data (irreversible)")
-def erase(request, number: str, body: EraseIn):
+def erase(request, number: str, payload: EraseIn):
     _require(request, Perm.PRIVACY_MANAGE)
     customer = customer_get(user=request.auth, number=number)
-    if body.confirm.strip() != customer.number:
+    if payload.confirm.strip() != customer.number:
         raise ValidationError({"confirm": [_("Type the customer number to confirm.")]})
-    data_request = get_object_or_404(DataSubjectRequest, pk=body.request_id) if body.request_id else None
-    tombstone = customer_erase(customer=customer, actor=request.auth, reason=body.reason, request=data_request)
+    data_request = get_object_or_404(DataSubjectRequest, pk=payload.request_id) if payload.request_id else None
+    tombstone = customer_erase(customer=customer, actor=request.auth, reason=payload.reason, request=data_request)
     return {"number": tombstone.number, "erased_at": tombstone.erased_at}
 
 
@@ -194,10 +194,10 @@ def requests_list(request, status: str = "", overdue: bool = False):
 
 
 @router.post("/privacy/requests", response={201: RequestOut}, summary="Record a data-subject request")
-def requests_create(request, body: RequestIn):
+def requests_create(request, payload: RequestIn):
     _require(request, Perm.PRIVACY_MANAGE)
-    customer = customer_get(user=request.auth, number=body.customer) if body.customer else None
-    data = body.model_dump(exclude={"customer"})
+    customer = customer_get(user=request.auth, number=payload.customer) if payload.customer else None
+    data = payload.model_dump(exclude={"customer"})
     return Status(201, dsr.request_create(customer=customer, actor=request.auth, **data))
 
 
@@ -208,17 +208,17 @@ def requests_read(request, request_id: int):
 
 
 @router.post("/privacy/requests/{request_id}/transition", response=RequestOut, summary="Move a request on")
-def requests_transition(request, request_id: int, body: TransitionIn):
+def requests_transition(request, request_id: int, payload: TransitionIn):
     _require(request, Perm.PRIVACY_MANAGE)
     data_request = get_object_or_404(DataSubjectRequest, pk=request_id)
-    if body.action == "verify":
-        return dsr.request_verify(request=data_request, method=body.identity_method or "", actor=request.auth)
-    if body.action == "start":
+    if payload.action == "verify":
+        return dsr.request_verify(request=data_request, method=payload.identity_method or "", actor=request.auth)
+    if payload.action == "start":
         return dsr.request_start(request=data_request, actor=request.auth)
-    if body.action == "complete":
-        return dsr.request_complete(request=data_request, actor=request.auth, note=body.note)
-    if body.action == "reject":
-        return dsr.request_reject(request=data_request, reason=body.reason, actor=request.auth)
+    if payload.action == "complete":
+        return dsr.request_complete(request=data_request, actor=request.auth, note=payload.note)
+    if payload.action == "reject":
+        return dsr.request_reject(request=data_request, reason=payload.reason, actor=request.auth)
     raise ValidationError({"action": [_("Select one of: verify, start, complete, reject.")]})
 
 
@@ -269,16 +269,16 @@ def rules_list(request):
 
 
 @router.post("/privacy/retention-rules", response={201: RuleOut})
-def rules_create(request, body: RuleIn):
+def rules_create(request, payload: RuleIn):
     _require(request, Perm.PRIVACY_MANAGE)
-    return Status(201, retention_rule_save(data=body.model_dump(), actor=request.auth))
+    return Status(201, retention_rule_save(data=payload.model_dump(), actor=request.auth))
 
 
 @router.patch("/privacy/retention-rules/{rule_id}", response=RuleOut)
-def rules_update(request, rule_id: int, body: RulePatch):
+def rules_update(request, rule_id: int, payload: RulePatch):
     _require(request, Perm.PRIVACY_MANAGE)
     rule = get_object_or_404(RetentionRule, pk=rule_id)
-    data = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
+    data = {k: v for k, v in payload.model_dump(exclude_unset=True).items() if v is not None}
     return retention_rule_save(rule=rule, data=data, actor=request.auth)
 
 
@@ -371,9 +371,9 @@ def _register_routes(path: str, model, schema_in, schema_out) -> None:
         return list(model.objects.all())
 
     @router.post(f"/privacy/{path}", response={201: schema_out}, operation_id=f"privacy_{path}_create")
-    def create(request, body: schema_in):
+    def create(request, payload: schema_in):
         _require(request, Perm.PRIVACY_MANAGE)
-        return Status(201, reg.register_save(instance=model(), data=body.model_dump(), actor=request.auth))
+        return Status(201, reg.register_save(instance=model(), data=payload.model_dump(), actor=request.auth))
 
     @router.get(f"/privacy/{path}/{{entry_id}}", response=schema_out, operation_id=f"privacy_{path}_read")
     def read(request, entry_id: int):
@@ -381,10 +381,10 @@ def _register_routes(path: str, model, schema_in, schema_out) -> None:
         return get_object_or_404(model, pk=entry_id)
 
     @router.patch(f"/privacy/{path}/{{entry_id}}", response=schema_out, operation_id=f"privacy_{path}_update")
-    def update(request, entry_id: int, body: schema_patch):
+    def update(request, entry_id: int, payload: schema_patch):
         _require(request, Perm.PRIVACY_MANAGE)
         entry = get_object_or_404(model, pk=entry_id)
-        data: dict[str, Any] = body.model_dump(exclude_unset=True)
+        data: dict[str, Any] = payload.model_dump(exclude_unset=True)
         return reg.register_save(instance=entry, data=data, actor=request.auth)
 
 
