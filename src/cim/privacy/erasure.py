@@ -123,16 +123,17 @@ def _wipe_history(targets: dict[str, list[str]]) -> int:
     return wiped
 
 
-def _fts_optimize() -> None:
+def fts_optimize() -> None:
     """FTS5 deletes by writing delete markers: merge the segments so the erased tokens leave the file too."""
     if connection.vendor == "sqlite":
         with connection.cursor() as cursor:
             cursor.execute("INSERT INTO search_document(search_document) VALUES ('optimize')")
 
 
-def customers_anonymise(customer_ids: Iterable[int]) -> int:
+def customers_anonymise(customer_ids: Iterable[int], *, optimize: bool = True) -> int:
     """Anonymise these customers everywhere CUSTOMER_DATA lists, set-based; idempotent. Returns how many
-    customers. No audit and no tombstone: `customer_erase` and the retention rules record what they do."""
+    customers. No audit and no tombstone: `customer_erase` and the retention rules record what they do.
+    `optimize=False` leaves the full-text index's merge to the caller (batches call `fts_optimize` once)."""
     ids = _with_merged(customer_ids)
     if not ids:
         return 0
@@ -167,7 +168,8 @@ def customers_anonymise(customer_ids: Iterable[int]) -> int:
     _wipe_history(history)
     search_index_remove(customer_ids=ids)
     search_index_update(customer_ids=ids)
-    _fts_optimize()
+    if optimize:
+        fts_optimize()
     return len(ids)
 
 

@@ -14,7 +14,7 @@ from cim.audit.services import audit_record
 from cim.customers.models import Customer
 from cim.customers.services import _require
 from cim.ingest.models import FormSubmission
-from cim.privacy.erasure import _journal, customers_anonymise
+from cim.privacy.erasure import _journal, customers_anonymise, fts_optimize
 from cim.privacy.models import ErasureTombstone, RetentionRule
 from cim.service.models import Ticket
 
@@ -61,12 +61,14 @@ def _anonymise_inactive(cutoff) -> int:
     while ids := list(inactive_customers(cutoff).values_list("pk", flat=True)[:BATCH]):
         numbers = dict(Customer.objects.filter(pk__in=ids).values_list("pk", "number"))
         with transaction.atomic():
-            customers_anonymise(ids)
+            customers_anonymise(ids, optimize=False)
             tombstones = ErasureTombstone.objects.bulk_create(
                 [ErasureTombstone(customer_id=pk, number=numbers[pk]) for pk in ids], ignore_conflicts=True
             )
             transaction.on_commit(lambda rows=tombstones: [_journal(t) for t in rows])
         done += len(ids)
+    if done:
+        fts_optimize()
     return done
 
 

@@ -32,7 +32,9 @@ def test_api_erase_needs_the_number_typed_again(admin_user, api_client):
     url = f"/api/v1/customers/{customer.number}/erase"
     response = client.post(url, json.dumps({"reason": "r", "confirm": "nope"}), content_type="application/json")
     assert response.status_code == 422 and response.json()["details"][0]["field"] == "confirm"
-    response = client.post(url, json.dumps({"reason": "r", "confirm": customer.number}), content_type="application/json")
+    response = client.post(
+        url, json.dumps({"reason": "r", "confirm": customer.number}), content_type="application/json"
+    )
     assert response.status_code == 200 and response.json()["number"] == customer.number
     assert ErasureTombstone.objects.filter(customer_id=customer.pk).exists()
 
@@ -50,7 +52,9 @@ def test_api_request_workflow_and_package(admin_user, api_client):
     bad = client.post(f"{path}/transition", json.dumps({"action": "fly"}), content_type="application/json")
     assert bad.status_code == 422
     ok = client.post(
-        f"{path}/transition", json.dumps({"action": "verify", "identity_method": "email_link"}), content_type="application/json"
+        f"{path}/transition",
+        json.dumps({"action": "verify", "identity_method": "email_link"}),
+        content_type="application/json",
     )
     assert ok.json()["status"] == "verified"
     package = client.get(f"{path}/package?format=json")

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from cim.customers.tests.factories import make_customer
 from cim.privacy.models import BreachIncident, Consent, CrossBorderTransfer, DataSubjectRequest, RetentionRule
-from cim.privacy.requests import request_create, request_verify
+from cim.privacy.requests import request_create
 
 pytestmark = pytest.mark.django_db
 
@@ -41,7 +41,9 @@ def test_the_customer_page_shows_the_ledger_and_records_consent(admin_user, admi
     assert "2026-12" in admin_client.get(url).content.decode()
 
     response = admin_client.post(
-        reverse("privacy:consent_record", args=[customer.number]), {"purpose": "cross_border", "granted": "1"}, follow=True
+        reverse("privacy:consent_record", args=[customer.number]),
+        {"purpose": "cross_border", "granted": "1"},
+        follow=True,
     )
     assert "This field is required" in response.content.decode()
     assert Consent.objects.count() == 1
@@ -83,7 +85,9 @@ def test_the_request_register_flags_overdue_requests_and_moves_them_on(admin_use
     )
     created = DataSubjectRequest.objects.get(kind="portability")
     assert response.status_code == 302 and created.law == "gdpr"
-    response = admin_client.post(reverse("privacy:request_create"), {"customer": "C999999", "kind": "erasure", "law": "pipl"})
+    response = admin_client.post(
+        reverse("privacy:request_create"), {"customer": "C999999", "kind": "erasure", "law": "pipl"}
+    )
     assert "No such customer" in response.content.decode()
 
     detail = reverse("privacy:request", args=[created.pk])
@@ -130,8 +134,14 @@ def test_registers_pages_create_and_edit(admin_user, admin_client):
 
     response = admin_client.post(
         reverse("privacy:register_create", args=["transfers"]),
-        {"recipient": "Acme", "country": "DE", "purpose": "p", "legal_basis": "scc", "data_categories": "姓名",
-         "yearly_counts": '{"2026": "many"}'},
+        {
+            "recipient": "Acme",
+            "country": "DE",
+            "purpose": "p",
+            "legal_basis": "scc",
+            "data_categories": "姓名",
+            "yearly_counts": '{"2026": "many"}',
+        },
     )
     assert response.status_code == 200 and not CrossBorderTransfer.objects.exists()
     assert "whole numbers" in response.content.decode()

@@ -15,7 +15,12 @@ def test_a_breach_shows_its_72_hour_deadline_and_is_overdue_until_notified(admin
     detected = timezone.now() - datetime.timedelta(hours=80)
     breach = register_save(
         instance=BreachIncident(),
-        data={"title": "邮件误发", "detected_at": detected, "nature": "名单误发给外部", "data_categories": "姓名、邮箱"},
+        data={
+            "title": "邮件误发",
+            "detected_at": detected,
+            "nature": "名单误发给外部",
+            "data_categories": "姓名、邮箱",
+        },
         actor=admin_user,
     )
     assert breach.authority_due_at == detected + datetime.timedelta(hours=72)

@@ -94,7 +94,12 @@ def test_the_access_package_holds_everything_registered_and_is_audited(admin_use
     content, content_type, _name = package_download(request=request, fmt="csv", actor=admin_user)
     rows = list(csv.reader(io.StringIO(content.decode("utf-8-sig"))))
     assert rows[0] == ["table", "id", "field", "value"]
-    assert ["customers.email", rows[[r[0] for r in rows].index("customers.email")][1], "address", CANARIES["email"]] in rows
+    assert [
+        "customers.email",
+        rows[[r[0] for r in rows].index("customers.email")][1],
+        "address",
+        CANARIES["email"],
+    ] in rows
     assert AuditEvent.objects.filter(action="privacy.package_download", target_id=str(request.pk)).count() == 2
 
 

@@ -23,9 +23,12 @@ def test_inactive_customers_are_anonymised_with_tombstones(admin_user):
     old = make_customer(admin_user, display_name="旧客户")
     recent = make_customer(admin_user, display_name="新客户")
     Customer.objects.filter(pk=old.pk).update(
-        created_at=timezone.now() - datetime.timedelta(days=800), updated_at=timezone.now() - datetime.timedelta(days=800)
+        created_at=timezone.now() - datetime.timedelta(days=800),
+        updated_at=timezone.now() - datetime.timedelta(days=800),
     )
-    rule = retention_rule_save(data={"name": "两年未活跃", "action": "anonymise_inactive", "days": 730}, actor=admin_user)
+    rule = retention_rule_save(
+        data={"name": "两年未活跃", "action": "anonymise_inactive", "days": 730}, actor=admin_user
+    )
 
     assert retention_rule_count(rule=rule) == 1
     assert retention_rule_apply(rule=rule, actor=admin_user) == 1
