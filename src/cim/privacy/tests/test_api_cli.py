@@ -98,3 +98,17 @@ def test_cli_retention_dry_run_and_package(admin_user, tmp_path, capsys):
     out = tmp_path / "p.csv"
     call_command("privacy", "request", "package", str(pk), "--format", "csv", "--output", str(out))
     assert customer.number in out.read_text("utf-8-sig")
+
+
+def test_api_refuses_to_edit_a_restricted_customer_until_lifted(admin_user, api_client):
+    from cim.privacy.services import restriction_set
+
+    customer = make_customer(admin_user)
+    restriction_set(customer=customer, actor=admin_user)
+    client = api_client(admin_user)
+    url = f"/api/v1/customers/{customer.number}"
+    response = client.patch(url, json.dumps({"alias": "x"}), content_type="application/json")
+    assert response.status_code == 422
+    assert "restricted" in response.json()["details"][0]["message"]
+    assert client.delete(f"{url}/restriction").status_code == 204
+    assert client.patch(url, json.dumps({"alias": "x"}), content_type="application/json").status_code == 200
