@@ -238,6 +238,7 @@ class RetentionRule(models.Model):
         ANONYMISE_INACTIVE = "anonymise_inactive", _("Anonymise customers with no activity for N days")
         DELETE_SUBMISSIONS = "delete_submissions", _("Delete raw form submissions older than N days")
         SCRUB_EVENTS = "scrub_events", _("Scrub behaviour event properties older than N days")
+        DELETE_IMPORT_FILES = "delete_import_files", _("Delete uploaded import files older than N days")
 
     name = models.CharField(_("name"), max_length=100, unique=True)
     action = models.CharField(_("action"), max_length=24, choices=Action.choices)

@@ -1,7 +1,9 @@
 """Retention rules (PIPL Art. 19, 47; GDPR Art. 5(1)(e)): data kept no longer than needed, evaluated set-based."""
 
 import datetime
+from pathlib import Path
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
@@ -13,7 +15,7 @@ from cim.activities.models import BehaviourEvent, Interaction, Order
 from cim.audit.services import audit_record
 from cim.customers.models import Customer
 from cim.customers.services import _require
-from cim.ingest.models import FormSubmission
+from cim.ingest.models import FormSubmission, ImportJob
 from cim.privacy.erasure import _journal, customers_anonymise, fts_optimize
 from cim.privacy.models import ErasureTombstone, RetentionRule
 from cim.service.models import Ticket
@@ -46,6 +48,10 @@ def _targets(rule: RetentionRule, cutoff) -> QuerySet:
     if rule.action == Action.DELETE_SUBMISSIONS:
         # Scrubbed ones (raw emptied, kept as consent evidence) are done.
         return FormSubmission.objects.filter(created_at__lt=cutoff).exclude(raw={}, ip=None, user_agent="")
+    if rule.action == Action.DELETE_IMPORT_FILES:
+        # Finished imports only: a running or resumable one still reads its file.
+        finished = (ImportJob.Status.DONE, ImportJob.Status.FAILED)
+        return ImportJob.objects.filter(created_at__lt=cutoff, status__in=finished).exclude(file="")
     return BehaviourEvent.objects.filter(occurred_at__lt=cutoff).exclude(
         Q(properties={}) & Q(context={}) & Q(trait_errors=[])
     )
@@ -87,6 +93,17 @@ def _scrub_events(cutoff) -> int:
     )
 
 
+def _delete_import_files(cutoff) -> int:
+    """Uploaded files hold every row as sent, other customers' included: erasure cannot edit them, retention
+    removes them. The import's counts and row errors stay."""
+    jobs = list(_targets(RetentionRule(action=Action.DELETE_IMPORT_FILES, days=1), cutoff).values_list("pk", "file"))
+    root = Path(settings.MEDIA_ROOT)
+    for _pk, name in jobs:
+        (root / name).unlink(missing_ok=True)
+    ImportJob.objects.filter(pk__in=[pk for pk, _name in jobs]).update(file="")
+    return len(jobs)
+
+
 def retention_rule_apply(*, rule: RetentionRule, actor=None, now: datetime.datetime | None = None) -> int:
     """Apply one rule now; returns how many rows it changed. Idempotent: a second run finds nothing to do."""
     _require(actor, Perm.PRIVACY_MANAGE)
@@ -95,6 +112,7 @@ def retention_rule_apply(*, rule: RetentionRule, actor=None, now: datetime.datet
         Action.ANONYMISE_INACTIVE: _anonymise_inactive,
         Action.DELETE_SUBMISSIONS: _delete_submissions,
         Action.SCRUB_EVENTS: _scrub_events,
+        Action.DELETE_IMPORT_FILES: _delete_import_files,
     }[rule.action]
     count = apply(cutoff)
     with transaction.atomic():

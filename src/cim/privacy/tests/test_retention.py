@@ -86,3 +86,29 @@ def test_rules_are_validated(admin_user):
     with pytest.raises(ValidationError) as error:
         retention_rule_save(data={"name": "", "action": "nope", "days": 0}, actor=admin_user)
     assert set(error.value.message_dict) == {"name", "action", "days"}
+
+
+def test_old_import_files_are_deleted_and_the_import_record_stays(admin_user, settings):
+    from pathlib import Path
+
+    from cim.ingest.models import ImportJob
+
+    root = Path(settings.MEDIA_ROOT)
+    (root / "imports").mkdir(parents=True)
+    jobs = {}
+    for name, status, days in (("old", "done", 40), ("running", "running", 40), ("new", "done", 1)):
+        (root / "imports" / f"{name}.csv").write_text("姓名,手机\n甄喵测试,13912349876\n")
+        job = ImportJob.objects.create(
+            file=f"imports/{name}.csv", filename=f"{name}.csv", sha256="0" * 64, file_format="csv", status=status
+        )
+        _age(ImportJob, job.pk, "created_at", days)
+        jobs[name] = job
+    rule = retention_rule_save(data={"name": "导入文件", "action": "delete_import_files", "days": 30}, actor=admin_user)
+
+    assert retention_rule_count(rule=rule) == 1
+    assert retention_rule_apply(rule=rule, actor=admin_user) == 1
+
+    assert not (root / "imports" / "old.csv").exists()
+    assert (root / "imports" / "running.csv").exists() and (root / "imports" / "new.csv").exists()
+    assert ImportJob.objects.get(pk=jobs["old"].pk).file == ""
+    assert retention_rule_count(rule=rule) == 0
