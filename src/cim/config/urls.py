@@ -20,5 +20,6 @@ urlpatterns = [
     path("", include("cim.service.urls")),
     path("", include("cim.analytics.urls")),
     path("", include("cim.segments.urls")),
+    path("", include("cim.privacy.urls")),
     path("", include("cim.customers.urls")),
 ]
