@@ -14,8 +14,10 @@ from cim.accounts.roles import Role
 
 
 def mfa_required(user) -> bool:
-    """Administrators must use a second factor (ASVS 5.0 V6.3.3 for privileged accounts)."""
-    return user.is_authenticated and (user.role == Role.ADMINISTRATOR or user.is_superuser)
+    """Whether the user must use a second factor: administrators always, other roles when CIM_MFA_REQUIRED_ROLES says."""
+    return user.is_authenticated and (
+        user.is_superuser or user.role == Role.ADMINISTRATOR or user.role in settings.CIM_MFA_REQUIRED_ROLES
+    )
 
 
 def has_totp(user) -> bool:

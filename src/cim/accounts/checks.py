@@ -15,7 +15,10 @@ def check_administrators_mfa(app_configs=None, **kwargs):
 
     try:
         missing = list(
-            User.objects.filter(Q(role=Role.ADMINISTRATOR) | Q(is_superuser=True), is_active=True)
+            User.objects.filter(
+                Q(role=Role.ADMINISTRATOR) | Q(role__in=settings.CIM_MFA_REQUIRED_ROLES) | Q(is_superuser=True),
+                is_active=True,
+            )
             .exclude(pk__in=Authenticator.objects.filter(type=Authenticator.Type.TOTP).values("user_id"))
             .order_by("username")
             .values_list("username", flat=True)
@@ -26,7 +29,7 @@ def check_administrators_mfa(app_configs=None, **kwargs):
         return []
     return [
         Warning(
-            f"{len(missing)} active administrator(s) without two-factor authentication: {', '.join(missing[:10])}.",
+            f"{len(missing)} active user(s) who must use two-factor authentication but have not set it up: {', '.join(missing[:10])}.",
             hint="They are sent to set up an authenticator app at their next login; until then a stolen password "
             "is enough to take over the account.",
             id="cim.accounts.W001",

@@ -70,7 +70,7 @@ _MFA_SETUP_NAMES = (
 
 
 class AdministratorMfaMiddleware:
-    """An administrator without a TOTP authenticator is sent to set one up before anything else (ASVS V6.3.3)."""
+    """An administrator (or a role in CIM_MFA_REQUIRED_ROLES) without a TOTP authenticator sets one up first."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -93,13 +93,13 @@ class AdministratorMfaMiddleware:
             if has_totp(user):
                 request.session[MFA_OK] = True
             elif request.path.startswith("/api/"):
-                body = error_body("mfa_required", _("Administrators must set up two-factor authentication first."))
+                body = error_body("mfa_required", _("Set up two-factor authentication on the web page first."))
                 return JsonResponse(body, status=403, json_dumps_params={"ensure_ascii": False})
             else:
                 messages.warning(
                     request,
                     _(
-                        "Administrators must use two-factor authentication. Scan the code with an authenticator "
+                        "Your role must use two-factor authentication. Scan the code with an authenticator "
                         "app and enter the code it shows; then keep the recovery codes somewhere safe."
                     ),
                 )

@@ -153,6 +153,8 @@ ACCOUNT_RATE_LIMITS = {
     # "key" is (username, client address), see CimAccountAdapter; "ip" also caps password spraying from one address.
     "login_failed": f"30/10m/ip,{CIM_LOGIN_FAILURES}/{CIM_LOGIN_LOCKOUT_MINUTES * 60}s/key",
 }
+# Roles that must set up MFA besides administrators (comma-separated, e.g. "manager,analyst"; all roles: ASVS L2).
+CIM_MFA_REQUIRED_ROLES = [r for r in os.environ.get("CIM_MFA_REQUIRED_ROLES", "").split(",") if r]
 MFA_ADAPTER = "cim.accounts.adapter.CimMfaAdapter"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "CIM"

@@ -266,3 +266,40 @@ def test_deploy_check_warns_about_admins_without_mfa_and_insecure_cookies(settin
     settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = True
     settings.CIM_SESSION_IDLE_MINUTES = 30
     assert check_session_settings() == []
+
+
+def test_more_roles_can_be_made_to_use_mfa(settings, users):
+    settings.CIM_MFA_REQUIRED_ROLES = ["sales"]
+    client = Client()
+    _log_in(client, "sales-user")
+    assert client.get(reverse("customers:list"))["Location"] == reverse("mfa_activate_totp")
+    other = Client()
+    _log_in(other, "service-user")
+    assert other.get(reverse("customers:list")).status_code == 200
+
+
+@pytest.mark.parametrize("language", ["en", "zh-hans"])
+def test_account_pages_use_the_cim_layout(users, language):
+    client = Client(HTTP_ACCEPT_LANGUAGE=language)
+    for name in ("account_login", "account_reset_password", "account_signup"):
+        response = client.get(reverse(name))
+        assert response.status_code == 200, name
+        assert 'class="navbar-brand' in response.content.decode() and f'lang="{language}"' in response.content.decode()
+    client.force_login(users[Role.ADMINISTRATOR])
+    for name in ("mfa_index", "account_change_password", "account_reauthenticate", "api_tokens"):
+        response = client.get(reverse(name))
+        assert response.status_code == 200, name
+        assert 'class="navbar-brand' in response.content.decode()
+    if language == "zh-hans":
+        # allauth's own strings come translated with it.
+        assert "两步验证" in client.get(reverse("mfa_index")).content.decode() or "双因素" in client.get(
+            reverse("mfa_index")
+        ).content.decode()
+
+
+def test_nobody_can_sign_up(db):
+    response = Client().post(
+        reverse("account_signup"),
+        {"username": "mallory", "password1": "Blue-Lantern-77x", "password2": "Blue-Lantern-77x"},
+    )
+    assert response.status_code == 200 and not User.objects.filter(username="mallory").exists()
