@@ -16,7 +16,7 @@ def test_create_an_api_token_see_it_once_and_revoke_it(page, live_server, transa
     page.fill("#id_name", "ERP")
     page.select_option("#id_scope", "read")
     page.fill("#id_days", "30")
-    page.locator("form button[type=submit]").first.click()
+    page.locator("#token-create button[type=submit]").click()
     secret = page.locator("#new-token input").input_value()
     assert secret.startswith("cim_")
     page.screenshot(path=str(screenshots / "api-tokens.png"), full_page=True)

@@ -1,7 +1,11 @@
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 
 from cim.config.api import api
+
+# The admin site logs in through CIM's login (lockout, MFA), never through a password-only form of its own.
+admin.site.login = secure_admin_login(admin.site.login)
 
 urlpatterns = [
     path("api/v1/", api.urls),

@@ -303,3 +303,26 @@ def test_nobody_can_sign_up(db):
         {"username": "mallory", "password1": "Blue-Lantern-77x", "password2": "Blue-Lantern-77x"},
     )
     assert response.status_code == 200 and not User.objects.filter(username="mallory").exists()
+
+
+def test_password_reset_by_email_link(db, mailoutbox):
+    user, _ = user_create(username="carol", role=Role.SALES, password=PASSWORD, email="carol@example.com")
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    response = client.post(reverse("account_reset_password"), {"email": "carol@example.com"})
+    assert response.status_code == 302 and len(mailoutbox) == 1
+    link = next(word for word in mailoutbox[0].body.split() if "/password/reset/key/" in word)
+    form_url = client.get(link)["Location"]
+    response = client.post(form_url, {"password1": "Quiet-River-Lamp-9", "password2": "Quiet-River-Lamp-9"})
+    assert response.status_code == 302
+    user.refresh_from_db()
+    assert user.check_password("Quiet-River-Lamp-9")
+    assert AuditEvent.objects.filter(action="user.password_change", target_id=str(user.pk)).exists()
+
+
+def test_the_admin_site_logs_in_through_cims_login_not_its_own(users):
+    response = Client().get("/admin/login/?next=/admin/")
+    assert response.status_code == 302 and response["Location"].startswith(reverse("account_login"))
+    # Posting a password to the admin's own form does not log in either (an administrator must give a TOTP code).
+    client = Client()
+    client.post("/admin/login/?next=/admin/", {"username": "administrator-user", "password": PASSWORD})
+    assert "_auth_user_id" not in client.session
