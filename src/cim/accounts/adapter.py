@@ -14,7 +14,7 @@ from cim.accounts.roles import Role
 
 
 def mfa_required(user) -> bool:
-    """Whether the user must use a second factor: administrators always, other roles when CIM_MFA_REQUIRED_ROLES says."""
+    """Whether the user must use a second factor: administrators always, others if in CIM_MFA_REQUIRED_ROLES."""
     return user.is_authenticated and (
         user.is_superuser or user.role == Role.ADMINISTRATOR or user.role in settings.CIM_MFA_REQUIRED_ROLES
     )

@@ -29,7 +29,8 @@ def check_administrators_mfa(app_configs=None, **kwargs):
         return []
     return [
         Warning(
-            f"{len(missing)} active user(s) who must use two-factor authentication but have not set it up: {', '.join(missing[:10])}.",
+            f"{len(missing)} active user(s) must use two-factor authentication but have not set it up: "
+            f"{', '.join(missing[:10])}.",
             hint="They are sent to set up an authenticator app at their next login; until then a stolen password "
             "is enough to take over the account.",
             id="cim.accounts.W001",

@@ -292,9 +292,10 @@ def test_account_pages_use_the_cim_layout(users, language):
         assert 'class="navbar-brand' in response.content.decode()
     if language == "zh-hans":
         # allauth's own strings come translated with it.
-        assert "两步验证" in client.get(reverse("mfa_index")).content.decode() or "双因素" in client.get(
-            reverse("mfa_index")
-        ).content.decode()
+        assert (
+            "两步验证" in client.get(reverse("mfa_index")).content.decode()
+            or "双因素" in client.get(reverse("mfa_index")).content.decode()
+        )
 
 
 def test_nobody_can_sign_up(db):
