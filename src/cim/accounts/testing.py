@@ -32,12 +32,13 @@ def totp_secret(user: User) -> str:
 
 def browser_log_in(page, base_url: str, username: str, password: str = "Correct-Horse-42") -> None:
     """Log in through the page like a person: password, then, when the user has an authenticator, its code."""
-    page.goto(f"{base_url}/login/")
+    # Generous timeouts: the first requests of a fresh live server import and compile a lot on a busy machine.
+    page.goto(f"{base_url}/login/", timeout=60_000)
     page.fill("#id_login", username)
     page.fill("#id_password", password)
     page.press("#id_password", "Enter")
-    page.wait_for_url(lambda url: not url.rstrip("/").endswith("/login"))
+    page.wait_for_url(lambda url: not url.rstrip("/").endswith("/login"), timeout=60_000)
     if "/2fa/authenticate/" in page.url:
         page.fill("#id_code", totp_code(totp_secret(User.objects.get(username=username))))
         page.press("#id_code", "Enter")
-    page.wait_for_url(f"{base_url}/")
+    page.wait_for_url(f"{base_url}/", timeout=60_000)
