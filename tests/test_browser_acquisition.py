@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 
 from cim.accounts.services import user_create
+from cim.accounts.testing import browser_log_in, totp_activate
 from cim.activities.history_schemas import OrderInput
 from cim.activities.orders import order_create
 from cim.customers.tests.factories import make_customer
@@ -16,16 +17,13 @@ pytestmark = pytest.mark.browser
 
 def test_enter_a_cost_and_read_cac(page, live_server, transactional_db, screenshots):
     admin, _ = user_create(username="alice", role="administrator", password="Correct-Horse-42")
+    totp_activate(admin)
     for name, amount in (("林小雨", "300"), ("陈一", "500")):
         customer = make_customer(admin, display_name=name, source_channel="wechat")
         order_create(customer=customer, data=OrderInput(lines=[{"name": "茶", "unit_price": amount}]), actor=admin)
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", "alice")
-    page.fill("#id_password", "Correct-Horse-42")
-    page.press("#id_password", "Enter")
-    page.wait_for_url(f"{live_server.url}/")
+    browser_log_in(page, live_server.url, "alice")
 
     page.goto(f"{live_server.url}/analytics/")
     page.locator("#acquisition-link").click()

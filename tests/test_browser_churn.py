@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 
 from cim.accounts.services import user_create
+from cim.accounts.testing import browser_log_in, totp_activate
 from cim.activities.history_schemas import OrderInput
 from cim.activities.orders import order_create
 from cim.analytics.churn import churn_refresh
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.browser
 def test_salesperson_sees_their_customers_at_risk_and_why(page, live_server, transactional_db, settings, screenshots):
     settings.CIM_CHURN_TASK_VALUE_SHARE = 1.0
     admin, _ = user_create(username="alice", role="administrator", password="Correct-Horse-42")
+    totp_activate(admin)
     seller, _ = user_create(username="bob", role="sales", password="Correct-Horse-42")
     lapsed = make_customer(admin, display_name="王老顾客", owner_id=seller.pk)
     others = make_customer(admin, display_name="别人的客户")
@@ -34,11 +36,7 @@ def test_salesperson_sees_their_customers_at_risk_and_why(page, live_server, tra
             )
     churn_refresh()
 
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", "bob")
-    page.fill("#id_password", "Correct-Horse-42")
-    page.press("#id_password", "Enter")
-    page.wait_for_url(f"{live_server.url}/")
+    browser_log_in(page, live_server.url, "bob")
     page.goto(f"{live_server.url}/analytics/churn/")
     rows = page.locator("#churn-table tbody tr[data-customer]")
     assert rows.count() == 1  # only his own customer, not the administrator's

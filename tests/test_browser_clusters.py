@@ -6,6 +6,7 @@ import re
 import pytest
 
 from cim.accounts.services import user_create
+from cim.accounts.testing import browser_log_in, totp_activate
 from cim.activities.history_schemas import OrderInput, ProductInput
 from cim.activities.orders import order_create, product_save
 from cim.analytics.basket import rules_refresh
@@ -21,6 +22,7 @@ def test_analyst_reads_clusters_and_rules_and_a_customers_recommendations(
     page, live_server, transactional_db, screenshots
 ):
     admin, _ = user_create(username="alice", role="administrator", password="Correct-Horse-42")
+    totp_activate(admin)
     user_create(username="ann", role="analyst", password="Correct-Horse-42")
     for sku, name in (("TEA", "龙井"), ("CUP", "茶杯"), ("POT", "紫砂壶")):
         product_save(data=ProductInput(sku=sku, name=name, category="茶", price=100), actor=admin)
@@ -32,11 +34,7 @@ def test_analyst_reads_clusters_and_rules_and_a_customers_recommendations(
     clusters_refresh(k=2)
     rules_refresh(min_support=0.3, min_confidence=0.4)
 
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", "ann")
-    page.fill("#id_password", "Correct-Horse-42")
-    page.press("#id_password", "Enter")
-    page.wait_for_url(f"{live_server.url}/")
+    browser_log_in(page, live_server.url, "ann")
     page.goto(f"{live_server.url}/analytics/")
     page.locator("#clusters-link").click()
     page.wait_for_url(re.compile(r"/analytics/clusters/$"))

@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 
 from cim.accounts.services import user_create
+from cim.accounts.testing import browser_log_in, totp_activate
 from cim.activities.history_schemas import OrderInput
 from cim.activities.orders import order_create
 from cim.analytics.models import ReportSchedule
@@ -18,6 +19,7 @@ pytestmark = pytest.mark.browser
 
 def test_dashboard_charts_filters_and_a_schedule(page, live_server, transactional_db, screenshots):
     admin, _ = user_create(username="alice", role="administrator", password="Correct-Horse-42")
+    totp_activate(admin)
     for name, channel, days in (("林小雨", "wechat", (40, 5)), ("陈一", "website", (3,))):
         customer = make_customer(admin, display_name=name, source_channel=channel)
         for ago in days:
@@ -27,11 +29,7 @@ def test_dashboard_charts_filters_and_a_schedule(page, live_server, transactiona
             order_create(customer=customer, data=data, actor=admin)
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", "alice")
-    page.fill("#id_password", "Correct-Horse-42")
-    page.press("#id_password", "Enter")
-    page.wait_for_url(f"{live_server.url}/")
+    browser_log_in(page, live_server.url, "alice")
 
     page.locator("#main-nav .nav-link").first.click()
     page.wait_for_url(re.compile(r"/dashboard/$"))

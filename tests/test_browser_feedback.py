@@ -4,6 +4,7 @@ complaint leads to its ticket, which shows its sentiment."""
 import pytest
 
 from cim.accounts.services import user_create
+from cim.accounts.testing import browser_log_in, totp_activate
 from cim.analytics.sentiment import sentiment_refresh
 from cim.customers.tests.factories import make_customer
 from cim.service.services import ticket_create
@@ -13,6 +14,7 @@ pytestmark = pytest.mark.browser
 
 def test_feedback_page_charts_and_the_way_to_a_complaint(page, live_server, transactional_db, screenshots):
     admin, _ = user_create(username="alice", role="administrator", password="Correct-Horse-42")
+    totp_activate(admin)
     customer = make_customer(admin, display_name="韩梅梅")
     ticket = ticket_create(
         customer=customer, subject="退款", description="申请退款两周了还没到账。", channel="phone", actor=admin
@@ -21,11 +23,7 @@ def test_feedback_page_charts_and_the_way_to_a_complaint(page, live_server, tran
         customer=customer, subject="感谢", description="客服很耐心，问题很快就解决了。", channel="web", actor=admin
     )
     sentiment_refresh()
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", "alice")
-    page.fill("#id_password", "Correct-Horse-42")
-    page.press("#id_password", "Enter")
-    page.wait_for_url(f"{live_server.url}/")
+    browser_log_in(page, live_server.url, "alice")
 
     page.goto(f"{live_server.url}/analytics/")
     page.locator("#feedback-link").click()

@@ -7,6 +7,7 @@ import pytest
 from playwright.sync_api import expect
 
 from cim.accounts.services import user_create
+from cim.accounts.testing import browser_log_in, totp_activate
 from cim.activities.history_schemas import InteractionInput
 from cim.activities.interactions import interaction_log
 from cim.customers.tests.factories import make_customer
@@ -15,15 +16,12 @@ pytestmark = pytest.mark.browser
 
 
 def log_in(page, live_server, username):
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", "Correct-Horse-42")
-    page.press("#id_password", "Enter")
-    page.wait_for_url(f"{live_server.url}/")
+    browser_log_in(page, live_server.url, username)
 
 
 def test_interaction_order_refund_timeline_and_ticket(page, live_server, transactional_db, screenshots):
     admin, _ = user_create(username="alice", role="administrator", password="Correct-Horse-42")
+    totp_activate(admin)
     customer = make_customer(admin, display_name="林小雨", emails=[{"address": "xiaoyu@example.com"}])
     for i in range(31):
         interaction_log(customer=customer, data=InteractionInput(kind="note", subject=f"旧记录{i}"), actor=admin)

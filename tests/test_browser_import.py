@@ -5,6 +5,7 @@ import re
 import pytest
 
 from cim.accounts.services import user_create
+from cim.accounts.testing import browser_log_in, totp_activate
 
 pytestmark = pytest.mark.browser
 
@@ -19,12 +20,9 @@ def test_upload_map_dry_run_and_import_a_gbk_csv(
     page, live_server, transactional_db, tmp_path, immediate_tasks, settings, screenshots
 ):
     settings.MEDIA_ROOT = tmp_path / "uploads"
-    user_create(username="alice", role="administrator", password="Correct-Horse-42")
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", "alice")
-    page.fill("#id_password", "Correct-Horse-42")
-    page.press("#id_password", "Enter")
-    page.wait_for_url(f"{live_server.url}/")
+    admin, _ = user_create(username="alice", role="administrator", password="Correct-Horse-42")
+    totp_activate(admin)
+    browser_log_in(page, live_server.url, "alice")
 
     csv_file = tmp_path / "展会客户.csv"
     csv_file.write_bytes(

@@ -7,6 +7,7 @@ import pytest
 from playwright.sync_api import expect
 
 from cim.accounts.services import user_create
+from cim.accounts.testing import browser_log_in, totp_activate
 from cim.customers.services import customers_tag
 from cim.customers.tests.factories import make_customer
 from cim.segments.models import Segment
@@ -15,15 +16,12 @@ pytestmark = pytest.mark.browser
 
 
 def log_in(page, live_server, username):
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", "Correct-Horse-42")
-    page.press("#id_password", "Enter")
-    page.wait_for_url(f"{live_server.url}/")
+    browser_log_in(page, live_server.url, username)
 
 
 def test_build_a_segment_with_a_not_group_and_a_tag_rule(page, live_server, transactional_db, screenshots):
     admin, _ = user_create(username="alice", role="administrator", password="Correct-Horse-42")
+    totp_activate(admin)
     fang = make_customer(admin, display_name="王芳", gender="female", source_channel="wechat")
     make_customer(admin, display_name="赵敏", gender="female", source_channel="website")
     make_customer(admin, display_name="李雷", gender="male", source_channel="wechat")

@@ -5,9 +5,10 @@ import socket
 import pytest
 from django.test import Client
 
-from cim.accounts.models import Team
+from cim.accounts.models import ApiToken, Team
 from cim.accounts.roles import Role
 from cim.accounts.services import api_token_create, user_create
+from cim.accounts.testing import totp_activate
 
 
 @pytest.fixture(autouse=True)
@@ -44,6 +45,8 @@ def other_team(db):
 def make_user(db, team):
     def make(role: str = Role.SALES, username: str | None = None, team=team):
         user, _ = user_create(username=username or f"{role}-user", role=role, password="Correct-Horse-42", team=team)
+        if role == Role.ADMINISTRATOR:
+            totp_activate(user)  # mandatory for administrators (cim.accounts.middleware)
         return user
 
     return make
@@ -65,7 +68,7 @@ def api_client():
     """A client that sends a bearer token for the given user: `api_client(user).get(...)`."""
 
     def make(user):
-        _, raw = api_token_create(user=user)
+        _, raw = api_token_create(user=user, scope=ApiToken.Scope.WRITE)
         return Client(HTTP_AUTHORIZATION=f"Bearer {raw}", HTTP_ACCEPT_LANGUAGE="en")
 
     return make

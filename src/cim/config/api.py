@@ -1,5 +1,6 @@
 from ninja import NinjaAPI
 
+from cim.accounts.api import router as accounts_router
 from cim.activities.api import router as activities_router
 from cim.activities.follow_up_api import router as follow_ups_router
 from cim.analytics.acquisition_api import router as acquisition_router
@@ -22,7 +23,8 @@ api = NinjaAPI(
     title="CIM API",
     version="1",
     description="Customer Information Management. Authenticate with `Authorization: Bearer <token>` "
-    "(create one with `cim token create USER`). Errors are JSON: `code`, `message`, `details[]`.",
+    "(create one on the API tokens page, with `POST /tokens` or `cim token create USER`). "
+    "Errors are JSON: `code`, `message`, `details[]`.",
     auth=API_AUTH,
     parser=JSONObjectParser(),
     urls_namespace="api",
@@ -44,3 +46,4 @@ api.add_router("/", dashboard_router)
 api.add_router("/", sentiment_router)
 api.add_router("/", segments_router)
 api.add_router("/", service_router)
+api.add_router("/", accounts_router)

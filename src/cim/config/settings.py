@@ -49,6 +49,9 @@ INSTALLED_APPS = [
     "cim.analytics",
     "cim.segments",
     "cim.privacy",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
 ]
 
 MIDDLEWARE = [
@@ -63,6 +66,9 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "cim.accounts.middleware.SessionTimeoutMiddleware",
+    "cim.accounts.middleware.AdministratorMfaMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -74,9 +80,9 @@ MIDDLEWARE = [
 ROOT_URLCONF = "cim.config.urls"
 WSGI_APPLICATION = "cim.config.wsgi.application"
 AUTH_USER_MODEL = "accounts.User"
-LOGIN_URL = "login"
+LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "customers:list"
-LOGOUT_REDIRECT_URL = "login"
+LOGOUT_REDIRECT_URL = "account_login"
 
 TEMPLATES = [
     {
@@ -127,12 +133,47 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
+# ASVS 5.0 V6.2 (docs/security.md): long passphrases welcome, no composition rules, common passwords refused.
+CIM_PASSWORD_MIN_LENGTH = int(os.environ.get("CIM_PASSWORD_MIN_LENGTH", "15"))
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": CIM_PASSWORD_MIN_LENGTH},
+    },
+    {"NAME": "cim.accounts.passwords.MaximumLengthValidator", "OPTIONS": {"max_length": 128}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
-    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+
+# django-allauth: login by username (administrators create accounts, nobody signs up), MFA with TOTP and
+# recovery codes (mandatory for administrators, cim.accounts.middleware), lockout per username and address.
+ACCOUNT_ADAPTER = "cim.accounts.adapter.CimAccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"username"}
+ACCOUNT_SIGNUP_FIELDS = ["username*", "email", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
+ACCOUNT_SESSION_REMEMBER = False
+ACCOUNT_PASSWORD_RESET_BY_CODE_ENABLED = False
+ACCOUNT_REAUTHENTICATION_TIMEOUT = 300
+CIM_LOGIN_FAILURES = int(os.environ.get("CIM_LOGIN_FAILURES", "5"))
+CIM_LOGIN_LOCKOUT_MINUTES = int(os.environ.get("CIM_LOGIN_LOCKOUT_MINUTES", "15"))
+ACCOUNT_RATE_LIMITS = {
+    # "key" is (username, client address), see CimAccountAdapter; "ip" also caps password spraying from one address.
+    "login_failed": f"30/10m/ip,{CIM_LOGIN_FAILURES}/{CIM_LOGIN_LOCKOUT_MINUTES * 60}s/key",
+}
+# Roles that must set up MFA besides administrators (comma-separated, e.g. "manager,analyst"; all roles: ASVS L2).
+CIM_MFA_REQUIRED_ROLES = [r for r in os.environ.get("CIM_MFA_REQUIRED_ROLES", "").split(",") if r]
+MFA_ADAPTER = "cim.accounts.adapter.CimMfaAdapter"
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "CIM"
+MFA_RECOVERY_CODE_COUNT = 10
+MFA_RECOVERY_CODES_SHOW_ONCE = True
+MFA_PASSKEY_LOGIN_ENABLED = False
 
 LANGUAGE_CODE = "zh-hans"
 LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
@@ -153,8 +194,14 @@ STORAGES = {
 MEDIA_ROOT = DATA_DIR / "uploads"
 WHITENOISE_USE_FINDERS = DEBUG
 
+# Sessions end after CIM_SESSION_IDLE_MINUTES without a request (sliding) and CIM_SESSION_MAX_HOURS after login,
+# whichever comes first (cim.accounts.middleware.SessionTimeoutMiddleware); the cookie never outlives the maximum.
+CIM_SESSION_IDLE_MINUTES = int(os.environ.get("CIM_SESSION_IDLE_MINUTES", "30"))
+CIM_SESSION_MAX_HOURS = int(os.environ.get("CIM_SESSION_MAX_HOURS", "12"))
+SESSION_COOKIE_AGE = CIM_SESSION_MAX_HOURS * 3600
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 # Served over HTTPS behind a proxy that sets X-Forwarded-Proto (docs/deploy.md): Secure cookies, plain HTTP
@@ -259,6 +306,10 @@ LOGGING = logging_config(
 # Metrics: the bearer token Prometheus sends; the folder gunicorn's processes share their samples through.
 CIM_METRICS_TOKEN = load_or_create(DATA_DIR, "CIM_METRICS_TOKEN", "metrics_token")
 PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+
+# API tokens expire after this many days unless another lifetime (at most CIM_API_TOKEN_MAX_DAYS) is chosen.
+CIM_API_TOKEN_DAYS = int(os.environ.get("CIM_API_TOKEN_DAYS", "90"))
+CIM_API_TOKEN_MAX_DAYS = int(os.environ.get("CIM_API_TOKEN_MAX_DAYS", "366"))
 
 NINJA_PAGINATION_PER_PAGE = 50
 NINJA_PAGINATION_MAX_PER_PAGE_SIZE = 500

@@ -1,9 +1,13 @@
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 
 from cim.config.api import api
 from cim.core.health import health, ready
 from cim.core.metrics import metrics_view
+
+# The admin site logs in through CIM's login (lockout, MFA), never through a password-only form of its own.
+admin.site.login = secure_admin_login(admin.site.login)
 
 urlpatterns = [
     path("health", health, name="health"),

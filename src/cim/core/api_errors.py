@@ -11,6 +11,8 @@ from ninja.errors import AuthenticationError, AuthorizationError, HttpError, Thr
 from ninja.errors import ValidationError as NinjaValidationError
 from redis.exceptions import RedisError
 
+from cim.accounts.services import TokenRefused
+from cim.core.api_auth import TokenScopeDenied
 from cim.customers.selectors import InvalidNumber
 from cim.customers.services import PermissionDenied
 
@@ -101,6 +103,19 @@ def install_error_handlers(api: NinjaAPI) -> None:
         return respond(
             request, 401, error_body("not_authenticated", _("Send a valid API token: Authorization: Bearer <token>."))
         )
+
+    @api.exception_handler(TokenRefused)
+    def token_refused(request, exc):
+        messages = {
+            "token_expired": _("This API token has expired; create a new one."),
+            "token_revoked": _("This API token has been revoked."),
+        }
+        return respond(request, 401, error_body(exc.code, messages[exc.code]))
+
+    @api.exception_handler(TokenScopeDenied)
+    def token_scope(request, exc):
+        message = _("This API token is read-only; use a token with the write scope to change data.")
+        return respond(request, 403, error_body("insufficient_scope", message))
 
     @api.exception_handler(PermissionDenied)
     @api.exception_handler(AuthorizationError)

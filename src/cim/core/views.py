@@ -23,7 +23,7 @@ def page(view=None, *, perm: str | None = None):
         @login_required
         def wrapper(request, *args, **kwargs):
             if request.user.must_change_password:
-                return redirect("password_change")
+                return redirect("account_change_password")
             if perm is not None and not has_perm(request.user, perm):
                 raise PermissionDenied(_("Your role does not allow this."))
             try:

@@ -1,4 +1,4 @@
-"""Login, the forced change of a one-time password, password change, logout and the language switch."""
+"""Login (django-allauth), the forced change of a one-time password, password change, logout, the language switch."""
 
 import pytest
 from django.test import Client
@@ -20,30 +20,30 @@ def test_login_page_renders_in_both_languages():
 
 def test_login_then_customer_list(users):
     client = Client(HTTP_ACCEPT_LANGUAGE="en")
-    response = client.post(reverse("login"), {"username": "sales-user", "password": PASSWORD})
+    response = client.post(reverse("login"), {"login": "sales-user", "password": PASSWORD})
     assert response.status_code == 302 and response["Location"] == reverse("customers:list")
     assert client.get(reverse("customers:list")).status_code == 200
 
 
 def test_wrong_password_is_shown(users):
-    response = Client(HTTP_ACCEPT_LANGUAGE="en").post(reverse("login"), {"username": "sales-user", "password": "no"})
+    response = Client(HTTP_ACCEPT_LANGUAGE="en").post(reverse("login"), {"login": "sales-user", "password": "no"})
     assert response.status_code == 200
-    assert "Please enter a correct username and password." in response.content.decode()
+    assert "The username and/or password you specified are not correct." in response.content.decode()
 
 
 def test_one_time_password_must_be_changed_first(db):
     user, one_time = user_create(username="newbie", role=Role.SALES)
     client = Client(HTTP_ACCEPT_LANGUAGE="en")
-    response = client.post(reverse("login"), {"username": "newbie", "password": one_time})
-    assert response["Location"] == reverse("password_change")
+    response = client.post(reverse("login"), {"login": "newbie", "password": one_time})
+    assert response["Location"] == reverse("account_change_password")
     # Every page sends them back until the password is changed.
-    assert client.get(reverse("customers:list"))["Location"] == reverse("password_change")
-    assert client.get(reverse("customers:create"))["Location"] == reverse("password_change")
-    page = client.get(reverse("password_change")).content.decode()
+    assert client.get(reverse("customers:list"))["Location"] == reverse("account_change_password")
+    assert client.get(reverse("customers:create"))["Location"] == reverse("account_change_password")
+    page = client.get(reverse("account_change_password")).content.decode()
     assert "one-time password" in page
     response = client.post(
-        reverse("password_change"),
-        {"old_password": one_time, "new_password1": "Blue-Lantern-77", "new_password2": "Blue-Lantern-77"},
+        reverse("account_change_password"),
+        {"oldpassword": one_time, "password1": "Blue-Lantern-77", "password2": "Blue-Lantern-77"},
     )
     assert response.status_code == 302 and response["Location"] == reverse("customers:list")
     user.refresh_from_db()
@@ -56,10 +56,16 @@ def test_password_change_errors(users):
     client = Client(HTTP_ACCEPT_LANGUAGE="en")
     client.force_login(users[Role.SALES])
     response = client.post(
-        reverse("password_change"), {"old_password": "wrong", "new_password1": "x", "new_password2": "y"}
+        reverse("account_change_password"), {"oldpassword": "wrong", "password1": "x", "password2": "y"}
     )
     assert response.status_code == 200
-    assert "Your old password was entered incorrectly." in response.content.decode()
+    assert "Please type your current password." in response.content.decode()
+
+
+def test_old_password_url_still_leads_to_the_change_page(users):
+    client = Client()
+    client.force_login(users[Role.SALES])
+    assert client.get("/password/")["Location"] == reverse("account_change_password")
 
 
 def test_logout_is_a_post(users):

@@ -7,7 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from cim.accounts.models import ApiToken, User
-from cim.accounts.services import api_token_authenticate
+from cim.accounts.services import TokenRefused, api_token_authenticate
 from cim.customers.models import Customer
 
 pytestmark = pytest.mark.django_db
@@ -59,15 +59,17 @@ def test_createuser_refuses_an_existing_name():
 def test_token_create_authenticates_then_revoke_stops_it():
     run("createuser", "erin", "--role", "analyst")
     report = last_json(run("token", "create", "erin", "--name", "reports", "--json"))
-    assert api_token_authenticate(report["token"]) == User.objects.get(username="erin")
+    assert api_token_authenticate(report["token"]).user == User.objects.get(username="erin")
     assert ApiToken.objects.get(prefix=report["prefix"]).name == "reports"
+    assert report["scope"] == "read"
 
     listed = last_json(run("token", "list", "erin", "--json"))
     assert [t["prefix"] for t in listed["tokens"]] == [report["prefix"]]
     assert report["token"] not in json.dumps(listed)
 
     run("token", "revoke", report["prefix"])
-    assert api_token_authenticate(report["token"]) is None
+    with pytest.raises(TokenRefused):
+        api_token_authenticate(report["token"])
 
 
 def test_token_errors():

@@ -9,6 +9,7 @@ from django.test import Client
 from django.urls import URLResolver, get_resolver
 
 from cim.accounts.roles import Role
+from cim.accounts.services import api_token_create
 from cim.activities.follow_ups import callback_plan_create, follow_up_create
 from cim.activities.history_schemas import InteractionInput, OrderInput, ProductInput
 from cim.activities.interactions import interaction_log
@@ -170,6 +171,10 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/privacy/assessments"): PRIVACY,
     ("GET", "/api/v1/privacy/assessments/{entry_id}"): PRIVACY,
     ("PATCH", "/api/v1/privacy/assessments/{entry_id}"): PRIVACY,
+    # Everyone manages their own API tokens.
+    ("GET", "/api/v1/tokens"): ALL,
+    ("POST", "/api/v1/tokens"): ALL,
+    ("POST", "/api/v1/tokens/{token_id}/revoke"): ALL,
 }
 
 # A valid body per operation, so that the role is the only thing that varies.
@@ -273,6 +278,7 @@ BODIES = {
         "conclusion": "with_measures",
     },
     ("PATCH", "/api/v1/privacy/assessments/{entry_id}"): {"conclusion": "acceptable"},
+    ("POST", "/api/v1/tokens"): {"name": "矩阵令牌", "scope": "read", "days": 7},
 }
 
 
@@ -388,6 +394,7 @@ def test_role_matrix(api_client, users, admin_user, world, role, method, path):
     schedule = {"name": "矩阵日报", "report": "rfm", "frequency": "daily", "recipients": ["boss@example.com"]}
     ids.update(schedule_id=report_schedule_create(data=schedule, actor=admin_user).pk)
     ids.update(_privacy(customer, admin_user, path))
+    ids.update(token_id=api_token_create(user=user, name="矩阵")[0].pk)
     if path.endswith("/restore"):
         customer_archive(customer=customer, actor=admin_user)
     # A second customer of theirs, a pair of the two, and a merge of them, for the data-quality operations.
@@ -424,7 +431,7 @@ def test_every_operation_needs_authentication(world, admin_user, method, path):
     ids = {"order_id": 1, "sku": "x", "interaction_id": 1, "attachment_id": 1}
     ids.update(ticket_number="T-2026-000001", priority="normal")
     ids.update(follow_up_id=1, notification_id=1, plan_id=1, channel="website", month="2026-01", segment_id=1)
-    ids.update(schedule_id=1, request_id=1, rule_id=1, entry_id=1)
+    ids.update(schedule_id=1, request_id=1, rule_id=1, entry_id=1, token_id=1)
     url = path.format(number=customer.number, tag_id=world["tag"].pk, key="level", pair_id=1, merge_id=1, **ids)
     response = _call(Client(), method, url, BODIES.get((method, path)))
     assert response.status_code == 401

@@ -513,7 +513,7 @@ def test_invalid_values_are_422_with_per_field_details(client, body, fields):
 
 
 def test_error_messages_follow_accept_language(admin_user):
-    _, raw = api_token_create(user=admin_user)
+    _, raw = api_token_create(user=admin_user, scope="write")
     zh = Client(HTTP_AUTHORIZATION=f"Bearer {raw}", HTTP_ACCEPT_LANGUAGE="zh-hans")
     en = Client(HTTP_AUTHORIZATION=f"Bearer {raw}", HTTP_ACCEPT_LANGUAGE="en")
     body = {"display_name": ""}
@@ -535,7 +535,7 @@ def test_revoked_token_and_inactive_user_are_401(admin_user):
     client = Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
     assert client.get(f"{API}/customers").status_code == 200
     api_token_revoke(token=token, actor=admin_user)
-    _assert_error(client.get(f"{API}/customers"), 401, "not_authenticated")
+    _assert_error(client.get(f"{API}/customers"), 401, "token_revoked")
     _, raw = api_token_create(user=admin_user)
     admin_user.is_active = False
     admin_user.save()

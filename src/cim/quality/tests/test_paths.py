@@ -33,7 +33,7 @@ def by_page(admin_user, tmp_path, commit):
 def by_api(admin_user, tmp_path, commit):
     from cim.accounts.services import api_token_create
 
-    _, token = api_token_create(user=admin_user)
+    _, token = api_token_create(user=admin_user, scope="write")
     body = {"display_name": NAME, "phones": [{"number": AS_TYPED}]}
     client = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
     assert client.post("/api/v1/customers", json.dumps(body), content_type="application/json").status_code == 201

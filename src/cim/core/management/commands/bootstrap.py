@@ -53,7 +53,10 @@ class Command(ReportingCommand):
                     f"    URL:       {login_url}\n    username:  {admin.username}\n"
                     f"    password:  {result['password']}\n"
                 )
-                self.stdout.write("It is shown only now; you will be asked to choose your own.")
+                self.stdout.write(
+                    "It is shown only now; you will be asked to choose your own, then to set up two-factor "
+                    "authentication with an authenticator app (mandatory for administrators)."
+                )
         elif not self.as_json:
             self.stdout.write(
                 f"Administrator “{admin.username}” exists. Forgot the password? `cim changepassword {admin.username}`"
