@@ -19,6 +19,8 @@ DEBUG = _env_bool("CIM_DEBUG", False)
 SECRET_KEY = load_or_create(DATA_DIR, "CIM_SECRET_KEY", "secret_key")
 # Keys the HMAC search and duplicate keys of phones and emails (DESIGN §5); kept outside the database.
 CIM_SEARCH_KEY = load_or_create(DATA_DIR, "CIM_SEARCH_KEY", "search_key")
+# Keys the audit log's HMAC chain (docs/audit.md); kept outside the database, and best outside the data dir too.
+CIM_AUDIT_KEY = load_or_create(DATA_DIR, "CIM_AUDIT_KEY", "audit_key")
 ALLOWED_HOSTS = [h for h in os.environ.get("CIM_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CIM_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
@@ -62,6 +64,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "cim.audit.middleware.AccessDeniedAuditMiddleware",
 ]
 
 ROOT_URLCONF = "cim.config.urls"

@@ -43,6 +43,7 @@ LOGGERS = EDITORS
 SEGMENTERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING, Role.ANALYST})
 ANALYSTS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING, Role.ANALYST})
 COST_KEEPERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING, Role.ANALYST})  # analytics.manage
+AUDITORS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.AUDITOR})  # audit.view
 
 # (method, OpenAPI path) → the roles allowed to call it.
 MATRIX: dict[tuple[str, str], frozenset[str]] = {
@@ -143,6 +144,8 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/segments/{segment_id}/refresh"): SEGMENTERS,
     ("POST", "/api/v1/segments/{segment_id}/members"): TAGGERS,
     ("POST", "/api/v1/segments/{segment_id}/members/remove"): TAGGERS,
+    ("GET", "/api/v1/audit/events"): AUDITORS,
+    ("POST", "/api/v1/audit/verify"): AUDITORS,
 }
 
 # A valid body per operation, so that the role is the only thing that varies.
