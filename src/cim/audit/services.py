@@ -45,7 +45,8 @@ def audit_record(
         request_id=request_id(),
         note=note[:500],
     )
-    with transaction.atomic():
+    # No savepoint of its own: an audit write that fails must fail the change it records.
+    with transaction.atomic(savepoint=False):
         seq, previous = chain_reserve(1)
         event.seq = seq + 1
         event.chain = link(audit_key(), previous, tuple(getattr(event, name) for name in _CHAINED_ATTRS))
@@ -83,7 +84,8 @@ def audit_record_bulk(
     ids = [str(pk) for pk in target_ids]
     if not ids:
         return 0
-    with transaction.atomic():
+    # No savepoint of its own: an audit write that fails must fail the change it records.
+    with transaction.atomic(savepoint=False):
         last_seq, previous = chain_reserve(len(ids))
         links = list(
             chain_rows(
