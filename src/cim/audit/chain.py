@@ -52,7 +52,11 @@ def chain_reserve(count: int) -> tuple[int, str]:
         from cim.audit.models import AuditEvent
 
         last = AuditEvent.objects.order_by("-seq").values_list("seq", "chain").first()
-        head = AuditChainHead.objects.create(pk=1, seq=last[0] if last else 0, chain=last[1] if last else GENESIS)
+        # Two processes may get here at once: the second's insert waits for the first and then does nothing.
+        AuditChainHead.objects.bulk_create(
+            [AuditChainHead(pk=1, seq=last[0] if last else 0, chain=last[1] if last else GENESIS)],
+            ignore_conflicts=True,
+        )
         head = AuditChainHead.objects.select_for_update().get(pk=1)
     return head.seq, head.chain
 

@@ -208,3 +208,12 @@ def test_concurrent_appends_never_share_a_link(make_user):
     assert not errors
     assert AuditEvent.objects.filter(action="test.race").count() == 2 * (25 + 5 * 3)
     assert chain_verify().ok
+
+
+def test_a_missing_head_starts_where_the_log_ends(admin_user):
+    _events(2, admin_user)
+    last = AuditEvent.objects.order_by("-seq").first()
+    AuditChainHead.objects.all().delete()  # e.g. a test database flushed between tests
+    _events(1, admin_user)
+    assert AuditEvent.objects.order_by("-seq").first().seq == last.seq + 1
+    assert chain_verify().ok
