@@ -70,3 +70,4 @@ bench: install-dev
 	$(BIN)/python bench/history_bench.py
 	$(BIN)/python bench/clv_bench.py
 	$(BIN)/python bench/segments_bench.py
+	$(BIN)/python bench/audit_bench.py --events 1000000

@@ -1,8 +1,9 @@
-"""What happens around logging in: session stamps, the audit trail, and clearing a pending one-time password."""
+"""What happens around logging in: session stamps, MFA changes in the audit trail, and clearing a pending
+one-time password. Logins, logouts and failed logins are recorded by cim.audit.signals."""
 
 from allauth.account.signals import password_changed, password_reset
 from allauth.mfa.signals import authenticator_added, authenticator_removed, authenticator_reset
-from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.contrib.auth.signals import user_logged_in
 from django.dispatch import receiver
 
 from cim.accounts.middleware import MFA_OK, session_start
@@ -14,19 +15,6 @@ from cim.audit.services import audit_record
 def _logged_in(sender, request, user, **kwargs):
     if request is not None and hasattr(request, "session"):
         session_start(request, user)
-    audit_record(actor=user, action="user.login", target=user)
-
-
-@receiver(user_logged_out, dispatch_uid="cim.accounts.logged_out")
-def _logged_out(sender, request, user, **kwargs):
-    if user is not None:
-        audit_record(actor=user, action="user.logout", target=user)
-
-
-@receiver(user_login_failed, dispatch_uid="cim.accounts.login_failed")
-def _login_failed(sender, credentials, request=None, **kwargs):
-    # The username tried is personal data: only the fact and the request id are recorded.
-    audit_record(actor=None, action="user.login_failed", target=None, target_type="accounts.user")
 
 
 @receiver(password_changed, dispatch_uid="cim.accounts.password_changed")

@@ -20,8 +20,7 @@ from django.utils import timezone
 
 from cim.analytics.data import customer_totals
 from cim.analytics.scores import stage_since_set
-from cim.audit.models import AuditEvent, FieldChange
-from cim.core.context import request_id
+from cim.audit.services import audit_record_bulk
 from cim.customers.choices import LifecycleStage
 from cim.customers.models import Customer
 
@@ -102,24 +101,16 @@ def lifecycle_refresh(
 
 def _apply(rows: list[tuple[int, str]], new: str, actor, at: datetime) -> None:
     """One batch of customers moving to `new`: the update, and an audit event with the old stage of each."""
-    author = actor if actor is not None and actor.is_authenticated else None
     with transaction.atomic():
         Customer.objects.filter(pk__in=[pk for pk, _old in rows]).update(lifecycle_stage=new, updated_at=at)
         stage_since_set(customer_ids=[pk for pk, _old in rows], at=at)
-        events = AuditEvent.objects.bulk_create(
-            AuditEvent(
-                actor=author,
-                action="customer.lifecycle",
-                target_type="customers.customer",
-                target_id=str(pk),
-                fields=["lifecycle_stage"],
-                request_id=request_id(),
-            )
-            for pk, _old in rows
-        )
-        FieldChange.objects.bulk_create(
-            FieldChange(event=event, field="lifecycle_stage", old_value=old, new_value=new)
-            for event, (_pk, old) in zip(events, rows, strict=True)
+        audit_record_bulk(
+            actor=actor,
+            action="customer.lifecycle",
+            target_type="customers.customer",
+            target_ids=[pk for pk, _old in rows],
+            fields=["lifecycle_stage"],
+            changes={pk: {"lifecycle_stage": (old, new)} for pk, old in rows},
         )
 
 

@@ -20,8 +20,8 @@ from cim.analytics.reports import REPORTS, UNFILTERED, ReportError
 from cim.analytics.schedules import (
     report_schedule_create,
     report_schedule_delete,
+    report_schedule_download,
     report_schedule_update,
-    schedule_build,
 )
 from cim.core.views import page
 from cim.customers.choices import SourceChannel
@@ -237,7 +237,7 @@ def schedule_download_view(request, schedule_id: int):
     """The schedule's report built now, as a download (nothing is sent or recorded)."""
     schedule = _schedule(schedule_id)
     try:
-        built = schedule_build(schedule)
+        built = report_schedule_download(schedule=schedule, actor=request.user)
     except ReportError as error:
         messages.error(request, str(error))
         return redirect("analytics:schedules")

@@ -14,7 +14,7 @@ class FieldChangeInline(admin.TabularInline):
 class AuditEventAdmin(admin.ModelAdmin):
     """The audit log is append-only: visible here, never editable."""
 
-    list_display = ("at", "actor", "action", "target_type", "target_id", "request_id")
+    list_display = ("seq", "at", "actor", "action", "target_type", "target_id", "request_id")
     list_filter = ("action", "target_type")
     search_fields = ("target_id", "request_id")
     inlines = [FieldChangeInline]

@@ -6,3 +6,6 @@ class AuditConfig(AppConfig):
     name = "cim.audit"
     label = "audit"
     verbose_name = _("Audit")
+
+    def ready(self):
+        from cim.audit import checks, signals  # noqa: F401  (registers the receivers and the deploy check)

@@ -1,12 +1,14 @@
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
 class AuditEvent(models.Model):
     """One recorded action: who did what to which object, when, in which request. Never personal values."""
 
-    at = models.DateTimeField(_("time"), auto_now_add=True, db_index=True)
+    # Set in Python, not by the database: the chain links the exact value written.
+    at = models.DateTimeField(_("time"), default=timezone.now, db_index=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("actor"),
@@ -21,6 +23,9 @@ class AuditEvent(models.Model):
     fields = models.JSONField(_("fields"), default=list, blank=True)
     request_id = models.CharField(_("request id"), max_length=64, blank=True)
     note = models.CharField(_("note"), max_length=500, blank=True)
+    # The place in the chain and the link: HMAC-SHA256(key, previous chain ‖ this event's columns), see chain.py.
+    seq = models.PositiveBigIntegerField(_("sequence number"), unique=True, editable=False)
+    chain = models.CharField(_("chain"), max_length=64, editable=False)
 
     class Meta:
         verbose_name = _("audit event")
@@ -47,3 +52,18 @@ class FieldChange(models.Model):
 
     def __str__(self) -> str:
         return self.field
+
+
+class AuditChainHead(models.Model):
+    """The last link of the audit chain (one row): appends lock it, verification checks the log ends there."""
+
+    seq = models.PositiveBigIntegerField(_("sequence number"), default=0)
+    chain = models.CharField(_("chain"), max_length=64, blank=True)
+
+    class Meta:
+        verbose_name = _("audit chain head")
+        verbose_name_plural = _("audit chain heads")
+        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="audit_chain_head_single_row")]
+
+    def __str__(self) -> str:
+        return f"{self.seq}"

@@ -1,5 +1,6 @@
 from django.db.models import Prefetch, QuerySet
 
+from cim.audit.filters import AuditFilter
 from cim.audit.models import AuditEvent, FieldChange
 
 
@@ -10,3 +11,9 @@ def history_for(*, target_type: str, target_id, limit: int = 100) -> QuerySet[Au
         .select_related("actor")
         .prefetch_related(Prefetch("changes", queryset=FieldChange.objects.order_by("id")))[:limit]
     )
+
+
+def audit_event_list(*, filters: AuditFilter) -> QuerySet[AuditEvent]:
+    """The audit log, newest first (by its place in the chain), for the audit page, its export and the API.
+    Only for users with audit.view: the caller checks."""
+    return filters.apply(AuditEvent.objects.all()).select_related("actor").order_by("-seq")

@@ -21,6 +21,8 @@ DEBUG = _env_bool("CIM_DEBUG", False)
 SECRET_KEY = load_or_create(DATA_DIR, "CIM_SECRET_KEY", "secret_key")
 # Keys the HMAC search and duplicate keys of phones and emails (DESIGN §5); kept outside the database.
 CIM_SEARCH_KEY = load_or_create(DATA_DIR, "CIM_SEARCH_KEY", "search_key")
+# Keys the audit log's HMAC chain (docs/audit.md); kept outside the database, and best outside the data dir too.
+CIM_AUDIT_KEY = load_or_create(DATA_DIR, "CIM_AUDIT_KEY", "audit_key")
 ALLOWED_HOSTS = [h for h in os.environ.get("CIM_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CIM_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
@@ -72,6 +74,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "cim.audit.middleware.AccessDeniedAuditMiddleware",
     "cim.core.middleware.QueueUnavailableMiddleware",
     "cim.core.middleware.AccessLogMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",

@@ -17,6 +17,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("cim.accounts.urls")),
+    path("", include("cim.audit.urls")),
     # Before the customer pages, whose `customers/<number>/` would otherwise take `customers/export/`.
     path("", include("cim.ingest.urls")),
     path("", include("cim.quality.urls")),

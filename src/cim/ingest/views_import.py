@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from cim.accounts.roles import Perm, Role, has_perm
+from cim.audit.services import audit_record
 from cim.core.views import page
 from cim.customers.choices import SourceChannel
 from cim.ingest.mapping import target_choices
@@ -179,6 +180,7 @@ def import_errors_view(request, pk: int):
     """The rejected rows as CSV (row, column, reason), with a BOM so Excel shows the Chinese."""
     job = get_object_or_404(_jobs(request), pk=pk)
     dry_run = request.GET.get("dry_run") == "1"
+    audit_record(actor=request.user, action="import.errors_export", target=job, note=f"dry_run={dry_run}")
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-errors.csv"'
     response.write("\ufeff")

@@ -140,7 +140,7 @@ def test_repeated_failures_lock_out_the_username_from_that_address(settings, use
     assert _log_in(Client(REMOTE_ADDR="203.0.113.7"), "service-user").status_code == 302
     zh = _log_in(Client(HTTP_ACCEPT_LANGUAGE="zh-hans", REMOTE_ADDR="203.0.113.7"), "sales-user")
     assert zh.status_code == 200 and "alert-danger" in zh.content.decode()
-    assert AuditEvent.objects.filter(action="user.login_failed").count() == 5
+    assert AuditEvent.objects.filter(action="auth.login_failed").count() == 5
 
 
 def test_a_successful_login_does_not_reset_the_failure_count(users):

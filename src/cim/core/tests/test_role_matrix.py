@@ -45,6 +45,7 @@ SEGMENTERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING, Role.A
 ANALYSTS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING, Role.ANALYST})
 COST_KEEPERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING, Role.ANALYST})  # analytics.manage
 PRIVACY = frozenset({Role.ADMINISTRATOR})  # privacy.manage
+AUDITORS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.AUDITOR})  # audit.view
 
 # (method, OpenAPI path) → the roles allowed to call it.
 MATRIX: dict[tuple[str, str], frozenset[str]] = {
@@ -175,6 +176,8 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/tokens"): ALL,
     ("POST", "/api/v1/tokens"): ALL,
     ("POST", "/api/v1/tokens/{token_id}/revoke"): ALL,
+    ("GET", "/api/v1/audit/events"): AUDITORS,
+    ("POST", "/api/v1/audit/verify"): AUDITORS,
 }
 
 # A valid body per operation, so that the role is the only thing that varies.

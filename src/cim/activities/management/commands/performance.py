@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from cim.accounts.models import User
 from cim.activities.performance import performance_report, performance_table
+from cim.audit.services import audit_record
 from cim.core.commands import ReportingCommand
 
 
@@ -37,6 +38,8 @@ class Command(ReportingCommand):
             raise self.fail(" ".join(error.messages)) from None
         header, rows = performance_table(report)
         if as_csv:
+            note = f"csv {report.since:%Y-%m-%d}..{report.until:%Y-%m-%d}"
+            audit_record(actor=viewer, action="performance.export", target=None, target_type="report", note=note)
             _write_csv(self.stdout, header, rows)
             return
         data = {

@@ -24,7 +24,7 @@ from cim.analytics.lifecycle import lifecycle_funnel, lifecycle_refresh
 from cim.analytics.models import ReportSchedule
 from cim.analytics.reports import ReportError
 from cim.analytics.rfm import SEGMENT_LABELS, rfm_scores
-from cim.analytics.schedules import schedule_build, schedule_email
+from cim.analytics.schedules import report_schedule_download, schedule_email
 from cim.analytics.sentiment import PERIODS, feedback_summary, sentiment_analyse, sentiment_refresh, topic_label
 from cim.core.commands import ReportingCommand
 
@@ -401,7 +401,7 @@ class Command(ReportingCommand):
             raise self.fail(f"No single scheduled report named or numbered {schedule!r}.")
         chosen = found.get()
         try:
-            built = schedule_build(chosen)
+            built = report_schedule_download(schedule=chosen, actor=None)
         except ReportError as error:
             raise self.fail(str(error)) from None
         path = path or Path(built.filename)

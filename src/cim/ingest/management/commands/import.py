@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from cim.accounts.models import User
+from cim.audit.services import audit_record
 from cim.core.commands import ReportingCommand
 from cim.customers.choices import SourceChannel
 from cim.ingest.models import ImportJob, ImportMapping, ImportRowError
@@ -124,6 +125,14 @@ class Command(ReportingCommand):
     def _errors(self, *, job: int, dry_run: bool, **options):
         import csv
 
+        audit_record(
+            actor=None,
+            action="import.errors_export",
+            target=None,
+            target_type="ingest.importjob",
+            target_id=str(job),
+            note=f"dry_run={dry_run} cli",
+        )
         writer = csv.writer(self.stdout)
         writer.writerow(["row", "column", "reason"])
         for row in ImportRowError.objects.filter(job_id=job, dry_run=dry_run).values_list("row", "column", "message"):

@@ -1,0 +1,43 @@
+"""The auditor's journey in a real browser: a failed and a good login, the audit page, a filter, verify the chain."""
+
+import pytest
+from django.db import connection
+
+from cim.accounts.services import user_create
+from cim.audit.models import AuditEvent
+
+pytestmark = pytest.mark.browser
+
+
+def test_auditor_filters_the_log_and_verifies_the_chain(page, live_server, transactional_db, screenshots):
+    user_create(username="shenji", role="auditor", password="Correct-Horse-42")
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", "shenji")
+    page.fill("#id_password", "wrong-password")
+    page.press("#id_password", "Enter")
+    page.wait_for_load_state()
+    page.fill("#id_username", "shenji")
+    page.fill("#id_password", "Correct-Horse-42")
+    page.press("#id_password", "Enter")
+    page.wait_for_url(f"{live_server.url}/")
+
+    page.get_by_role("link", name="审计").click()
+    page.wait_for_url(f"{live_server.url}/audit/")
+    assert page.locator("#audit-results tbody tr").count() >= 3  # user created, failed login, login
+    page.fill("#f-action", "auth.")
+    page.locator("#audit-filters button[type=submit]").click()
+    page.wait_for_url(f"{live_server.url}/audit/?*action=auth.*")
+    rows = page.locator("#audit-results tbody tr")
+    assert rows.count() == 2
+    assert "auth.login_failed" in rows.nth(1).inner_text() and "wrong-password" not in page.content()
+
+    page.locator("#audit-verify").click()
+    page.locator("[data-verified=ok]").wait_for()
+    page.screenshot(path=str(screenshots / "audit-verified.png"), full_page=True)
+
+    victim = AuditEvent.objects.get(action="auth.login")
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE audit_auditevent SET note = 'ip=10.0.0.1' WHERE id = %s", [victim.pk])
+    page.locator("#audit-verify").click()
+    page.locator("[data-verified=changed]").wait_for()
+    assert f"{victim.seq}" in page.locator("#audit-verification").inner_text()
