@@ -21,6 +21,7 @@ ACTION_LABELS = {
     "customer.merged_into": gettext_lazy("Merged into another customer"),
     "customer.unmerge": gettext_lazy("Merge undone"),
     "customer.lifecycle": gettext_lazy("Lifecycle stage changed"),
+    "customer.reveal": gettext_lazy("Masked data revealed"),
 }
 PEOPLE_FIELDS = {"owner_id": User, "team_id": Team}
 

@@ -6,3 +6,8 @@ class PrivacyConfig(AppConfig):
     name = "cim.privacy"
     label = "privacy"
     verbose_name = _("Privacy")
+
+    def ready(self):
+        from cim.privacy.masking import connect_guard
+
+        connect_guard()
