@@ -15,7 +15,7 @@ from cim.audit.models import AuditEvent
 from cim.customers.filters import CustomerFilter
 from cim.customers.models import Customer, Phone
 from cim.customers.schemas import CustomerInput
-from cim.customers.services import customer_reveal, customer_update
+from cim.customers.services import customer_update
 from cim.customers.tests.factories import make_customer
 from cim.ingest.export import customers_export
 from cim.ingest.tests.test_export import read_csv, read_xlsx
@@ -75,9 +75,7 @@ def test_every_sensitive_field_of_the_registry_has_a_policy_and_a_masker():
         assert entry.mask in {k.value for k in MaskKind} - {MaskKind.NAME}
         for role in Role:
             assert "*" in FIELD_ACCESS[role] or entry.mask in FIELD_ACCESS[role]
-    assert {"phone.number", "phone.raw", "email.address", "address.street", "customer.birthday"} <= set(
-        reveal_fields()
-    )
+    assert {"phone.number", "phone.raw", "email.address", "address.street", "customer.birthday"} <= set(reveal_fields())
 
 
 @pytest.fixture
@@ -288,3 +286,37 @@ def test_list_query_count_is_the_same_masked_or_not(users, owned, api_client, dj
         api.get("/api/v1/customers")
         with django_assert_max_num_queries(8):
             assert api.get("/api/v1/customers").status_code == 200
+
+
+def test_cli_permissions_and_reveal(users, owned):
+    from django.core.management import CommandError, call_command
+
+    out = io.StringIO()
+    call_command("permissions", "--json", stdout=out)
+    table = json.loads(out.getvalue().splitlines()[-1])
+    assert table["service"]["fields"]["phone.number"] == "edit"
+    assert table["marketing"]["fields"]["customer.birthday"] == "masked"
+    assert table["manager"]["scope"] == "department"
+    out = io.StringIO()
+    customer = owned[Role.SERVICE]
+    call_command("reveal", customer.number, "email.address", "--user", users[Role.SERVICE].username, stdout=out)
+    assert EMAIL in out.getvalue()
+    assert AuditEvent.objects.filter(action="customer.reveal", actor=users[Role.SERVICE]).count() == 1
+    with pytest.raises(CommandError):
+        call_command("reveal", customer.number, "email.address", "--user", users[Role.MARKETING].username)
+
+
+def test_the_change_history_shows_past_sensitive_values_masked(users, owned, admin_user):
+    from cim.activities.timeline import timeline_page
+
+    customer = owned[Role.ADMINISTRATOR]
+    customer_update(
+        customer=customer,
+        data=CustomerInput(birthday="1991-06-01", phones=[{"number": "13900001111"}]),
+        actor=admin_user,
+    )
+    entries = timeline_page(customer_id=customer.pk, kinds=["change"]).entries
+    shown = json.dumps([entry.changes for entry in entries], ensure_ascii=False)
+    assert "13900001111" not in shown and "+86 139****1111" in shown
+    assert "1991-06-01" not in shown and "****-06-01" in shown
+    assert PHONE not in shown
