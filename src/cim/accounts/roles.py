@@ -17,6 +17,7 @@ class Role(models.TextChoices):
 class Scope(models.TextChoices):
     OWN = "own", _("Own customers")
     TEAM = "team", _("Team's customers")
+    DEPARTMENT = "department", _("Department's customers (the team and the teams under it)")
     ALL = "all", _("All customers")
 
 
@@ -25,6 +26,7 @@ class Perm(models.TextChoices):
     CUSTOMER_CHANGE = "customer.change", _("Create and edit customers")
     CUSTOMER_ARCHIVE = "customer.archive", _("Archive customers")
     CUSTOMER_TAG = "customer.tag", _("Tag customers")
+    CUSTOMER_REVEAL = "customer.reveal", _("Reveal masked personal data (audited)")
     CUSTOMER_EXPORT = "customer.export", _("Export customers")
     CUSTOMER_IMPORT = "customer.import", _("Import customers")
     CUSTOMER_MERGE = "customer.merge", _("Merge and unmerge customers")
@@ -44,7 +46,14 @@ class Perm(models.TextChoices):
     PRIVACY_MANAGE = "privacy.manage", _("Handle data-subject requests, erasure, retention and privacy registers")
 
 
-_EDITOR = {Perm.CUSTOMER_VIEW, Perm.CUSTOMER_CHANGE, Perm.CUSTOMER_ARCHIVE, Perm.CUSTOMER_TAG, Perm.ACTIVITY_LOG}
+_EDITOR = {
+    Perm.CUSTOMER_REVEAL,
+    Perm.CUSTOMER_VIEW,
+    Perm.CUSTOMER_CHANGE,
+    Perm.CUSTOMER_ARCHIVE,
+    Perm.CUSTOMER_TAG,
+    Perm.ACTIVITY_LOG,
+}
 _SERVICE = {Perm.TICKET_HANDLE, Perm.SURVEY_MANAGE}
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
@@ -67,7 +76,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     ),
     Role.SALES: frozenset(_EDITOR | {Perm.ORDER_MANAGE}),
     Role.SERVICE: frozenset(
-        _SERVICE | {Perm.CUSTOMER_VIEW, Perm.CUSTOMER_CHANGE, Perm.CUSTOMER_TAG, Perm.ACTIVITY_LOG}
+        _SERVICE
+        | {Perm.CUSTOMER_VIEW, Perm.CUSTOMER_CHANGE, Perm.CUSTOMER_REVEAL, Perm.CUSTOMER_TAG, Perm.ACTIVITY_LOG}
     ),
     Role.MARKETING: frozenset(
         {
@@ -94,15 +104,45 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.AUDITOR: frozenset({Perm.CUSTOMER_VIEW, Perm.AUDIT_VIEW}),
 }
 
+# Which customers each role sees (record scope), the one table `Customer.objects.visible_to` reads. A manager
+# sees their department: their team and every team under it (Team.parent).
 ROLE_SCOPE: dict[str, str] = {
     Role.ADMINISTRATOR: Scope.ALL,
-    Role.MANAGER: Scope.TEAM,
+    Role.MANAGER: Scope.DEPARTMENT,
     Role.SALES: Scope.OWN,
     Role.SERVICE: Scope.TEAM,
     Role.MARKETING: Scope.ALL,
     Role.ANALYST: Scope.ALL,
     Role.AUDITOR: Scope.ALL,
 }
+
+
+class FieldAccess(models.TextChoices):
+    """What a role may do with one kind of sensitive field (the PI registry's MaskKind) of a customer it sees."""
+
+    MASKED = "masked", _("Masked")
+    VIEW = "view", _("Unmasked, read only")
+    OWN = "own", _("Unmasked and editable on own customers, masked on others")
+    EDIT = "edit", _("Unmasked and editable")
+
+
+# Field-level access, per role and per kind of sensitive field (MaskKind of cim.privacy.registry): every field
+# the registry marks sensitive is covered through its kind, and a kind a role does not name falls back to "*".
+# Editing also needs Perm.CUSTOMER_CHANGE; names and other merely personal fields are never masked.
+FIELD_ACCESS: dict[str, dict[str, str]] = {
+    Role.ADMINISTRATOR: {"*": FieldAccess.EDIT},
+    Role.MANAGER: {"*": FieldAccess.EDIT},
+    Role.SALES: {"*": FieldAccess.OWN},
+    Role.SERVICE: {"*": FieldAccess.MASKED, "phone": FieldAccess.EDIT},  # phones for call-backs
+    Role.MARKETING: {"*": FieldAccess.MASKED},
+    Role.ANALYST: {"*": FieldAccess.MASKED},
+    Role.AUDITOR: {"*": FieldAccess.MASKED},
+}
+
+
+def field_access(role: str, mask_kind: str) -> str:
+    table = FIELD_ACCESS.get(role, {})
+    return table.get(mask_kind, table.get("*", FieldAccess.MASKED))
 
 
 def has_perm(user, perm: str) -> bool:

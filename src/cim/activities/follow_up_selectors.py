@@ -10,8 +10,9 @@ from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from cim.accounts.models import User
+from cim.accounts.models import Team, User
 from cim.accounts.roles import ROLE_PERMISSIONS, ROLE_SCOPE, Perm, Scope, has_perm
+from cim.accounts.scopes import ancestors_q
 from cim.activities.models import CallbackPlan, FollowUp, Interaction, Notification
 from cim.customers.models import Customer
 
@@ -117,6 +118,8 @@ def follow_up_owners(*, customer: Customer) -> QuerySet[User]:
     teams = {customer.team_id, customer.owner.team_id if customer.owner_id else None} - {None}
     if teams:
         sees |= Q(role__in=[r for r in roles if ROLE_SCOPE.get(r) == Scope.TEAM], team_id__in=teams)
+        departments = Team.objects.filter(ancestors_q(teams)).values("pk")
+        sees |= Q(role__in=[r for r in roles if ROLE_SCOPE.get(r) == Scope.DEPARTMENT], team_id__in=departments)
     return User.objects.filter(sees, is_active=True, role__in=roles).order_by("username")
 
 

@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 
 from cim.accounts.models import User
 from cim.accounts.roles import Scope, scope_of
+from cim.accounts.scopes import scope_teams
 from cim.activities.models import FollowUp, Interaction, Order
 from cim.customers.models import Customer
 from cim.service.choices import OPEN_STATUSES, SurveyKind
@@ -82,8 +83,8 @@ def staff_visible(*, user) -> list[User]:
     scope = scope_of(user)
     if scope == Scope.ALL:
         return list(staff)
-    if scope == Scope.TEAM and user.team_id:
-        return list(staff.filter(team_id=user.team_id))
+    if (teams := scope_teams(user)) is not None:
+        return list(staff.filter(team_id__in=teams.values("pk")))
     return [user]
 
 

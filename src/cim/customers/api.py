@@ -1,11 +1,13 @@
 """The customers REST API: validates input and calls services and selectors, never writes itself."""
 
+from typing import Any
+
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from ninja import Path, Query, Router, Schema
 from ninja.responses import Status
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from cim.accounts.roles import Perm, has_perm
 from cim.core.api_errors import error_body
@@ -23,9 +25,11 @@ from cim.customers.services import (
     customer_archive,
     customer_create,
     customer_restore,
+    customer_reveal,
     customer_update,
     customers_tag,
 )
+from cim.privacy.masking import mask_customer, mask_customers
 from cim.quality.api import DuplicateOut
 
 router = Router(tags=["customers"])
@@ -40,9 +44,10 @@ def _as_written(request, customer: Customer) -> Customer:
     """The customer after a write. One the caller just handed to another owner or team may now be outside their
     scope: the write succeeded, so answer with it rather than a 404 that invites a retry (and a duplicate)."""
     try:
-        return customer_get(user=request.auth, number=customer.number)
+        written = customer_get(user=request.auth, number=customer.number)
     except Http404:
-        return Customer.objects.get(pk=customer.pk)
+        written = Customer.objects.prefetch_related("tags", "phones", "emails", "addresses").get(pk=customer.pk)
+    return mask_customer(request.auth, written)
 
 
 class CustomerPage(Schema):
@@ -112,7 +117,7 @@ def list_customers(
 ):
     _require(request, Perm.CUSTOMER_VIEW)
     items, next_cursor = keyset_page(customer_list(user=request.auth, filters=filters), cursor=cursor, limit=limit)
-    return {"items": items, "next_cursor": next_cursor}
+    return {"items": mask_customers(request.auth, items), "next_cursor": next_cursor}
 
 
 class CustomerCreatedOut(CustomerOut):
@@ -167,7 +172,7 @@ def bulk_tag(request, payload: BulkTagIn):
 @router.get("/customers/{number}", response=CustomerOut, summary="Read a customer by number")
 def read_customer(request, number: str):
     _require(request, Perm.CUSTOMER_VIEW)
-    return customer_get(user=request.auth, number=number)
+    return mask_customer(request.auth, customer_get(user=request.auth, number=number))
 
 
 @router.patch("/customers/{number}", response=CustomerOut, summary="Change the fields sent")
@@ -183,7 +188,7 @@ def archive_customer(request, number: str, payload: ArchiveIn):
     _require(request, Perm.CUSTOMER_ARCHIVE)
     customer = customer_get(user=request.auth, number=number)
     customer_archive(customer=customer, actor=request.auth, reason=payload.reason)
-    return customer_get(user=request.auth, number=number)
+    return mask_customer(request.auth, customer_get(user=request.auth, number=number))
 
 
 @router.post("/customers/{number}/restore", response=CustomerOut, summary="Restore an archived customer")
@@ -191,7 +196,24 @@ def restore_customer(request, number: str):
     _require(request, Perm.CUSTOMER_ARCHIVE)
     customer = customer_get(user=request.auth, number=number)
     customer_restore(customer=customer, actor=request.auth)
-    return customer_get(user=request.auth, number=number)
+    return mask_customer(request.auth, customer_get(user=request.auth, number=number))
+
+
+class RevealIn(BaseModel):
+    fields: list[str] = Field(
+        min_length=1, max_length=20, description="Sensitive fields to reveal: `phone.number`, `customer.birthday`, …"
+    )
+
+
+class RevealOut(Schema):
+    values: dict[str, list[Any]] = Field(description="Each field's unmasked values (a contact field lists them all)")
+
+
+@router.post("/customers/{number}/reveal", response=RevealOut, summary="Reveal masked fields (audited)")
+def reveal_customer(request, number: str, payload: RevealIn):
+    _require(request, Perm.CUSTOMER_REVEAL)
+    customer = customer_get(user=request.auth, number=number)
+    return {"values": customer_reveal(customer=customer, fields=payload.fields, actor=request.auth)}
 
 
 @router.get("/tags", response=list[TagOut], tags=["settings"], summary="List tags")

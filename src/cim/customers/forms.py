@@ -114,10 +114,23 @@ class CustomerForm(forms.Form):
     def custom_field_inputs(self) -> list:
         return [self[cf_name(d.key)] for d in self.definitions]
 
+    locked: frozenset[str] = frozenset()
+
+    def lock(self, shown: dict[str, str]) -> None:
+        """Show these fields read only, as `shown` (their masked form); they are never sent to the service."""
+        message = _("Masked for your role: you may not change this field.")
+        for name, value in shown.items():
+            if name not in self.fields:
+                continue
+            label = self.fields[name].label
+            self.fields[name] = forms.CharField(label=label, required=False, disabled=True, help_text=message)
+            self.initial[name] = value or "—"
+        self.locked = frozenset(shown)
+
     def input_data(self) -> dict:
         """The cleaned values in the shape of `CustomerInput` (without contact points)."""
         data = self.cleaned_data
-        values = {name: data.get(name) for name in SCALAR_FIELDS if name not in ("owner", "team")}
+        values = {name: data.get(name) for name in SCALAR_FIELDS if name not in ("owner", "team", *self.locked)}
         for name in ("industry", "company_size", "customer_type", "source_channel", "value_tier", "region"):
             values[name] = values[name] or None
         if values["kind"] == c.Kind.PERSON:
@@ -161,6 +174,7 @@ class ContactKind:
     kinds: list
     rows: list[ContactRow] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    locked: list[str] | None = None  # the masked values shown read only when the user may not change them
 
     @property
     def next_index(self) -> int:
@@ -258,10 +272,19 @@ class ContactRows:
         values["kind"] = kind.kinds[0][0]
         return ContactRow(index=str(kind.next_index), values=values)
 
+    def lock(self, shown: dict[str, list[str]]) -> None:
+        """Show these kinds (`phones`) read only, as `shown` (masked values); they are never sent to the service."""
+        for prefix, values in shown.items():
+            if prefix in self.kinds:
+                self.kinds[prefix].locked = values
+                self.kinds[prefix].rows = []
+
     def input_data(self) -> dict:
         """The filled rows as `CustomerInput` lists; remembers which row each list item came from."""
         data = {}
         for prefix, kind in self.kinds.items():
+            if kind.locked is not None:
+                continue
             sent = [row for row in kind.rows if row.filled(kind.main)][: self.MAX_ROWS]
             self._sent[prefix] = sent
             data[prefix] = [

@@ -9,6 +9,8 @@ from cim.accounts.models import Team, User
 from cim.activities.timeline import Cursor, TimelineEntry, older_than, timeline_source
 from cim.audit.models import AuditEvent, FieldChange
 from cim.customers.models import Customer
+from cim.privacy.masking import mask_value
+from cim.privacy.registry import MaskKind, field_info
 
 ACTION_LABELS = {
     "customer.create": gettext_lazy("Created"),
@@ -21,6 +23,7 @@ ACTION_LABELS = {
     "customer.merged_into": gettext_lazy("Merged into another customer"),
     "customer.unmerge": gettext_lazy("Merge undone"),
     "customer.lifecycle": gettext_lazy("Lifecycle stage changed"),
+    "customer.reveal": gettext_lazy("Masked data revealed"),
 }
 PEOPLE_FIELDS = {"owner_id": User, "team_id": Team}
 
@@ -35,9 +38,20 @@ def field_label(name: str) -> str:
     return capfirst(verbose or model_field.related_model._meta.verbose_name_plural)
 
 
+# The contact lists the change history records as "a, b", and how each item is masked there.
+CONTACT_MASKS = {"phones": MaskKind.PHONE, "emails": MaskKind.EMAIL, "addresses": MaskKind.TEXT}
+
+
 def _value_display(name: str, value: str, names: dict) -> str:
     if value == "":
         return "—"
+    # Past values of sensitive fields are shown masked to every role: the history is read by roles that may not
+    # see them, and the current values can be revealed (audited) where the policy allows.
+    if name in CONTACT_MASKS:
+        return ", ".join(mask_value(CONTACT_MASKS[name], item) for item in value.split(", "))
+    info = field_info("customers.customer", name)
+    if info is not None and info.sensitive:
+        return mask_value(info.mask, value)
     if name in PEOPLE_FIELDS:
         return names.get((name, value), f"#{value}")
     try:

@@ -11,15 +11,18 @@ from cim.customers import choices as c
 
 class CustomerQuerySet(models.QuerySet):
     def visible_to(self, user) -> "CustomerQuerySet":
-        """The customers `user`'s role lets them see: own, their team's, or all (DESIGN §3.4)."""
+        """The customers `user`'s role lets them see: own, their team's, their department's or all (DESIGN §3.4)."""
+        from cim.accounts.scopes import scope_teams
+
         if not (user and user.is_authenticated and user.is_active):
             return self.none()
-        scope = scope_of(user)
-        if scope == Scope.ALL:
+        if scope_of(user) == Scope.ALL:
             return self
-        if scope == Scope.TEAM and user.team_id:
+        teams = scope_teams(user)
+        if teams is not None:
             # A team's customers: assigned to the team, or owned by one of its members.
-            return self.filter(Q(team_id=user.team_id) | Q(owner__team_id=user.team_id) | Q(owner_id=user.pk))
+            teams = teams.values("pk")
+            return self.filter(Q(team_id__in=teams) | Q(owner__team_id__in=teams) | Q(owner_id=user.pk))
         return self.filter(owner_id=user.pk)
 
 

@@ -129,7 +129,7 @@ class CustomerOut(Schema):
     alias: str
     english_name: str
     gender: str
-    birthday: date | None
+    birthday: date | str | None = Field(description="YYYY-MM-DD, or `****-MM-DD` when masked for the caller's role")
     company: str
     job_title: str
     uscc: str

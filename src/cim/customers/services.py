@@ -4,6 +4,7 @@ from collections.abc import Iterable
 from functools import cache
 from typing import Any
 
+from django.apps import apps
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -18,6 +19,8 @@ from cim.customers.custom_fields import custom_fields_clean
 from cim.customers.models import Address, Customer, CustomerTag, Email, Phone, Tag
 from cim.customers.numbering import numbers_allocate
 from cim.customers.schemas import CustomerInput
+from cim.privacy.masking import field_policy, reveal_fields
+from cim.privacy.registry import sensitive_fields
 from cim.quality.matching import match_name
 from cim.quality.normalize import (
     clean_paragraphs,
@@ -349,6 +352,30 @@ def customer_create(*, data: CustomerInput, actor, strict: bool = False, channel
     return customer
 
 
+# The contact lists of CustomerInput and the PI registry's model behind each.
+CONTACT_MODELS = {"phones": "customers.phone", "emails": "customers.email", "addresses": "customers.address"}
+
+
+def locked_fields(*, user, owner_id: int | None) -> set[str]:
+    """The CustomerInput fields holding sensitive data that `user` may not change on a customer of `owner_id`:
+    customer fields by name, contact lists by list name (`phones`), from the PI registry and roles.FIELD_ACCESS."""
+    policy = field_policy(user)
+    locked = {f.field for f in sensitive_fields("customers.customer") if not policy.may_edit(f.mask, owner_id)}
+    for name, model in CONTACT_MODELS.items():
+        if any(not policy.may_edit(f.mask, owner_id) for f in sensitive_fields(model)):
+            locked.add(name)
+    return locked
+
+
+def _check_field_access(actor, owner_id: int | None, changes: dict) -> None:
+    if actor is None:  # the system itself (form submissions, event ingestion)
+        return
+    denied = locked_fields(user=actor, owner_id=owner_id) & set(changes)
+    if denied:
+        message = _("Your role may not change this field; it is shown masked to you.")
+        raise ValidationError({name: [message] for name in sorted(denied)})
+
+
 def customer_update(*, customer: Customer, data: CustomerInput, actor) -> Customer:
     """Change the fields that were sent; record each changed field's old and new value."""
     _require(actor, Perm.CUSTOMER_CHANGE)
@@ -359,13 +386,17 @@ def customer_update(*, customer: Customer, data: CustomerInput, actor) -> Custom
     values, contacts, errors = customer_input_clean(data, current=customer)
     if errors:
         raise ValidationError(errors)
+    owner_id = customer.owner_id
     with transaction.atomic():
         changes = {
             name: (getattr(customer, name), value) for name, value in values.items() if getattr(customer, name) != value
         }
+        _check_field_access(actor, owner_id, changes)
         for name, (_old, new) in changes.items():
             setattr(customer, name, new)
-        changes.update(_replace_contacts(customer, contacts))
+        contact_changes = _replace_contacts(customer, contacts)
+        _check_field_access(actor, owner_id, contact_changes)  # raising rolls the replacement back
+        changes.update(contact_changes)
         if "tags" in sent and (tag_change := _set_tags(customer, data.tags, actor)):
             changes["tags"] = tag_change
         if not changes:
@@ -457,3 +488,31 @@ def customers_tag(*, customer_ids: Iterable[int], add: Iterable[str] = (), remov
         )
         Customer.objects.filter(pk__in=changed).update(updated_at=timezone.now())
     return len(changed)
+
+
+def customer_reveal(*, customer: Customer, fields: Iterable[str], actor) -> dict[str, list]:
+    """The unmasked values of sensitive `fields` (keys like `phone.number`, `customer.birthday`) of a customer the
+    actor sees, for a role with Perm.CUSTOMER_REVEAL. Audited with the field keys, never the values."""
+    _require(actor, Perm.CUSTOMER_REVEAL)
+    known = reveal_fields()
+    keys = list(dict.fromkeys(fields))
+    if not keys:
+        raise ValidationError({"fields": [_("Name at least one field to reveal.")]})
+    unknown = [key for key in keys if key not in known]
+    if unknown:
+        message = _("Not a sensitive field: %(fields)s. Choose from: %(choices)s.")
+        raise ValidationError(
+            {"fields": [message % {"fields": ", ".join(unknown)[:200], "choices": ", ".join(sorted(known))}]}
+        )
+    values: dict[str, list] = {}
+    for key in keys:
+        entry = known[key]
+        if entry.model == "customers.customer":
+            value = Customer.objects.filter(pk=customer.pk).values_list(entry.field, flat=True).first()
+            values[key] = [] if value in (None, "") else [value]
+        else:
+            rows = apps.get_model(entry.model).objects.filter(customer_id=customer.pk).order_by("-is_primary", "id")
+            values[key] = [v for v in rows.values_list(entry.field, flat=True) if v not in (None, "")]
+    with transaction.atomic():
+        audit_record(actor=actor, action="customer.reveal", target=customer, fields=keys)
+    return values

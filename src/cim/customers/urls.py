@@ -14,6 +14,7 @@ urlpatterns = [
     path("customers/<str:number>/archive/", views.customer_archive_view, name="archive"),
     path("customers/<str:number>/restore/", views.customer_restore_view, name="restore"),
     path("customers/<str:number>/tags/", views.customer_tag_view, name="tag"),
+    path("customers/<str:number>/reveal/", views.customer_reveal_view, name="reveal"),
     path("views/", views.saved_view_create_view, name="saved_view_create"),
     path("views/<int:pk>/delete/", views.saved_view_delete_view, name="saved_view_delete"),
     path("settings/", views_settings.settings_view, name="settings"),

@@ -34,7 +34,7 @@ from cim.customers.forms import (
     active_users,
 )
 from cim.customers.history import field_label
-from cim.customers.models import Customer
+from cim.customers.models import Address, Customer
 from cim.customers.saved_views import saved_view_delete, saved_view_save
 from cim.customers.schemas import CustomerInput
 from cim.customers.selectors import (
@@ -48,14 +48,19 @@ from cim.customers.selectors import (
     tag_list,
 )
 from cim.customers.services import (
+    CONTACT_MODELS,
     DuplicatesFound,
     customer_archive,
     customer_create,
     customer_restore,
+    customer_reveal,
     customer_update,
     customers_tag,
+    locked_fields,
 )
 from cim.customers.tasks import customers_tag_matching
+from cim.privacy.masking import field_policy, mask_customer, mask_customers
+from cim.privacy.registry import field_info, sensitive_fields
 from cim.quality.explain import comparison_reasons
 from cim.quality.scores import customer_completeness
 from cim.quality.selectors import customer_merges, customer_pairs
@@ -207,6 +212,7 @@ def customer_list_view(request):
     page_number = request.GET.get("page")
     paginator = CappedPaginator(customer_list(user=request.user, filters=filters), per_page, page=page_number)
     page_obj = paginator.get_page(page_number)
+    page_obj.object_list = mask_customers(request.user, list(page_obj.object_list))
     page_range = list(paginator.get_elided_page_range(page_obj.number, on_each_side=2, on_ends=1))
     if paginator.has_more:
         page_range.append(paginator.ELLIPSIS)  # the last page shown is not the last page
@@ -265,7 +271,7 @@ def _field_rows(customer: Customer, names) -> list[tuple[str, object]]:
 
 @page(perm=Perm.CUSTOMER_VIEW)
 def customer_detail_view(request, number: str):
-    customer = _customer_or_404(request, number)
+    customer = mask_customer(request.user, _customer_or_404(request, number))
     context = {
         **timeline_context(request, customer),
         "nav": "customers",
@@ -291,8 +297,30 @@ def customer_detail_view(request, number: str):
         "merges": customer_merges(customer=customer),
         "can_merge": has_perm(request.user, Perm.CUSTOMER_MERGE),
         "recommendations": recommendations_for([customer.pk]).get(customer.pk, []),
+        "can_reveal": has_perm(request.user, Perm.CUSTOMER_REVEAL),
+        "masked_profile": [
+            (key, field_label(key.split(".", 1)[1]))
+            for key in sorted(customer.masked_fields)
+            if key.startswith("customer.")
+        ],
     }
     return render(request, "customers/detail.html", context)
+
+
+@require_POST
+@page(perm=Perm.CUSTOMER_REVEAL)
+def customer_reveal_view(request, number: str):
+    """The unmasked values of one field, audited; an htmx fragment that replaces the masked ones."""
+    customer = _customer_or_404(request, number)
+    field = request.POST.get("field", "")
+    try:
+        values = customer_reveal(customer=customer, fields=[field], actor=request.user)
+    except ValidationError as error:
+        return render(request, "customers/_revealed.html", {"error": " ".join(error.messages)}, status=422)
+    if not request.htmx:
+        messages.info(request, _("Revealed: %(values)s") % {"values": ", ".join(map(str, values[field])) or "—"})
+        return redirect("customers:detail", number=customer.number)
+    return render(request, "customers/_revealed.html", {"values": values[field], "field": field})
 
 
 def _error_dict(error: ValidationError) -> dict[str, list[str]]:
@@ -365,18 +393,44 @@ def customer_create_view(request):
     return _form_page(request, form, contacts)
 
 
+def _lock_masked(request, customer: Customer, form: CustomerForm, contacts: ContactRows) -> None:
+    """Fields the user may not change are shown read only, in their masked form, and never sent."""
+    locked = locked_fields(user=request.user, owner_id=customer.owner_id)
+    if not locked:
+        return
+    policy, owner_id = field_policy(request.user), customer.owner_id
+
+    def shown(obj) -> str:
+        if isinstance(obj, Address):
+            street = policy.mask(field_info("customers.address", "street").mask, obj.street, owner_id)
+            return " ".join(p for p in (obj.province, obj.city, obj.district, street) if p)
+        entry = sensitive_fields(obj._meta.label_lower)[0]
+        return str(policy.mask(entry.mask, getattr(obj, entry.field), owner_id))
+
+    scalars = {}
+    for entry in sensitive_fields("customers.customer"):
+        if entry.field in locked:
+            scalars[entry.field] = policy.mask(entry.mask, getattr(customer, entry.field, None), owner_id)
+    form.lock(scalars)
+    contacts.lock(
+        {prefix: [shown(o) for o in getattr(customer, prefix).all()] for prefix in CONTACT_MODELS if prefix in locked}
+    )
+
+
 @page(perm=Perm.CUSTOMER_CHANGE)
 def customer_edit_view(request, number: str):
     customer = _customer_or_404(request, number)
     if request.method == "POST":
         form = CustomerForm(request.POST, **_form_kwargs(customer))
         contacts = ContactRows.from_post(request.POST)
+        _lock_masked(request, customer, form, contacts)
         if _submit(request, form, contacts, customer) is not None:
             messages.success(request, _("Your changes were saved."))
             return redirect("customers:detail", number=customer.number)
     else:
         form = CustomerForm(initial=CustomerForm.initial_for(customer), **_form_kwargs(customer))
         contacts = ContactRows.from_customer(customer)
+        _lock_masked(request, customer, form, contacts)
     return _form_page(request, form, contacts, customer)
 
 

@@ -29,6 +29,8 @@ from cim.customers.filters import CustomerFilter
 from cim.customers.models import Address, Customer, CustomerTag, CustomFieldDefinition, Email, Phone
 from cim.customers.selectors import custom_field_definitions, customer_list
 from cim.customers.services import PermissionDenied
+from cim.privacy.masking import field_policy, mask_value
+from cim.privacy.registry import field_info
 
 FORMATS = {
     "csv": "text/csv; charset=utf-8",
@@ -260,6 +262,21 @@ class _CustomerList:
     pk: str = "*"
 
 
+# The relations whose values are a contact model's field, for masking: the PI registry says how each is masked.
+RELATION_FIELDS = {"phones": ("customers.phone", "number"), "emails": ("customers.email", "address")}
+
+
+def _sensitive_kind(column: Column) -> str | None:
+    """The MaskKind of a column that holds a sensitive field (from the PI registry), else None."""
+    if column.reads in RELATION_FIELDS:
+        info = field_info(*RELATION_FIELDS[column.reads])
+    elif column.reads == "primary_address":
+        info = field_info("customers.address", ADDRESS_COLUMNS[column.name])
+    else:
+        info = field_info("customers.customer", column.reads)
+    return info.mask if info is not None and info.sensitive else None
+
+
 class CustomerExport:
     """One export, ready to stream: `chunks()` yields the file; `rows` counts what was written."""
 
@@ -267,6 +284,9 @@ class CustomerExport:
         self.user, self.filters, self.fmt, self.headers, self.progress = user, filters, fmt, headers, progress
         self.columns = _choose(export_columns(), fields)
         self.rows = 0
+        # Masked as on the pages: (column index, MaskKind) of the sensitive columns (cim.privacy.masking).
+        self.policy = field_policy(user)
+        self.sensitive = [(i, kind) for i, column in enumerate(self.columns) if (kind := _sensitive_kind(column))]
 
     @property
     def content_type(self) -> str:
@@ -299,6 +319,7 @@ class CustomerExport:
         relations = [name for name in reads if name in RELATIONS]
         names = [name for name in reads if name not in RELATIONS]
         # The list selector applies the user's record scope and the filters; its prefetches are for pages.
+        names = list(dict.fromkeys([*names, "owner_id"]))  # whose customer it is decides the masking
         queryset = customer_list(user=self.user, filters=self.filters).prefetch_related(None).values("pk", *names)
         batch: list[dict] = []
         for record in queryset.iterator(chunk_size=CHUNK_ROWS):
@@ -316,7 +337,12 @@ class CustomerExport:
             for name in relations:
                 record[name] = found[name][record["pk"]]
             self.rows += 1
-            yield [column.value(record) for column in self.columns]
+            row = [column.value(record) for column in self.columns]
+            for i, kind in self.sensitive:
+                if not self.policy.shows(kind, record["owner_id"]):
+                    cell = row[i]
+                    row[i] = [mask_value(kind, v) for v in cell] if isinstance(cell, list) else mask_value(kind, cell)
+            yield row
         if self.progress:
             self.progress(len(batch))
 

@@ -9,3 +9,6 @@ class PrivacyConfig(AppConfig):
 
     def ready(self):
         from cim.privacy import erasure  # noqa: F401  (connects the tombstone replay to database_restored)
+        from cim.privacy.masking import connect_guard
+
+        connect_guard()

@@ -17,6 +17,8 @@ from cim.customers.history import field_label
 from cim.customers.models import Customer
 from cim.customers.selectors import customer_count, customer_get
 from cim.customers.services import customer_review
+from cim.privacy.masking import field_policy
+from cim.privacy.registry import field_info
 from cim.quality.explain import comparison_reasons
 from cim.quality.merge import MERGEABLE_FIELDS, customer_merge, customer_unmerge, merge_plan
 from cim.quality.models import DuplicateCandidate, MergeRecord
@@ -91,7 +93,7 @@ def merge_view(request):
     plan = merge_plan(survivor=survivor, merged=duplicates, choices=choices)
     rows = []
     for name in MERGEABLE_FIELDS:
-        values = [(c, _display(c, name)) for c in records]
+        values = [(c, _display(c, name, request.user)) for c in records]
         if all(value in (None, "", {}) for _c, value in values):
             continue
         chosen = plan.provenance[name]
@@ -100,8 +102,12 @@ def merge_view(request):
     return render(request, "quality/merge.html", context)
 
 
-def _display(customer: Customer, name: str):
-    """A field's value as people read it: choice labels, the owner's and team's names, custom fields as pairs."""
+def _display(customer: Customer, name: str, user):
+    """A field's value as people read it: choice labels, the owner's and team's names, custom fields as pairs;
+    sensitive fields masked as the user's role sees them (cim.privacy.masking)."""
+    info = field_info("customers.customer", name)
+    if info is not None and info.sensitive:
+        return field_policy(user).mask(info.mask, getattr(customer, name), customer.owner_id)
     if name in ("owner_id", "team_id"):
         return getattr(customer, name.removesuffix("_id")) or ""
     if Customer._meta.get_field(name).choices:

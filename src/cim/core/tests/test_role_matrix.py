@@ -41,6 +41,7 @@ SURVEY_SENDERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.SERVICE, Role
 SURVEY_READERS = SURVEY_SENDERS | {Role.ANALYST}
 ORDER_MANAGERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.SALES})
 LOGGERS = EDITORS
+REVEALERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.SALES, Role.SERVICE})  # customer.reveal
 SEGMENTERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING, Role.ANALYST})
 ANALYSTS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING, Role.ANALYST})
 COST_KEEPERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING, Role.ANALYST})  # analytics.manage
@@ -56,6 +57,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("PATCH", "/api/v1/customers/{number}"): EDITORS,
     ("POST", "/api/v1/customers/{number}/archive"): ARCHIVERS,
     ("POST", "/api/v1/customers/{number}/restore"): ARCHIVERS,
+    ("POST", "/api/v1/customers/{number}/reveal"): REVEALERS,
     ("POST", "/api/v1/customers/bulk-tag"): TAGGERS,
     ("GET", "/api/v1/tags"): ALL,
     ("POST", "/api/v1/tags"): ADMINS,
@@ -186,6 +188,7 @@ BODIES = {
     ("PATCH", "/api/v1/customers/{number}"): {"alias": "老客户"},
     ("POST", "/api/v1/customers/{number}/archive"): {"reason": "重复"},
     ("POST", "/api/v1/customers/{number}/restore"): {},
+    ("POST", "/api/v1/customers/{number}/reveal"): {"fields": ["phone.number"]},
     ("POST", "/api/v1/customers/bulk-tag"): {"numbers": ["{number}"], "add": ["重点"]},
     ("POST", "/api/v1/tags"): {"name": "新标签", "color": "#112233"},
     ("PATCH", "/api/v1/tags/{tag_id}"): {"description": "改过"},
