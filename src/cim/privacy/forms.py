@@ -1,5 +1,6 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from cim.customers.choices import SourceChannel
 from cim.privacy.models import (
@@ -49,7 +50,7 @@ class EraseForm(forms.Form):
 
 class RequestForm(forms.Form):
     customer = forms.CharField(label=_("Customer number"), max_length=32, required=False)
-    kind = forms.ChoiceField(label=_("Kind"), choices=RequestKind.choices)
+    kind = forms.ChoiceField(label=pgettext_lazy("privacy request", "Kind"), choices=RequestKind.choices)
     law = forms.ChoiceField(label=_("Law"), choices=Law.choices)
     received_at = forms.DateTimeField(label=_("Received at"), widget=DATETIME, required=False)
     channel = forms.ChoiceField(label=_("Received by"), choices=[("", "—"), *SourceChannel.choices], required=False)
