@@ -161,7 +161,7 @@ def journey(base: str, tmp: Path, csp_violations: list[str]) -> None:
 
         step("sign in over HTTPS")
         page.goto(f"{base}/login/")
-        page.fill("#id_username", USER)
+        page.fill("#id_login", USER)
         page.fill("#id_password", PASSWORD)
         page.press("#id_password", "Enter")
         page.wait_for_url(f"{base}/")
