@@ -4,8 +4,8 @@ from django.core.checks import Warning, register
 from django.db import DatabaseError
 from django.utils import timezone
 
-from cim.core.health import WORKER_SILENCE
 from cim.core.models import WorkerHeartbeat
+from cim.core.schedule import worker_silence
 from cim.core.version import code_version, pending_migrations
 
 
@@ -13,7 +13,7 @@ from cim.core.version import code_version, pending_migrations
 def upgrade_checks(app_configs, **kwargs):
     try:
         pending = pending_migrations()
-        workers = list(WorkerHeartbeat.objects.filter(seen_at__gte=timezone.now() - WORKER_SILENCE))
+        workers = list(WorkerHeartbeat.objects.filter(seen_at__gte=timezone.now() - worker_silence()))
     except DatabaseError:
         return [Warning("The database cannot be read, so migrations and workers were not checked.", id="cim.W101")]
     problems = []

@@ -3,8 +3,6 @@
 Neither needs a login and neither says more than which check failed: no versions, paths or data.
 """
 
-from datetime import timedelta
-
 import redis
 from django.conf import settings
 from django.db import DatabaseError, connection
@@ -14,10 +12,8 @@ from django.views.decorators.cache import never_cache
 from redis.exceptions import RedisError
 
 from cim.core.models import WorkerHeartbeat
+from cim.core.schedule import worker_silence
 from cim.core.version import pending_migrations
-
-# A worker beats every `cim.core.schedule.HEARTBEAT_SECONDS`; four missed beats and it counts as gone.
-WORKER_SILENCE = timedelta(minutes=2)
 
 
 @never_cache
@@ -60,7 +56,7 @@ def _redis() -> str:
 
 def _worker() -> str:
     try:
-        alive = WorkerHeartbeat.objects.filter(seen_at__gte=timezone.now() - WORKER_SILENCE).exists()
+        alive = WorkerHeartbeat.objects.filter(seen_at__gte=timezone.now() - worker_silence()).exists()
     except DatabaseError:
         return "unknown"
     return "ok" if alive else "silent"

@@ -12,9 +12,13 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, close_old_connections, transaction
 from django.utils import timezone
 from django.utils.module_loading import autodiscover_modules
+from django_tasks import TaskResultStatus, task_backends
+from django_tasks_db import DatabaseBackend
+from django_tasks_db.models import DBTaskResult
 
 from cim.core.models import PeriodicRun, WorkerHeartbeat
 from cim.core.version import code_version
@@ -68,28 +72,57 @@ def _claim(job: Periodic, now: datetime) -> bool:
     return True
 
 
-HEARTBEAT_SECONDS = 30.0
+def heartbeat_seconds() -> float:
+    return settings.CIM_WORKER_HEARTBEAT_SECONDS
+
+
+def worker_silence() -> timedelta:
+    """How long a worker may be silent before it counts as gone: four missed beats."""
+    return timedelta(seconds=4 * heartbeat_seconds())
+
+
+def worker_id() -> str:
+    """This worker process: its heartbeat's name, and the id it claims jobs under."""
+    return f"{socket.gethostname()}:{os.getpid()}"[:64]
 
 
 def worker_heartbeat(*, now: datetime | None = None) -> None:
     """Record that this worker process is alive, and forget workers silent for a day."""
     now = now or timezone.now()
-    WorkerHeartbeat.objects.update_or_create(
-        worker=f"{socket.gethostname()}:{os.getpid()}", defaults={"seen_at": now, "version": code_version()}
-    )
+    WorkerHeartbeat.objects.update_or_create(worker=worker_id(), defaults={"seen_at": now, "version": code_version()})
     WorkerHeartbeat.objects.filter(seen_at__lt=now - timedelta(days=1)).delete()
 
 
-def run_periodic_loop(stop: threading.Event, *, interval: float = HEARTBEAT_SECONDS, enqueue: bool = True) -> None:
-    """The worker's side thread: a heartbeat, and (unless `enqueue` is off) the due jobs queued, every `interval`
-    seconds until `stop` is set."""
+def tasks_recover_abandoned(*, now: datetime | None = None) -> int:
+    """Put back in the queue the jobs whose worker died while running them (killed, or its machine lost): a job
+    counts as abandoned when the worker that claimed it has not beaten its heartbeat for `worker_silence()`. Jobs
+    are idempotent and resume from their checkpoints, so running one again finishes it; returns how many."""
+    if not isinstance(task_backends["default"], DatabaseBackend):
+        return 0  # RQ keeps its own registry of started jobs
+    now = now or timezone.now()
+    alive = set(WorkerHeartbeat.objects.filter(seen_at__gte=now - worker_silence()).values_list("worker", flat=True))
+    running = DBTaskResult.objects.filter(status=TaskResultStatus.RUNNING).values_list("pk", "worker_ids")
+    abandoned = [pk for pk, workers in running if not workers or workers[-1] not in alive]
+    if abandoned:
+        # Conditional on still running: a job that finished meanwhile stays finished.
+        DBTaskResult.objects.filter(pk__in=abandoned, status=TaskResultStatus.RUNNING).update(
+            status=TaskResultStatus.READY, started_at=None
+        )
+        logger.warning("Requeued %d background job(s) abandoned by a stopped worker", len(abandoned))
+    return len(abandoned)
+
+
+def run_periodic_loop(stop: threading.Event, *, enqueue: bool = True) -> None:
+    """The worker's side thread, every heartbeat until `stop` is set: the heartbeat, abandoned jobs put back in the
+    queue, and (unless `enqueue` is off) the due periodic jobs queued."""
     while not stop.is_set():
         close_old_connections()
         try:
             worker_heartbeat()
+            tasks_recover_abandoned()
             if enqueue:
                 periodic_enqueue_due()
         except Exception:  # a locked or restarting database: try again on the next round
             logger.exception("Could not queue periodic jobs")
-        stop.wait(interval)
+        stop.wait(heartbeat_seconds())
     close_old_connections()

@@ -6,12 +6,13 @@ from django.core.management.base import BaseCommand
 from django_tasks import task_backends
 from django_tasks_rq import RQBackend
 
-from cim.core.schedule import run_periodic_loop
+from cim.core.schedule import run_periodic_loop, worker_heartbeat, worker_id
 
 
 class Command(BaseCommand):
     """`cim worker`: runs the background jobs of the configured backend — django-tasks-db's worker, or an RQ worker
-    when jobs queue on Redis — plus a thread that beats the heartbeat and queues periodic jobs."""
+    when jobs queue on Redis — plus a thread that beats the heartbeat, puts back jobs of dead workers and queues
+    periodic jobs."""
 
     help = "Run the background task worker (processes queued tasks until stopped with Ctrl-C or SIGTERM)."
 
@@ -32,7 +33,9 @@ class Command(BaseCommand):
             host, _, port = metrics_listen.rpartition(":")
             prometheus_client.start_http_server(int(port), addr=host or "127.0.0.1")
         stop = threading.Event()
-        if not batch:
+        if batch:
+            worker_heartbeat()  # announced once (a batch run has no heartbeat thread), so its jobs count as taken
+        else:
             threading.Thread(
                 target=run_periodic_loop,
                 args=(stop,),
@@ -59,6 +62,7 @@ class Command(BaseCommand):
                     batch=batch,
                     max_tasks=max_tasks,
                     reload=False,
+                    worker_id=worker_id(),
                     startup_delay=not batch,
                     verbosity=verbosity,
                 )
