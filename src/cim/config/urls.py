@@ -15,5 +15,6 @@ urlpatterns = [
     path("", include("cim.service.urls")),
     path("", include("cim.analytics.urls")),
     path("", include("cim.segments.urls")),
+    path("", include("cim.backups.urls")),
     path("", include("cim.customers.urls")),
 ]
