@@ -23,6 +23,7 @@ from pathlib import Path
 from uuid import UUID
 
 from django.apps import apps
+from django.conf import settings
 from django.core.management.color import no_style
 from django.db import connection, models, transaction
 from django.utils.duration import duration_iso_string
@@ -66,6 +67,22 @@ def exported_models() -> list[type[models.Model]]:
     for model in found:
         visit(model)
     return ordered
+
+
+def search_key_id() -> str:
+    """A fingerprint of the search key: the phone and email match keys in the rows are HMACs under it, so both
+    installations must share it (copy `search_key` from the old data dir, or set CIM_SEARCH_KEY)."""
+    return hashlib.sha256(b"cim search key id\0" + settings.CIM_SEARCH_KEY.encode()).hexdigest()[:16]
+
+
+def _search_documents_rebuild() -> None:
+    """The search documents are engine-specific (FTS5 / tsvector) and not exported: built again from the rows."""
+    from cim.customers.models import Customer
+    from cim.search.services import search_index_update
+
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM search_document")
+    search_index_update(customer_ids=Customer.objects.order_by("pk").values_list("pk", flat=True).iterator(BATCH))
 
 
 def _fields(model) -> list[models.Field]:
@@ -141,7 +158,13 @@ def export_jsonl(folder: Path, *, progress=None) -> dict:
             )
             if progress:
                 progress(model._meta.label_lower, tally.rows)
-    manifest = {"format": FORMAT, "engine": engine_name(), "migrations": _migrations(), "tables": tables}
+    manifest = {
+        "format": FORMAT,
+        "engine": engine_name(),
+        "migrations": _migrations(),
+        "search_key_id": search_key_id(),
+    }
+    manifest["tables"] = tables
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
     return manifest
 
@@ -166,13 +189,17 @@ def import_jsonl(folder: Path, *, progress=None) -> dict:
     """Replace every table's rows by the export's in `folder`; returns {model: rows}. Raises JsonlError when the
     schema differs or when a table read back does not match the manifest (and then nothing is changed)."""
     from cim.backups.services import _migrations
-    from cim.search.services import search_index_rebuild
 
     manifest = json.loads((folder / MANIFEST).read_text())
     if manifest.get("format") != FORMAT:
         raise JsonlError(f"unknown export format {manifest.get('format')}")
     if manifest["migrations"] != _migrations():
         raise JsonlError("the export's schema (migrations) differs from this database's: run `cim migrate` on both")
+    if manifest["search_key_id"] != search_key_id():
+        raise JsonlError(
+            "the search key differs from the exporting installation's: copy its data dir's `search_key` file "
+            "(or its CIM_SEARCH_KEY) here first, or phone and email search and duplicate checks would find nothing"
+        )
     by_label = {m._meta.label_lower: m for m in exported_models()}
     missing = [t["model"] for t in manifest["tables"] if t["model"] not in by_label]
     if missing:
@@ -204,7 +231,7 @@ def import_jsonl(folder: Path, *, progress=None) -> dict:
                     f"{table['model']}: read back {tally.rows} rows, checksum {tally.checksum}; "
                     f"the export has {table['rows']}, {table['checksum']}"
                 )
-        search_index_rebuild()
+        _search_documents_rebuild()
     return imported
 
 

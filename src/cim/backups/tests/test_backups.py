@@ -36,7 +36,9 @@ def test_round_trip_create_verify_restore(backup_settings, admin_user, capsys):
     assert backup.status == Backup.Status.CREATED
     assert backup.engine == ("sqlite" if connection.vendor == "sqlite" else "postgresql")
     assert backup.row_counts["customers_customer"] == 5 and backup.uploads == 1
-    assert len(backup.sha256) == 64 and backup.size == (backup_settings.CIM_BACKUP_DIR / backup.file_name).stat().st_size
+    assert (
+        len(backup.sha256) == 64 and backup.size == (backup_settings.CIM_BACKUP_DIR / backup.file_name).stat().st_size
+    )
     assert (backup_settings.CIM_BACKUP_DIR / backup.file_name.replace(".cimbak", ".json")).exists()
     assert (backup_settings.DATA_DIR / KEY_FILE).exists()  # generated on first use
     assert b"\xe5\xa4\x87\xe4\xbb\xbd" not in (backup_settings.CIM_BACKUP_DIR / backup.file_name).read_bytes()

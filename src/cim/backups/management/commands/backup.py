@@ -2,7 +2,6 @@ import argparse
 from datetime import UTC
 from pathlib import Path
 
-from django.utils import timezone
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
