@@ -16,6 +16,7 @@ from cim.activities.models import Notification
 from cim.activities.orders import order_create, product_save
 from cim.analytics.acquisition import acquisition_cost_set
 from cim.analytics.schedules import report_schedule_create
+from cim.backups.models import Backup
 from cim.config.api import api
 from cim.customers import configuration
 from cim.customers.models import Customer
@@ -143,6 +144,9 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/segments/{segment_id}/refresh"): SEGMENTERS,
     ("POST", "/api/v1/segments/{segment_id}/members"): TAGGERS,
     ("POST", "/api/v1/segments/{segment_id}/members/remove"): TAGGERS,
+    ("GET", "/api/v1/backups"): ADMINS,
+    ("POST", "/api/v1/backups"): ADMINS,
+    ("POST", "/api/v1/backups/{backup_id}/verify"): ADMINS,
 }
 
 # A valid body per operation, so that the role is the only thing that varies.
@@ -215,6 +219,7 @@ BODIES = {
     ("POST", "/api/v1/segments/{segment_id}/refresh"): {},
     ("POST", "/api/v1/segments/{segment_id}/members"): {"numbers": ["{number}"]},
     ("POST", "/api/v1/segments/{segment_id}/members/remove"): {"numbers": ["{number}"]},
+    ("POST", "/api/v1/backups"): {"verify": True},
 }
 
 
@@ -304,6 +309,8 @@ def test_role_matrix(api_client, users, admin_user, world, role, method, path):
     ids.update(channel="website", month="2026-01")
     schedule = {"name": "矩阵日报", "report": "rfm", "frequency": "daily", "recipients": ["boss@example.com"]}
     ids.update(schedule_id=report_schedule_create(data=schedule, actor=admin_user).pk)
+    backup = Backup.objects.create(file_name="cim-matrix.cimbak", engine="sqlite", created_at=customer.created_at)
+    ids.update(backup_id=backup.pk)
     if path.endswith("/restore"):
         customer_archive(customer=customer, actor=admin_user)
     # A second customer of theirs, a pair of the two, and a merge of them, for the data-quality operations.
@@ -340,7 +347,7 @@ def test_every_operation_needs_authentication(world, admin_user, method, path):
     ids = {"order_id": 1, "sku": "x", "interaction_id": 1, "attachment_id": 1}
     ids.update(ticket_number="T-2026-000001", priority="normal")
     ids.update(follow_up_id=1, notification_id=1, plan_id=1, channel="website", month="2026-01", segment_id=1)
-    ids.update(schedule_id=1)
+    ids.update(schedule_id=1, backup_id=1)
     url = path.format(number=customer.number, tag_id=world["tag"].pk, key="level", pair_id=1, merge_id=1, **ids)
     response = _call(Client(), method, url, BODIES.get((method, path)))
     assert response.status_code == 401
