@@ -65,3 +65,4 @@ bench: install-dev
 	$(BIN)/python bench/history_bench.py
 	$(BIN)/python bench/clv_bench.py
 	$(BIN)/python bench/segments_bench.py
+	$(BIN)/python bench/backup_bench.py

@@ -226,9 +226,19 @@ def backup_restore(*, path: Path, actor=None, uploads: bool = True) -> dict:
     audit_record(
         actor=None, action="backup.restore", target=restored, target_type="backups.backup", fields=["file_name"]
     )
-    database_restored.send(
-        sender=Backup, backup=restored, manifest=manifest, taken_at=parse_datetime(manifest["created_at"]), actor=actor
-    )
+    try:
+        database_restored.send(
+            sender=Backup,
+            backup=restored,
+            manifest=manifest,
+            taken_at=parse_datetime(manifest["created_at"]),
+            actor=actor,
+        )
+    except Exception as error:
+        raise BackupError(
+            f"the database was restored, but a database_restored receiver failed ({type(error).__name__}: {error}); "
+            "run the restore again"
+        ) from error
     return manifest
 
 

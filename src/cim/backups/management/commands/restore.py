@@ -1,3 +1,4 @@
+import time
 from pathlib import Path
 
 from cim.backups.management.commands.backup import confirm
@@ -30,13 +31,16 @@ class Command(ReportingCommand):
             raise self.fail(f"{path} does not exist.")
         where = connection.settings_dict["NAME"]
         confirm(self, f"This overwrites the {connection.vendor} database {where} with {path.name}.", yes)
+        started = time.monotonic()
         try:
             manifest = backup_restore(path=path, uploads=not no_uploads)
         except BackupError as error:
-            raise self.fail(f"Restore failed, the database was not changed: {error}") from None
+            raise self.fail(f"Restore failed: {error}") from None
+        seconds = round(time.monotonic() - started, 2)
         rows = sum(manifest["row_counts"].values())
         self.report(
             f"Restored {path.name} (taken {manifest['created_at']}): {rows:,} rows, "
-            f"{manifest['uploads']} uploaded files.",
-            {"file": path.name, "created_at": manifest["created_at"], "row_counts": manifest["row_counts"]},
+            f"{manifest['uploads']} uploaded files, in {seconds:.1f} s.",
+            {"file": path.name, "created_at": manifest["created_at"], "row_counts": manifest["row_counts"]}
+            | {"seconds": seconds},
         )
