@@ -108,14 +108,14 @@ class DecryptingReader(io.RawIOBase):
             )
         self.aead = AESGCM(keys[self.key_id])
         self.prefix = bytes.fromhex(meta["nonce_prefix"])
-        self.pending, self.counter, self.done = b"", 0, False
+        self.pending, self.counter, self.done = memoryview(b""), 0, False
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, target) -> int:
         while not self.pending and not self.done:
-            self.pending = self._next_chunk()
+            self.pending = memoryview(self._next_chunk())  # sliced without copying as it is read
         count = min(len(target), len(self.pending))
         target[:count] = self.pending[:count]
         self.pending = self.pending[count:]
