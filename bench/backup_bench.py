@@ -98,6 +98,9 @@ def main() -> None:
     build(data_dir, args.customers, args.seed)
     setup_django(data_dir)  # the key file is generated into data_dir by the first backup
     from django.conf import settings
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)  # a database built before the backups app has no catalog yet
 
     backups = data_dir / "backups"
     env = {
