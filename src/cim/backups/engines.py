@@ -77,13 +77,21 @@ def sqlite_restore(path: Path) -> None:
     """Replace the live database's content by the snapshot's, in one transaction of the backup API."""
     connection.close()
     connection.ensure_connection()
+    live = connection.connection
+    # Through a rollback journal rather than the WAL, each page is written once instead of into the WAL and then
+    # again into the file. SQLite only switches when no other connection has the database open; else it stays WAL.
+    wal = live.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    if wal:
+        live.execute("PRAGMA journal_mode=DELETE")
     source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        source.backup(connection.connection)
+        source.backup(live)
     except sqlite3.Error as error:
         raise RestoreError(f"SQLite restore failed: {error}") from error
     finally:
         source.close()
+        if wal:
+            live.execute("PRAGMA journal_mode=WAL")
         connection.close()  # the next query opens the restored database with Django's settings
 
 
