@@ -152,7 +152,8 @@ def main() -> None:
 
     met = "yes" if restore_work <= RESTORE_TARGET else "no"
     lines = [
-        f"{platform.machine()}, {platform.python_version()}, SQLite {sqlite3.sqlite_version}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; "
+        f"{platform.machine()}, {platform.python_version()}, SQLite {sqlite3.sqlite_version}; "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; "
         f"{customers:,} customers, {total_rows:,} rows in {len(source)} tables, database {size / 1e9:.2f} GB; "
         f"{os.cpu_count()} cores shared with other work (load average {os.getloadavg()[0]:.1f} at the end).",
         "",
