@@ -179,6 +179,9 @@ def _empty(models_: list[type[models.Model]]) -> None:
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            # Checks still pending in this transaction would forbid TRUNCATE: run them now, defer the rest again.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
             cursor.execute(f"TRUNCATE {', '.join(quote(m._meta.db_table) for m in models_)} RESTART IDENTITY CASCADE")
         else:
             for model in reversed(models_):
