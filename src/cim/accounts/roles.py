@@ -44,6 +44,7 @@ class Perm(models.TextChoices):
     USERS_MANAGE = "users.manage", _("Manage users and teams")
     AUDIT_VIEW = "audit.view", _("View the audit log")
     PRIVACY_MANAGE = "privacy.manage", _("Handle data-subject requests, erasure, retention and privacy registers")
+    BACKUP_MANAGE = "backup.manage", _("Make and verify backups")
 
 
 _EDITOR = {

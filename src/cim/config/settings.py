@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.mfa",
+    "cim.backups",
 ]
 
 MIDDLEWARE = [
@@ -270,6 +271,13 @@ CIM_RULES_MIN_CONFIDENCE = float(os.environ.get("CIM_RULES_MIN_CONFIDENCE", "0.2
 CIM_PDF_FONT = os.environ.get("CIM_PDF_FONT", "")
 # Largest file that may be attached to an interaction.
 CIM_ATTACHMENT_MAX_MB = int(os.environ.get("CIM_ATTACHMENT_MAX_MB", "20"))
+
+# Backups (docs/backup.md): where they go, how many of each kind are kept, when the last one is too old.
+CIM_BACKUP_DIR = Path(os.environ.get("CIM_BACKUP_DIR", DATA_DIR / "backups")).resolve()
+CIM_BACKUP_KEEP_DAILY = int(os.environ.get("CIM_BACKUP_KEEP_DAILY", "7"))
+CIM_BACKUP_KEEP_WEEKLY = int(os.environ.get("CIM_BACKUP_KEEP_WEEKLY", "4"))
+CIM_BACKUP_KEEP_MONTHLY = int(os.environ.get("CIM_BACKUP_KEEP_MONTHLY", "12"))
+CIM_BACKUP_MAX_AGE_HOURS = float(os.environ.get("CIM_BACKUP_MAX_AGE_HOURS", "26"))
 
 # Email (form double opt-in and other messages): SMTP when CIM_EMAIL_HOST is set, else printed to the console.
 EMAIL_HOST = os.environ.get("CIM_EMAIL_HOST", "")

@@ -26,5 +26,6 @@ urlpatterns = [
     path("", include("cim.analytics.urls")),
     path("", include("cim.segments.urls")),
     path("", include("cim.privacy.urls")),
+    path("", include("cim.backups.urls")),
     path("", include("cim.customers.urls")),
 ]

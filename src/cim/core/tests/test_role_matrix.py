@@ -17,6 +17,7 @@ from cim.activities.models import Notification
 from cim.activities.orders import order_create, product_save
 from cim.analytics.acquisition import acquisition_cost_set
 from cim.analytics.schedules import report_schedule_create
+from cim.backups.models import Backup
 from cim.config.api import api
 from cim.customers import configuration
 from cim.customers.models import Customer
@@ -180,6 +181,9 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/tokens/{token_id}/revoke"): ALL,
     ("GET", "/api/v1/audit/events"): AUDITORS,
     ("POST", "/api/v1/audit/verify"): AUDITORS,
+    ("GET", "/api/v1/backups"): ADMINS,
+    ("POST", "/api/v1/backups"): ADMINS,
+    ("POST", "/api/v1/backups/{backup_id}/verify"): ADMINS,
 }
 
 # A valid body per operation, so that the role is the only thing that varies.
@@ -285,6 +289,7 @@ BODIES = {
     },
     ("PATCH", "/api/v1/privacy/assessments/{entry_id}"): {"conclusion": "acceptable"},
     ("POST", "/api/v1/tokens"): {"name": "矩阵令牌", "scope": "read", "days": 7},
+    ("POST", "/api/v1/backups"): {"verify": True},
 }
 
 
@@ -401,6 +406,8 @@ def test_role_matrix(api_client, users, admin_user, world, role, method, path):
     ids.update(schedule_id=report_schedule_create(data=schedule, actor=admin_user).pk)
     ids.update(_privacy(customer, admin_user, path))
     ids.update(token_id=api_token_create(user=user, name="矩阵")[0].pk)
+    backup = Backup.objects.create(file_name="cim-matrix.cimbak", engine="sqlite", created_at=customer.created_at)
+    ids.update(backup_id=backup.pk)
     if path.endswith("/restore"):
         customer_archive(customer=customer, actor=admin_user)
     # A second customer of theirs, a pair of the two, and a merge of them, for the data-quality operations.
@@ -437,7 +444,7 @@ def test_every_operation_needs_authentication(world, admin_user, method, path):
     ids = {"order_id": 1, "sku": "x", "interaction_id": 1, "attachment_id": 1}
     ids.update(ticket_number="T-2026-000001", priority="normal")
     ids.update(follow_up_id=1, notification_id=1, plan_id=1, channel="website", month="2026-01", segment_id=1)
-    ids.update(schedule_id=1, request_id=1, rule_id=1, entry_id=1, token_id=1)
+    ids.update(schedule_id=1, request_id=1, rule_id=1, entry_id=1, token_id=1, backup_id=1)
     url = path.format(number=customer.number, tag_id=world["tag"].pk, key="level", pair_id=1, merge_id=1, **ids)
     response = _call(Client(), method, url, BODIES.get((method, path)))
     assert response.status_code == 401

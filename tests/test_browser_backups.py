@@ -1,0 +1,38 @@
+"""Backups in a real browser: an administrator sees the warning that no backup exists, backs up now, the worker
+makes and verifies it, and the page shows it as the last good backup with the restore command — in Chinese."""
+
+import pytest
+from django.core.management import call_command
+
+from cim.accounts.services import user_create
+from cim.backups.models import Backup
+from cim.customers.tests.factories import make_customer
+
+pytestmark = pytest.mark.browser
+
+
+def test_back_up_now_from_the_page(page, live_server, transactional_db, screenshots, settings, tmp_path, monkeypatch):
+    monkeypatch.delenv("CIM_BACKUP_KEY", raising=False)
+    settings.DATA_DIR, settings.CIM_BACKUP_DIR, settings.MEDIA_ROOT = tmp_path, tmp_path / "b", tmp_path / "u"
+    admin, _ = user_create(username="alice", role="administrator", password="Correct-Horse-42")
+    make_customer(admin, display_name="王芳")
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", "alice")
+    page.fill("#id_password", "Correct-Horse-42")
+    page.press("#id_password", "Enter")
+    page.wait_for_url(f"{live_server.url}/")
+
+    page.click("nav a[href='/backups/']")  # the label is translated after the merge
+    assert page.locator("#backup-stale").is_visible()
+    page.click("#backup-create")
+    assert page.locator("#messages .alert-success").is_visible()
+
+    call_command("worker", "--batch", "--no-periodic", verbosity=0)  # the background worker runs the queued backup
+    backup = Backup.objects.get()
+    assert backup.status == Backup.Status.VERIFIED
+
+    page.reload()
+    assert page.locator("#backup-stale").count() == 0
+    assert backup.file_name in page.locator("#last-verified").inner_text()
+    assert f"cim restore {backup.pk}" in page.locator("pre").inner_text()
+    page.screenshot(path=str(screenshots / "backups.png"), full_page=True)
