@@ -27,6 +27,9 @@ def test_a_production_configuration_passes_every_deployment_check(tmp_path):
         "CIM_AUDIT_KEY": "k" * 48,
     }
     assert _cim(env, "migrate", "--no-input", "-v0").returncode == 0
+    # A production installation has a recent, verified backup.
+    assert _cim(env, "backup", "create").returncode == 0
+    assert _cim(env, "backup", "verify", "--latest").returncode == 0
     done = _cim(env, "check", "--deploy", "--fail-level", "WARNING")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "System check identified no issues" in done.stdout + done.stderr
@@ -39,3 +42,4 @@ def test_the_development_defaults_are_named_by_the_deployment_checks(tmp_path):
     output = done.stdout + done.stderr
     assert "security.W004" in output  # no HSTS over plain HTTP
     assert "cim.audit.W003" in output  # the audit key next to the database
+    assert "cim.E012" in output  # no backup yet
