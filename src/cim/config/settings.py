@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from cim.config.secrets import load_or_create
+from cim.config.secrets import key_generate, load_or_create
 
 BASE_DIR = Path(__file__).resolve().parents[3]
 DATA_DIR = Path(os.environ.get("CIM_DATA_DIR", BASE_DIR / "var")).resolve()
@@ -19,6 +19,9 @@ DEBUG = _env_bool("CIM_DEBUG", False)
 SECRET_KEY = load_or_create(DATA_DIR, "CIM_SECRET_KEY", "secret_key")
 # Keys the HMAC search and duplicate keys of phones and emails (DESIGN §5); kept outside the database.
 CIM_SEARCH_KEY = load_or_create(DATA_DIR, "CIM_SEARCH_KEY", "search_key")
+# AES-GCM keys of the sensitive fields, `kid:base64key,...`, the first one current (docs/encryption.md).
+CIM_ENCRYPTION_KEY_FILE = None if os.environ.get("CIM_ENCRYPTION_KEYS") else DATA_DIR / "encryption_keys"
+CIM_ENCRYPTION_KEYS = load_or_create(DATA_DIR, "CIM_ENCRYPTION_KEYS", "encryption_keys", generate=key_generate)
 ALLOWED_HOSTS = [h for h in os.environ.get("CIM_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CIM_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 

@@ -6,3 +6,6 @@ class CoreConfig(AppConfig):
     name = "cim.core"
     label = "core"
     verbose_name = _("Core")
+
+    def ready(self):
+        from cim.core import checks  # noqa: F401  (registers the production checks)

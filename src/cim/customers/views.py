@@ -95,6 +95,7 @@ PROFILE_FIELDS = (
     "english_name",
     "gender",
     "birthday",
+    "id_number",
     "company",
     "job_title",
     "uscc",
