@@ -73,9 +73,8 @@ def main() -> None:
         from django.core.management import call_command
         from django.test import override_settings
 
-        from cim.core import crypto
-
         from cim.accounts.services import user_create
+        from cim.core import crypto
 
         call_command("migrate", verbosity=0)
         user_create(username="bench", role="administrator", password="Correct-Horse-42-bench")
