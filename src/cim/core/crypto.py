@@ -15,6 +15,7 @@ Empty values are stored empty (a blank street is not a secret), which keeps `is 
 import base64
 import binascii
 import datetime
+import json
 import os
 import re
 from functools import lru_cache
@@ -23,6 +24,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.core.serializers.json import DjangoJSONEncoder
 from django.core.signals import setting_changed
 from django.db import models
 from django.db.models.lookups import Exact, IsNull
@@ -185,6 +187,22 @@ class EncryptedDateField(EncryptedMixin, models.DateField):
 
     def plain_text(self, value) -> str:
         return value.isoformat()
+
+
+class EncryptedJSONField(EncryptedMixin, models.JSONField):
+    """A JSONField stored as encrypted JSON text: snapshots and submissions that hold sensitive values and are only
+    read whole, in Python (no JSON lookups in the database)."""
+
+    def plain_text(self, value) -> str:
+        return json.dumps(value, cls=self.encoder or DjangoJSONEncoder, ensure_ascii=False)
+
+    def get_db_prep_value(self, value, connection, prepared=False):
+        return None if value is None else encrypt(self.plain_text(value), self.aad())
+
+    def from_db_value(self, value, expression, connection):
+        if value is None:
+            return None
+        return json.loads(decrypt(value, self.aad()), cls=self.decoder)
 
 
 class DatePartField(models.PositiveSmallIntegerField):

@@ -137,3 +137,23 @@ def keys_rotate(*, progress: Callable[[int], None] = lambda n: None, batch: int 
         note=f"key {crypto.keyring().current}: {sum(written.values())} values",
     )
     return written
+
+
+def encrypt_existing_rows(app_label: str, model_name: str, field_names: list[str], *, batch: int = BATCH):
+    """A `migrations.RunPython` that encrypts the values a model stored in plaintext before its fields became
+    encrypted (and decrypts them again when the migration is reversed)."""
+    from django.db import migrations
+
+    def columns(apps):
+        model = apps.get_model(app_label, model_name)
+        return columns_of(model._meta.get_field(name) for name in field_names)
+
+    def forwards(apps, schema_editor):
+        for col in columns(apps):
+            column_reencrypt(col, batch=batch)
+
+    def backwards(apps, schema_editor):
+        for col in columns(apps):
+            column_decrypt(col, batch=batch)
+
+    return migrations.RunPython(forwards, backwards)
