@@ -347,3 +347,22 @@ def test_canaries_never_appear_in_the_database_files_or_the_logs(tmp_path):
         for name, blob in (("database", before_checkpoint), ("checkpointed", after_checkpoint), ("logs", logs)):
             assert canary.encode() not in blob, f"{canary} in {name}"
         assert canary.encode("utf-16-le") not in after_checkpoint
+
+
+def test_a_merge_keeps_derived_columns_in_step_and_its_snapshots_encrypted(admin_user):
+    from cim.quality.merge import customer_merge, customer_unmerge
+    from cim.quality.models import MergeRecord
+
+    survivor = make_customer(admin_user, display_name="邱金丝")
+    duplicate = _canary(admin_user)
+    record = customer_merge(survivor=survivor, duplicates=[duplicate], actor=admin_user)
+    survivor.refresh_from_db()
+    assert (survivor.birthday, survivor.birth_year, survivor.birth_month) == (BIRTHDAY, 1949, 12)
+    assert search_filter(Customer.objects.exclude(status="archived"), ID_NUMBER).get() == survivor
+    stored = [v for name in ("customers_before", "moved") for v in _column_values(MergeRecord, name)]
+    assert all(v.startswith("v1:") for v in stored)
+    assert not any(canary in v for v in stored for canary in (PHONE, EMAIL, STREET, ID_NUMBER, "1949-12-31"))
+    assert PHONE in json.dumps(MergeRecord.objects.get().moved)
+    customer_unmerge(record=record, actor=admin_user)
+    duplicate.refresh_from_db()
+    assert duplicate.phones.get().number == PHONE and duplicate.birthday == BIRTHDAY
