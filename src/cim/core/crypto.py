@@ -143,7 +143,7 @@ class EncryptedMixin:
 
     def from_db_value(self, value, expression, connection):
         if value is None or value == "":
-            return self.to_python(value)
+            return None
         return self.to_python(decrypt(value, self.aad()))
 
     def plain_text(self, value) -> str:
