@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 VENDOR := src/cim/core/static/vendor
 export CIM_DATA_DIR ?= $(CURDIR)/var
 
-.PHONY: run test lint bench assets messages install install-dev migrations-check test-sqlite test-postgres browser-deps
+.PHONY: run test lint bench assets messages install install-dev migrations-check test-sqlite test-postgres browser-deps prod-smoke
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,8 +39,8 @@ run: install assets messages
 	$(BIN)/cim serve --with-worker
 
 lint: install-dev
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench deploy
+	$(BIN)/ruff format --check src tests bench deploy
 
 migrations-check: install-dev
 	$(BIN)/cim makemigrations --check --dry-run
@@ -54,6 +54,11 @@ test: install-dev assets messages lint migrations-check
 	if [ -n "$$pg_url" ]; then echo "== PostgreSQL: $${pg_url%%@*}@…"; \
 	  CIM_DATABASE_URL="$$pg_url" $(BIN)/pytest -n 2 -q -m "not browser"; \
 	else echo "== PostgreSQL: no server, skipped"; fi
+
+# The production stack of docs/deploy.md on loopback (PostgreSQL, Redis, gunicorn, 2 workers, nginx with TLS),
+# driven through a journey in Chromium over HTTPS, then stopped.
+prod-smoke: install-dev assets messages
+	$(BIN)/python deploy/smoke.py
 
 # Each writes its section of bench/RESULTS.md. The first run builds a 1M-customer database (~15 min).
 bench: install-dev

@@ -38,5 +38,10 @@ def page(live_server, monkeypatch):
         )
         context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
         context.set_default_timeout(15_000)
-        yield context.new_page()
+        page = context.new_page()
+        # Every journey also checks that the pages keep to CIM's Content Security Policy.
+        violations = []
+        page.on("console", lambda msg: "Content Security Policy" in msg.text and violations.append(msg.text))
+        yield page
         browser.close()
+    assert not violations, f"a page broke the Content Security Policy: {violations[:3]}"

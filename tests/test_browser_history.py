@@ -4,6 +4,7 @@ it, follow the timeline's paging and filter, and handle a ticket — in Chinese,
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from cim.accounts.services import user_create
 from cim.activities.history_schemas import InteractionInput
@@ -62,9 +63,9 @@ def test_interaction_order_refund_timeline_and_ticket(page, live_server, transac
     page.locator("#timeline-entries > li[data-kind]").nth(30).wait_for()
     page.locator("#tl-order").check()
     page.locator("#tl-refund").check()
-    page.wait_for_function("document.querySelectorAll('#timeline-entries > li[data-kind=interaction]').length === 0")
+    expect(page.locator("#timeline-entries > li[data-kind=interaction]")).to_have_count(0)
     # Each box reloads the feed: wait for the second reload too, not just the first.
-    page.wait_for_function("document.querySelectorAll('#timeline-entries > li[data-kind=refund]').length === 1")
+    expect(page.locator("#timeline-entries > li[data-kind=refund]")).to_have_count(1)
     kinds = page.locator("#timeline-entries > li[data-kind]").evaluate_all("items => items.map(i => i.dataset.kind)")
     assert kinds == ["refund", "order"]
     page.screenshot(path=str(screenshots / "customer-timeline.png"), full_page=True)

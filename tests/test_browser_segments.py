@@ -4,6 +4,7 @@ open the members in the customer list — in Chinese, then the saved rules read 
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from cim.accounts.services import user_create
 from cim.customers.services import customers_tag
@@ -45,7 +46,7 @@ def test_build_a_segment_with_a_not_group_and_a_tag_rule(page, live_server, tran
     row = builder.locator(".rule-condition").nth(1)
     row.locator("select[aria-label=field]").select_option("source_channel")
     builder.locator(".rule-condition").nth(1).locator("select").nth(2).select_option("wechat")
-    page.wait_for_function("document.getElementById('rules-count').textContent.includes('2')")
+    expect(page.locator("#rules-count")).to_contain_text("2")
     # NOT (has any of the tags 黑名单)
     builder.locator(".add-group").first.click()
     group = builder.locator(".rule-group .rule-group")
@@ -54,7 +55,7 @@ def test_build_a_segment_with_a_not_group_and_a_tag_rule(page, live_server, tran
     inner = group.locator(".rule-condition")
     inner.locator("select[aria-label=field]").select_option("tag")
     inner.locator("input").fill("黑名单")
-    page.wait_for_function("document.getElementById('rules-count').textContent.includes('1')")
+    expect(page.locator("#rules-count")).to_contain_text("1")
     assert "王芳" in page.locator("#rules-sample").inner_text()
     page.screenshot(path=screenshots / "segment-builder-zh.png", full_page=True)
     # Saving fills the segment and its tag at once: give a loaded machine time.

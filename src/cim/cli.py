@@ -11,3 +11,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     execute_from_command_line(["cim", *args])
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,6 +1,7 @@
 """Purchases read from the database into DuckDB: the input of RFM, lifecycle and CLV.
 
-Rows cross as Arrow record batches of plain columns, a chunk at a time. CLV needs every purchase; RFM and the
+They are read from the replica when there is one (cim.core.replica). Rows cross as Arrow record batches
+of plain columns, a chunk at a time. CLV needs every purchase; RFM and the
 lifecycle need only each customer's totals, which the database sums in one grouped scan, so a tenth of the rows
 cross.
 """
@@ -14,6 +15,7 @@ from django.conf import settings
 from django.db import connection
 
 from cim.activities.models import Order
+from cim.core.replica import read_connection, replica_reads
 
 CHUNK = 200_000
 SCHEMA = pa.schema(
@@ -31,7 +33,7 @@ def _batches(until: datetime | None) -> Iterator[pa.RecordBatch]:
         sql += " AND ordered_at < %s"
         params.append(connection.ops.adapt_datetimefield_value(until))
     sqlite = connection.vendor == "sqlite"
-    with connection.cursor() as cursor:
+    with replica_reads(), read_connection().cursor() as cursor:
         cursor.execute(sql, params)
         while rows := cursor.fetchmany(CHUNK):
             customers, times, amounts = zip(*rows, strict=True)
@@ -67,7 +69,7 @@ def _total_batches(until: datetime) -> Iterator[pa.RecordBatch]:
     )
     params = [*COUNTED, connection.ops.adapt_datetimefield_value(until)]
     sqlite = connection.vendor == "sqlite"
-    with connection.cursor() as cursor:
+    with replica_reads(), read_connection().cursor() as cursor:
         cursor.execute(sql, params)
         while rows := cursor.fetchmany(CHUNK):
             customers, orders, spent, first, last = zip(*rows, strict=True)
@@ -118,7 +120,7 @@ def query_table(sql: str, params: list, schema: pa.Schema) -> pa.Table:
     """Any query's rows as an Arrow table of `schema` (integer and double columns), a chunk at a time; for
     aggregates the database already grouped, so only one row per customer or product crosses."""
     batches = []
-    with connection.cursor() as cursor:
+    with replica_reads(), read_connection().cursor() as cursor:
         cursor.execute(sql, params)
         while rows := cursor.fetchmany(CHUNK):
             columns = [

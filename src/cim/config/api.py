@@ -13,6 +13,7 @@ from cim.core.api_errors import install_error_handlers
 from cim.core.api_parser import JSONObjectParser
 from cim.customers.api import router as customers_router
 from cim.ingest.api import router as ingest_router
+from cim.privacy.api import router as privacy_router
 from cim.quality.api import router as quality_router
 from cim.segments.api import router as segments_router
 from cim.service.api import router as service_router
@@ -33,6 +34,7 @@ api.add_router("/", ingest_router)
 api.add_router("/", quality_router)
 api.add_router("/", activities_router)
 api.add_router("/", follow_ups_router)
+api.add_router("/", privacy_router)
 api.add_router("/", customers_router)
 api.add_router("/", analytics_router)
 api.add_router("/", churn_router)

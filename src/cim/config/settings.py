@@ -4,8 +4,10 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 
 from cim.config.secrets import key_generate, load_or_create
+from cim.core.logging import logging_config
 
 BASE_DIR = Path(__file__).resolve().parents[3]
 DATA_DIR = Path(os.environ.get("CIM_DATA_DIR", BASE_DIR / "var")).resolve()
@@ -53,6 +55,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "cim.core.middleware.RequestIdMiddleware",
@@ -64,7 +67,11 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "cim.core.middleware.QueueUnavailableMiddleware",
+    "cim.core.middleware.AccessLogMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "cim.config.urls"
@@ -105,13 +112,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
+# Exports, analytics and duplicate scans read from a streaming replica when there is one (docs/deploy.md).
+if os.environ.get("CIM_DATABASE_REPLICA_URL"):
+    DATABASES["replica"] = dj_database_url.parse(
+        os.environ["CIM_DATABASE_REPLICA_URL"], conn_max_age=DATABASES["default"]["CONN_MAX_AGE"]
+    )
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+    DATABASE_ROUTERS = ["cim.core.replica.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-TASKS = {
-    "default": {
-        "BACKEND": os.environ.get("CIM_TASKS_BACKEND", "django_tasks_db.DatabaseBackend"),
-    }
-}
+# Background jobs: in the database by default; on Redis with `django_tasks_rq.RQBackend` (and CIM_REDIS_URL).
+TASKS = {"default": {"BACKEND": os.environ.get("CIM_TASKS_BACKEND", "django_tasks_db.DatabaseBackend")}}
+if TASKS["default"]["BACKEND"].startswith("django_tasks_rq."):
+    INSTALLED_APPS.append("django_rq")
 
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
@@ -145,10 +158,35 @@ WHITENOISE_USE_FINDERS = DEBUG
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
-SESSION_COOKIE_SECURE = _env_bool("CIM_SECURE_COOKIES", False)
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# Served over HTTPS behind a proxy that sets X-Forwarded-Proto (docs/deploy.md): Secure cookies, plain HTTP
+# redirected (but the probes of load balancers and Prometheus), and HSTS.
+CIM_HTTPS = _env_bool("CIM_HTTPS", _env_bool("CIM_SECURE_COOKIES", False))
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = CIM_HTTPS
+if CIM_HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^(health|ready|metrics)$"]
+    SECURE_HSTS_SECONDS = int(os.environ.get("CIM_HSTS_SECONDS", str(2 * 365 * 24 * 3600)))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("CIM_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = _env_bool("CIM_HSTS_PRELOAD", True)
+# Scripts only from CIM's own static files: no inline scripts or eval anywhere in the pages. Inline styles stay
+# allowed (style attributes in templates, Bootstrap and ECharts set them). Public forms may be framed elsewhere.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 # Customer data rules
 CIM_PHONE_REGION = os.environ.get("CIM_PHONE_REGION", "CN")
@@ -200,9 +238,16 @@ DEFAULT_FROM_EMAIL = os.environ.get("CIM_EMAIL_FROM", "CIM <noreply@localhost>")
 CIM_SMS_BACKEND = os.environ.get("CIM_SMS_BACKEND", "cim.ingest.sms.ConsoleSmsSender")
 CIM_SMS_FILE = Path(os.environ.get("CIM_SMS_FILE", DATA_DIR / "sms-outbox.jsonl"))
 # Public form rate limits count in the cache: per process unless CIM_REDIS_URL shares them between processes.
+CIM_REDIS_URL = os.environ.get("CIM_REDIS_URL", "")
+# Imports of millions of rows run for minutes: RQ would stop a job after 3 by default.
+RQ_QUEUES = {"default": {"URL": CIM_REDIS_URL or "redis://127.0.0.1:6379/0", "DEFAULT_TIMEOUT": 6 * 3600}}
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["CIM_REDIS_URL"]}
-    if os.environ.get("CIM_REDIS_URL")
+    "default": {
+        "BACKEND": "cim.core.cache.ResilientRedisCache",
+        "LOCATION": CIM_REDIS_URL,
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }
+    if CIM_REDIS_URL
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
 CIM_FORM_RATE_PER_IP = os.environ.get("CIM_FORM_RATE_PER_IP", "20/h")
@@ -210,12 +255,13 @@ CIM_FORM_RATE_PER_CONTACT = os.environ.get("CIM_FORM_RATE_PER_CONTACT", "5/h")
 # The request header holding the visitor's address behind a proxy (e.g. HTTP_X_REAL_IP); empty: REMOTE_ADDR.
 CIM_CLIENT_IP_HEADER = os.environ.get("CIM_CLIENT_IP_HEADER", "")
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("CIM_LOG_LEVEL", "WARNING")},
-}
+# JSON lines on stderr (CIM_LOG_FORMAT=console for people reading a terminal); see docs/observability.md.
+LOGGING = logging_config(
+    level=os.environ.get("CIM_LOG_LEVEL", "WARNING"), json=os.environ.get("CIM_LOG_FORMAT", "json") != "console"
+)
+# Metrics: the bearer token Prometheus sends; the folder gunicorn's processes share their samples through.
+CIM_METRICS_TOKEN = load_or_create(DATA_DIR, "CIM_METRICS_TOKEN", "metrics_token")
+PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
 
 NINJA_PAGINATION_PER_PAGE = 50
 NINJA_PAGINATION_MAX_PER_PAGE_SIZE = 500

@@ -2,8 +2,13 @@ from django.contrib import admin
 from django.urls import include, path
 
 from cim.config.api import api
+from cim.core.health import health, ready
+from cim.core.metrics import metrics_view
 
 urlpatterns = [
+    path("health", health, name="health"),
+    path("ready", ready, name="ready"),
+    path("metrics", metrics_view, name="metrics"),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
@@ -15,5 +20,6 @@ urlpatterns = [
     path("", include("cim.service.urls")),
     path("", include("cim.analytics.urls")),
     path("", include("cim.segments.urls")),
+    path("", include("cim.privacy.urls")),
     path("", include("cim.customers.urls")),
 ]

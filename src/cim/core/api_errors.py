@@ -9,6 +9,7 @@ from django.utils.translation import gettext as _
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, Throttled
 from ninja.errors import ValidationError as NinjaValidationError
+from redis.exceptions import RedisError
 
 from cim.customers.selectors import InvalidNumber
 from cim.customers.services import PermissionDenied
@@ -36,6 +37,13 @@ _PYDANTIC_MESSAGES = {
     "json_invalid": lambda e: _("The request body is not valid JSON."),
     "extra_forbidden": lambda e: _("This field is not allowed."),
 }
+
+
+RETRY_AFTER_SECONDS = "30"
+
+
+def unavailable_message() -> str:
+    return _("The job queue cannot be reached just now; nothing was done. Try again in a minute.")
 
 
 def error_body(code: str, message: str, details: list[dict] | None = None) -> dict:
@@ -117,6 +125,12 @@ def install_error_handlers(api: NinjaAPI) -> None:
         message = _("The request body must be multipart/form-data with a boundary.")
         detail = {"field": "body", "code": "multipart_invalid", "message": message}
         return respond(request, 400, error_body("invalid_multipart", message, [detail]))
+
+    @api.exception_handler(RedisError)
+    def queue_down(request, exc):
+        response = respond(request, 503, error_body("unavailable", str(unavailable_message())))
+        response["Retry-After"] = RETRY_AFTER_SECONDS
+        return response
 
     @api.exception_handler(Exception)
     def unexpected(request, exc):

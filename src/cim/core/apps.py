@@ -8,4 +8,4 @@ class CoreConfig(AppConfig):
     verbose_name = _("Core")
 
     def ready(self):
-        from cim.core import checks  # noqa: F401  (registers the production checks)
+        from cim.core import checks  # noqa: F401  (registers the deploy checks)

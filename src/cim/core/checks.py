@@ -1,12 +1,47 @@
-"""Production checks of the core (`cim check --deploy`): the encryption keys of the sensitive fields."""
+"""`cim check --deploy`: the upgrade checks an operator runs after deploying (docs/observability.md), and the
+encryption keys of the sensitive fields (docs/encryption.md)."""
 
 import stat
 
 from django.conf import settings
-from django.core.checks import Error, register
+from django.core.checks import Error, Warning, register
 from django.core.exceptions import ImproperlyConfigured
+from django.db import DatabaseError
+from django.utils import timezone
 
 from cim.core import crypto
+from cim.core.health import WORKER_SILENCE
+from cim.core.models import WorkerHeartbeat
+from cim.core.version import code_version, pending_migrations
+
+
+@register("cim", deploy=True)
+def upgrade_checks(app_configs, **kwargs):
+    try:
+        pending = pending_migrations()
+        workers = list(WorkerHeartbeat.objects.filter(seen_at__gte=timezone.now() - WORKER_SILENCE))
+    except DatabaseError:
+        return [Warning("The database cannot be read, so migrations and workers were not checked.", id="cim.W101")]
+    problems = []
+    if pending:
+        problems.append(
+            Warning(
+                f"{len(pending)} migration(s) not applied: {', '.join(pending[:5])}.",
+                hint="Run `cim migrate` before starting the new version's web and worker processes.",
+                id="cim.W102",
+            )
+        )
+    mine = code_version()
+    for worker in workers:
+        if worker.version != mine:
+            problems.append(
+                Warning(
+                    f"Worker {worker.worker} runs version {worker.version or '?'}, this process {mine}.",
+                    hint="Restart the workers after an upgrade so that web and workers run the same code.",
+                    id="cim.W104",
+                )
+            )
+    return problems
 
 
 @register("cim", deploy=True)

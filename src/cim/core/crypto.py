@@ -120,10 +120,10 @@ def decrypt(stored: str, aad: bytes) -> str:
 
 
 class _EmptyOnlyExact(Exact):
-    """`= ''` (is blank) still works; `= 'a value'` would silently match nothing, so it is refused."""
+    """`= ''` (is blank, `{}` for JSON) still works; `= 'a value'` would silently match nothing, so it is refused."""
 
     def get_prep_lookup(self):
-        if self.rhs not in ("", None):
+        if self.rhs not in ("", None) and self.rhs != {}:
             target = getattr(self.lhs, "target", None)
             raise TypeError(f"{target} is encrypted: match it through its blind index, not by value.")
         return super().get_prep_lookup()
@@ -197,12 +197,15 @@ class EncryptedJSONField(EncryptedMixin, models.JSONField):
         return json.dumps(value, cls=self.encoder or DjangoJSONEncoder, ensure_ascii=False)
 
     def get_db_prep_value(self, value, connection, prepared=False):
-        return None if value is None else encrypt(self.plain_text(value), self.aad())
+        if value is None:
+            return None
+        # An empty object is stored empty, like empty text: "nothing was sent" stays a query (retention).
+        return "" if value == {} else encrypt(self.plain_text(value), self.aad())
 
     def from_db_value(self, value, expression, connection):
         if value is None:
             return None
-        return json.loads(decrypt(value, self.aad()), cls=self.decoder)
+        return {} if value == "" else json.loads(decrypt(value, self.aad()), cls=self.decoder)
 
 
 class DatePartField(models.PositiveSmallIntegerField):

@@ -1,10 +1,13 @@
 import re
+import time
 import uuid
 
-from django.http import JsonResponse
+import structlog
+from django.http import HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
+from redis.exceptions import RedisError
 
-from cim.core.api_errors import error_body
+from cim.core.api_errors import RETRY_AFTER_SECONDS, error_body, unavailable_message
 from cim.core.context import set_request_id
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -20,8 +23,37 @@ class RequestIdMiddleware:
         incoming = request.headers.get("X-Request-ID", "")
         request.request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         set_request_id(request.request_id)
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request.request_id)
         response = self.get_response(request)
         response["X-Request-ID"] = request.request_id
+        return response
+
+
+access_log = structlog.get_logger("cim.request")
+
+
+class AccessLogMiddleware:
+    """Binds the signed-in user's id to the request's log lines and writes one access line per request: the route's
+    name rather than the path, and never the query string, which can hold a searched phone number."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        started = time.perf_counter()
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            structlog.contextvars.bind_contextvars(actor_id=user.pk)
+        response = self.get_response(request)
+        match = request.resolver_match
+        access_log.info(
+            "request",
+            method=request.method,
+            route=match.view_name if match else "",
+            status=response.status_code,
+            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+        )
         return response
 
 
@@ -46,4 +78,22 @@ class ApiJsonErrorsMiddleware:
             response = JsonResponse(body, status=response.status_code, json_dumps_params={"ensure_ascii": False})
             if allow:
                 response["Allow"] = allow
+        return response
+
+
+class QueueUnavailableMiddleware:
+    """Work that needs the Redis job queue while Redis is down is refused with 503 and Retry-After, not a 500: the
+    request's transaction is rolled back, so nothing half-done stays, and the client or person tries again."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, RedisError):
+            return None
+        response = HttpResponse(unavailable_message(), status=503, content_type="text/plain; charset=utf-8")
+        response["Retry-After"] = RETRY_AFTER_SECONDS
         return response

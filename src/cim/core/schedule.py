@@ -6,6 +6,8 @@ queued late or twice (a worker killed between queueing and running) does its wor
 """
 
 import logging
+import os
+import socket
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,7 +16,8 @@ from django.db import IntegrityError, close_old_connections, transaction
 from django.utils import timezone
 from django.utils.module_loading import autodiscover_modules
 
-from cim.core.models import PeriodicRun
+from cim.core.models import PeriodicRun, WorkerHeartbeat
+from cim.core.version import code_version
 
 logger = logging.getLogger(__name__)
 
@@ -46,9 +49,10 @@ def periodic_enqueue_due(*, now: datetime | None = None) -> list[str]:
     now = now or timezone.now()
     queued = []
     for job in PERIODIC.values():
-        if _claim(job, now):
-            job.task.enqueue()
-            queued.append(job.name)
+        with transaction.atomic():  # a queue that cannot be reached gives the claim back, for the next round
+            if _claim(job, now):
+                job.task.enqueue()
+                queued.append(job.name)
     return queued
 
 
@@ -64,12 +68,27 @@ def _claim(job: Periodic, now: datetime) -> bool:
     return True
 
 
-def run_periodic_loop(stop: threading.Event, *, interval: float = 30.0) -> None:
-    """The worker's scheduling thread: queue due jobs every `interval` seconds until `stop` is set."""
+HEARTBEAT_SECONDS = 30.0
+
+
+def worker_heartbeat(*, now: datetime | None = None) -> None:
+    """Record that this worker process is alive, and forget workers silent for a day."""
+    now = now or timezone.now()
+    WorkerHeartbeat.objects.update_or_create(
+        worker=f"{socket.gethostname()}:{os.getpid()}", defaults={"seen_at": now, "version": code_version()}
+    )
+    WorkerHeartbeat.objects.filter(seen_at__lt=now - timedelta(days=1)).delete()
+
+
+def run_periodic_loop(stop: threading.Event, *, interval: float = HEARTBEAT_SECONDS, enqueue: bool = True) -> None:
+    """The worker's side thread: a heartbeat, and (unless `enqueue` is off) the due jobs queued, every `interval`
+    seconds until `stop` is set."""
     while not stop.is_set():
         close_old_connections()
         try:
-            periodic_enqueue_due()
+            worker_heartbeat()
+            if enqueue:
+                periodic_enqueue_due()
         except Exception:  # a locked or restarting database: try again on the next round
             logger.exception("Could not queue periodic jobs")
         stop.wait(interval)

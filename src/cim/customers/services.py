@@ -359,6 +359,9 @@ def customer_create(*, data: CustomerInput, actor, strict: bool = False, channel
 def customer_update(*, customer: Customer, data: CustomerInput, actor) -> Customer:
     """Change the fields that were sent; record each changed field's old and new value."""
     _require(actor, Perm.CUSTOMER_CHANGE)
+    from cim.privacy.services import restriction_check  # privacy imports this module
+
+    restriction_check(customer.pk)
     sent = set(data.model_fields_set)
     values, contacts, errors = customer_input_clean(data, current=customer)
     if errors:

@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 
 from cim.accounts.roles import Perm, has_perm
 from cim.audit.services import audit_record
+from cim.core.replica import replica_reads
 from cim.customers.choices import CustomFieldType
 from cim.customers.filters import CustomerFilter
 from cim.customers.models import Address, Customer, CustomerTag, CustomFieldDefinition, Email, Phone
@@ -282,12 +283,13 @@ class CustomerExport:
         header = names if self.headers == "names" else [str(column.label) for column in self.columns]
         complete = False
         try:
-            if self.fmt == "csv":
-                yield from _csv_chunks(header, self._rows())
-            elif self.fmt == "xlsx":
-                yield from _xlsx_chunks(header, self.columns, self._rows())
-            else:
-                yield from _jsonl_chunks(names, self._rows())
+            with replica_reads():
+                if self.fmt == "csv":
+                    yield from _csv_chunks(header, self._rows())
+                elif self.fmt == "xlsx":
+                    yield from _xlsx_chunks(header, self.columns, self._rows())
+                else:
+                    yield from _jsonl_chunks(names, self._rows())
             complete = True
         finally:
             self._audit(complete)

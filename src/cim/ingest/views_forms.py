@@ -9,6 +9,7 @@ import ipaddress
 import logging
 import math
 
+from csp.decorators import csp_replace
 from django import forms
 from django.conf import settings
 from django.contrib import messages
@@ -358,6 +359,7 @@ def _step_url(submission: FormSubmission, **query) -> str:
 
 @csrf_exempt
 @xframe_options_exempt
+@csp_replace({"frame-ancestors": None})  # embeddable on the business's own sites
 def public_form_view(request, slug: str):
     collection = CollectionForm.objects.filter(slug=slug, is_active=True).first()
     language = _language(request)
@@ -424,6 +426,7 @@ CODE_MESSAGES = {
 
 @csrf_exempt
 @xframe_options_exempt
+@csp_replace({"frame-ancestors": None})
 def public_step_view(request, slug: str, token: str):
     """After submitting: enter the SMS code, wait for the email link, or read the thanks."""
     submission = submission_from_step_token(token)
@@ -480,6 +483,7 @@ LINK_MESSAGES = {
 
 @csrf_exempt
 @xframe_options_exempt
+@csp_replace({"frame-ancestors": None})
 def public_email_link_view(request, slug: str, token: str):
     """The double opt-in link. Opening it shows a button: mail scanners that open links must not confirm."""
     submission, problem = email_link_submission(token)

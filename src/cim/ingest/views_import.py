@@ -9,6 +9,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
@@ -167,8 +168,9 @@ def _start(request, job: ImportJob, *, dry_run: bool):
     if job.status in ACTIVE or job.status == ImportJob.Status.DONE:
         messages.info(request, _("This import is already running or done."))
         return redirect("ingest:import_detail", pk=job.pk)
-    ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.QUEUED)
-    import_job_run.enqueue(job_id=job.pk, user_id=request.user.pk, dry_run=dry_run)
+    with transaction.atomic():  # a queue that cannot be reached leaves the job as it was, to be started again
+        ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.QUEUED)
+        import_job_run.enqueue(job_id=job.pk, user_id=request.user.pk, dry_run=dry_run)
     return redirect("ingest:import_detail", pk=job.pk)
 
 

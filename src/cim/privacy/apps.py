@@ -6,3 +6,6 @@ class PrivacyConfig(AppConfig):
     name = "cim.privacy"
     label = "privacy"
     verbose_name = _("Privacy")
+
+    def ready(self):
+        from cim.privacy import erasure  # noqa: F401  (connects the tombstone replay to database_restored)

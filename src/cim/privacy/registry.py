@@ -76,6 +76,38 @@ REGISTRY: tuple[PersonalField, ...] = (
     PersonalField("customers.email", "raw", _S, MaskKind.EMAIL),
     PersonalField("customers.address", "street", _S, MaskKind.ADDRESS, art28=True),
     PersonalField("customers.address", "postal_code", _P, MaskKind.TEXT),
+    PersonalField("customers.externalid", "value", _P, MaskKind.TEXT),
+    # What else is about a customer: notes and messages in free text, what their browser and forms sent.
+    PersonalField("activities.interaction", "subject", _P, MaskKind.TEXT),
+    PersonalField("activities.interaction", "body", _P, MaskKind.TEXT),
+    PersonalField("activities.interaction", "contacts", _P, MaskKind.NAME),
+    PersonalField("activities.attachment", "file", _P, MaskKind.TEXT),
+    PersonalField("activities.attachment", "filename", _P, MaskKind.TEXT),
+    PersonalField("activities.followup", "title", _P, MaskKind.TEXT),
+    PersonalField("activities.followup", "notes", _P, MaskKind.TEXT),
+    PersonalField("activities.behaviourevent", "properties", _P, MaskKind.TEXT),
+    PersonalField("activities.behaviourevent", "context", _P, MaskKind.TEXT),
+    PersonalField("activities.behaviourevent", "user_id", _P, MaskKind.TEXT),
+    PersonalField("activities.behaviourevent", "anonymous_id", _P, MaskKind.TEXT),
+    PersonalField("activities.behaviourevent", "trait_errors", _P, MaskKind.TEXT),
+    PersonalField("activities.anonymouslink", "anonymous_id", _P, MaskKind.TEXT),
+    PersonalField("ingest.formsubmission", "raw", _S, MaskKind.TEXT),
+    PersonalField("ingest.formsubmission", "ip", _P, MaskKind.TEXT),
+    PersonalField("ingest.formsubmission", "user_agent", _P, MaskKind.TEXT),
+    PersonalField("service.ticket", "subject", _P, MaskKind.TEXT),
+    PersonalField("service.ticket", "description", _P, MaskKind.TEXT),
+    PersonalField("service.ticketmessage", "body", _P, MaskKind.TEXT),
+    PersonalField("service.survey", "comment", _P, MaskKind.TEXT),
+    PersonalField("service.survey", "answer_ip", _P, MaskKind.TEXT),
+    PersonalField("analytics.feedbacksentiment", "keywords", _P, MaskKind.TEXT),
+    PersonalField("privacy.consent", "ip", _P, MaskKind.TEXT),
+    PersonalField("privacy.consent", "user_agent", _P, MaskKind.TEXT),
+    PersonalField("privacy.datasubjectrequest", "details", _P, MaskKind.TEXT),
+    # A merge keeps the records as they were, to be undone: copies of every personal field.
+    PersonalField("quality.mergerecord", "customers_before", _S, MaskKind.TEXT),
+    PersonalField("quality.mergerecord", "moved", _S, MaskKind.TEXT),
+    PersonalField("quality.mergerecord", "removed", _S, MaskKind.TEXT),
+    PersonalField("quality.mergerecord", "provenance", _P, MaskKind.TEXT),
 )
 
 # Fields of the models above that are not personal: keys, codes, choices about the relationship, bookkeeping.
@@ -113,7 +145,111 @@ NOT_PERSONAL: dict[str, frozenset[str]] = {
         {"id", "customer", "kind", "is_primary", "is_verified", "created_at", "country", "province", "city"}
         | {"district", "adcode"}
     ),
+    "customers.externalid": frozenset({"created_at", "customer", "id", "system"}),
+    "activities.interaction": frozenset(
+        {"created_at", "customer", "direction", "duration_minutes", "id", "import_job", "kind", "logged_by"}
+        | {"occurred_at", "outcome", "staff"}
+    ),
+    "activities.attachment": frozenset(
+        {"content_type", "created_at", "id", "interaction", "sha256", "size", "uploaded_by"}
+    ),
+    "activities.followup": frozenset(
+        {"created_at", "created_by", "customer", "done_at", "due_at", "id", "interaction", "owner", "plan"}
+        | {"priority", "remind_at", "reminded_at", "status"}
+    ),
+    "activities.behaviourevent": frozenset(
+        {"channel", "customer", "id", "message_id", "name", "occurred_at", "received_at", "source", "type"}
+    ),
+    "activities.anonymouslink": frozenset({"created_at", "customer", "id", "source"}),
+    "activities.touchpoint": frozenset(
+        {"at", "channel", "customer", "id", "kind", "source", "utm_campaign", "utm_medium", "utm_source"}
+    ),
+    "activities.order": frozenset(
+        {"cancelled_at", "channel", "created_at", "created_by", "currency", "customer", "discount_amount", "id"}
+        | {"import_job", "lines_amount", "net_amount", "number", "ordered_at", "refunded_amount", "status", "store"}
+        | {"system", "total_amount", "updated_at"}
+    ),
+    "ingest.formsubmission": frozenset(
+        {"confirmed_at", "consent_text", "consent_version", "created_at", "customer", "form", "id", "language"}
+        | {"status"}
+    ),
+    "service.ticket": frozenset(
+        {"assignee", "category", "channel", "closed_at", "created_at", "created_by", "customer", "escalated_at"}
+        | {"escalation_level", "first_responded_at", "first_response_due", "id", "number", "priority"}
+        | {"reopened_count", "resolution_code", "resolution_due", "resolution_escalated_at", "resolved_at"}
+        | {"response_escalated_at", "sla_business_hours", "sla_paused_at", "status", "team", "updated_at"}
+    ),
+    "service.ticketmessage": frozenset({"author", "created_at", "emailed_at", "id", "kind", "ticket"}),
+    "service.survey": frozenset(
+        {"answered_at", "channel", "created_at", "created_by", "customer", "expires_at", "id", "kind", "order_id"}
+        | {"score", "sent_at", "team", "ticket", "token_digest"}
+    ),
+    "analytics.feedbacksentiment": frozenset(
+        {"analysed_at", "customer", "id", "label", "language", "object_id", "score", "source", "topic", "written_at"}
+    ),
+    "privacy.consent": frozenset(
+        {"at", "channel", "customer", "granted", "id", "language", "purpose", "submission", "text", "text_sha256"}
+        | {"text_version"}
+    ),
+    "privacy.datasubjectrequest": frozenset(
+        {"channel", "completed_at", "created_at", "created_by", "customer", "due_at", "handler", "id"}
+        | {"identity_method", "identity_status", "kind", "law", "received_at", "rejection_reason", "status"}
+    ),
+    "quality.mergerecord": frozenset(
+        {"created_at", "created_by", "id", "merged_ids", "pairs_before", "survivor", "undone_at", "undone_by"}
+    ),
 }
+
+
+class OnErase(models.TextChoices):
+    """What erasure does to a model's rows of the customer."""
+
+    ANONYMISE = "anonymise", _("Personal fields blanked, the row kept")
+    DELETE = "delete", _("Rows deleted")
+    KEEP = "keep", _("Kept: no personal field")
+
+
+@dataclass(frozen=True)
+class CustomerData:
+    """A model that holds data about a customer: how its rows reach the customer, what erasure does to them."""
+
+    model: str
+    customer_path: str  # ORM lookup from the model to the customer's id, e.g. "ticket__customer"
+    on_erase: str
+    export: bool = True  # part of an access / portability package
+
+
+# Every model with data about a customer. Access and portability packages, erasure and retention read this list;
+# `cim.privacy.tests.test_registry` fails for a model with a customer key that is missing here.
+CUSTOMER_DATA: tuple[CustomerData, ...] = (
+    CustomerData("customers.customer", "id", OnErase.ANONYMISE),
+    CustomerData("customers.phone", "customer", OnErase.DELETE),
+    CustomerData("customers.email", "customer", OnErase.DELETE),
+    CustomerData("customers.address", "customer", OnErase.DELETE),
+    CustomerData("customers.externalid", "customer", OnErase.DELETE),
+    CustomerData("customers.customertag", "customer", OnErase.KEEP),
+    CustomerData("activities.interaction", "customer", OnErase.ANONYMISE),
+    CustomerData("activities.attachment", "interaction__customer", OnErase.DELETE),
+    CustomerData("activities.followup", "customer", OnErase.ANONYMISE),
+    CustomerData("activities.behaviourevent", "customer", OnErase.ANONYMISE),
+    CustomerData("activities.anonymouslink", "customer", OnErase.DELETE),
+    CustomerData("activities.touchpoint", "customer", OnErase.KEEP),
+    CustomerData("activities.order", "customer", OnErase.KEEP),
+    CustomerData("ingest.formsubmission", "customer", OnErase.ANONYMISE),
+    CustomerData("service.ticket", "customer", OnErase.ANONYMISE),
+    CustomerData("service.ticketmessage", "ticket__customer", OnErase.ANONYMISE),
+    CustomerData("service.survey", "customer", OnErase.ANONYMISE),
+    CustomerData("analytics.feedbacksentiment", "customer", OnErase.ANONYMISE),
+    CustomerData("analytics.customerscore", "customer", OnErase.KEEP),
+    CustomerData("segments.segmentmember", "customer", OnErase.KEEP),
+    CustomerData("privacy.consent", "customer", OnErase.ANONYMISE),
+    CustomerData("privacy.datasubjectrequest", "customer", OnErase.ANONYMISE),
+    CustomerData("privacy.processingrestriction", "customer", OnErase.KEEP),
+    # Derived copies: the search document is rebuilt, pairs and merge snapshots are wiped (see erasure.py).
+    CustomerData("search.searchdocument", "customer", OnErase.DELETE, export=False),
+    CustomerData("quality.duplicatecandidate", "customer", OnErase.DELETE, export=False),
+    CustomerData("quality.mergerecord", "survivor", OnErase.ANONYMISE, export=False),
+)
 
 _BY_KEY = {(f.model, f.field): f for f in REGISTRY}
 

@@ -15,6 +15,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from cim.audit.services import audit_record
+from cim.core.replica import replica_reads
 from cim.customers.choices import Status
 from cim.customers.models import Customer, ExternalId
 from cim.quality import matching
@@ -72,7 +73,8 @@ def duplicates_scan(
     pairs awaiting review (pairs a person decided stay decided), and optionally write the clusters to a CSV."""
     started = time.monotonic()
     threshold = duplicate_threshold() if threshold is None else threshold
-    table = _features_table(progress)
+    with replica_reads():
+        table = _features_table(progress)
     if table is None:
         return ScanResult(0, 0, 0, time.monotonic() - started)
     pairs, clusters = matching.predict(table, match_model_current(), threshold=threshold)

@@ -43,6 +43,7 @@ LOGGERS = EDITORS
 SEGMENTERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING, Role.ANALYST})
 ANALYSTS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING, Role.ANALYST})
 COST_KEEPERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING, Role.ANALYST})  # analytics.manage
+PRIVACY = frozenset({Role.ADMINISTRATOR})  # privacy.manage
 
 # (method, OpenAPI path) → the roles allowed to call it.
 MATRIX: dict[tuple[str, str], frozenset[str]] = {
@@ -143,6 +144,32 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/segments/{segment_id}/refresh"): SEGMENTERS,
     ("POST", "/api/v1/segments/{segment_id}/members"): TAGGERS,
     ("POST", "/api/v1/segments/{segment_id}/members/remove"): TAGGERS,
+    ("GET", "/api/v1/customers/{number}/consents"): ALL,
+    ("POST", "/api/v1/customers/{number}/consents"): EDITORS,
+    ("POST", "/api/v1/customers/{number}/erase"): PRIVACY,
+    ("DELETE", "/api/v1/customers/{number}/restriction"): PRIVACY,
+    ("GET", "/api/v1/privacy/requests"): PRIVACY,
+    ("POST", "/api/v1/privacy/requests"): PRIVACY,
+    ("GET", "/api/v1/privacy/requests/{request_id}"): PRIVACY,
+    ("POST", "/api/v1/privacy/requests/{request_id}/transition"): PRIVACY,
+    ("GET", "/api/v1/privacy/requests/{request_id}/package"): PRIVACY,
+    ("GET", "/api/v1/privacy/retention-rules"): PRIVACY,
+    ("POST", "/api/v1/privacy/retention-rules"): PRIVACY,
+    ("PATCH", "/api/v1/privacy/retention-rules/{rule_id}"): PRIVACY,
+    ("GET", "/api/v1/privacy/retention-rules/{rule_id}/dry-run"): PRIVACY,
+    ("POST", "/api/v1/privacy/retention-rules/{rule_id}/apply"): PRIVACY,
+    ("GET", "/api/v1/privacy/breaches"): PRIVACY,
+    ("POST", "/api/v1/privacy/breaches"): PRIVACY,
+    ("GET", "/api/v1/privacy/breaches/{entry_id}"): PRIVACY,
+    ("PATCH", "/api/v1/privacy/breaches/{entry_id}"): PRIVACY,
+    ("GET", "/api/v1/privacy/transfers"): PRIVACY,
+    ("POST", "/api/v1/privacy/transfers"): PRIVACY,
+    ("GET", "/api/v1/privacy/transfers/{entry_id}"): PRIVACY,
+    ("PATCH", "/api/v1/privacy/transfers/{entry_id}"): PRIVACY,
+    ("GET", "/api/v1/privacy/assessments"): PRIVACY,
+    ("POST", "/api/v1/privacy/assessments"): PRIVACY,
+    ("GET", "/api/v1/privacy/assessments/{entry_id}"): PRIVACY,
+    ("PATCH", "/api/v1/privacy/assessments/{entry_id}"): PRIVACY,
 }
 
 # A valid body per operation, so that the role is the only thing that varies.
@@ -215,6 +242,37 @@ BODIES = {
     ("POST", "/api/v1/segments/{segment_id}/refresh"): {},
     ("POST", "/api/v1/segments/{segment_id}/members"): {"numbers": ["{number}"]},
     ("POST", "/api/v1/segments/{segment_id}/members/remove"): {"numbers": ["{number}"]},
+    ("POST", "/api/v1/customers/{number}/consents"): {"purpose": "marketing", "text": "同意", "text_version": "v1"},
+    ("POST", "/api/v1/customers/{number}/erase"): {"reason": "本人要求", "confirm": "{number}"},
+    ("POST", "/api/v1/privacy/requests"): {"customer": "{number}", "kind": "access", "law": "gdpr"},
+    ("POST", "/api/v1/privacy/requests/{request_id}/transition"): {"action": "start"},
+    ("POST", "/api/v1/privacy/retention-rules"): {"name": "矩阵规则", "action": "scrub_events", "days": 365},
+    ("PATCH", "/api/v1/privacy/retention-rules/{rule_id}"): {"days": 400},
+    ("POST", "/api/v1/privacy/retention-rules/{rule_id}/apply"): {},
+    ("POST", "/api/v1/privacy/breaches"): {
+        "title": "矩阵事件",
+        "detected_at": "2026-12-01T10:00:00+08:00",
+        "nature": "误发邮件",
+        "data_categories": "邮箱",
+    },
+    ("PATCH", "/api/v1/privacy/breaches/{entry_id}"): {"approx_subjects": 3},
+    ("POST", "/api/v1/privacy/transfers"): {
+        "recipient": "Acme GmbH",
+        "country": "DE",
+        "purpose": "客服",
+        "legal_basis": "standard_contract",
+        "data_categories": "姓名",
+        "yearly_counts": {"2026": 10},
+    },
+    ("PATCH", "/api/v1/privacy/transfers/{entry_id}"): {"yearly_counts": {"2026": 12}},
+    ("POST", "/api/v1/privacy/assessments"): {
+        "subject": "会员营销",
+        "assessed_on": "2026-11-30",
+        "risks": "泄露",
+        "measures": "加密",
+        "conclusion": "with_measures",
+    },
+    ("PATCH", "/api/v1/privacy/assessments/{entry_id}"): {"conclusion": "acceptable"},
 }
 
 
@@ -253,6 +311,31 @@ def _follow_ups(customer, admin_user, user) -> dict:
         "plan_id": plan.pk,
         "saved_view_id": view.pk,
     }
+
+
+def _privacy(customer, admin_user, path: str) -> dict:
+    """A verified access request of the customer, a retention rule and one entry of the register in `path`."""
+    from cim.privacy.models import BreachIncident, CrossBorderTransfer, ImpactAssessment
+    from cim.privacy.registers import register_save
+    from cim.privacy.requests import request_create, request_verify
+    from cim.privacy.retention import retention_rule_save
+
+    request = request_create(customer=customer, kind="access", actor=admin_user)
+    request_verify(request=request, method="id_document", actor=admin_user)
+    rule = retention_rule_save(data={"name": "矩阵", "action": "scrub_events", "days": 3650}, actor=admin_user)
+    entries = {
+        "breaches": (BreachIncident, {"title": "t", "detected_at": customer.created_at, "nature": "n"}),
+        "transfers": (CrossBorderTransfer, {"recipient": "r", "country": "DE", "purpose": "p", "legal_basis": "scc"}),
+        "assessments": (ImpactAssessment, {"subject": "s", "assessed_on": customer.created_at.date(), "risks": "r"}),
+    }
+    entry_id = 0
+    for name, (model, values) in entries.items():
+        if f"/{name}/" in path:
+            defaults = {"data_categories": "c", "measures": "m", "conclusion": "acceptable"}
+            fields = {f.name for f in model._meta.get_fields()}
+            data = {**{k: v for k, v in defaults.items() if k in fields}, **values}
+            entry_id = register_save(instance=model(), data=data, actor=admin_user).pk
+    return {"request_id": request.pk, "rule_id": rule.pk, "entry_id": entry_id}
 
 
 def _operations() -> set[tuple[str, str]]:
@@ -304,6 +387,7 @@ def test_role_matrix(api_client, users, admin_user, world, role, method, path):
     ids.update(channel="website", month="2026-01")
     schedule = {"name": "矩阵日报", "report": "rfm", "frequency": "daily", "recipients": ["boss@example.com"]}
     ids.update(schedule_id=report_schedule_create(data=schedule, actor=admin_user).pk)
+    ids.update(_privacy(customer, admin_user, path))
     if path.endswith("/restore"):
         customer_archive(customer=customer, actor=admin_user)
     # A second customer of theirs, a pair of the two, and a merge of them, for the data-quality operations.
@@ -340,7 +424,7 @@ def test_every_operation_needs_authentication(world, admin_user, method, path):
     ids = {"order_id": 1, "sku": "x", "interaction_id": 1, "attachment_id": 1}
     ids.update(ticket_number="T-2026-000001", priority="normal")
     ids.update(follow_up_id=1, notification_id=1, plan_id=1, channel="website", month="2026-01", segment_id=1)
-    ids.update(schedule_id=1)
+    ids.update(schedule_id=1, request_id=1, rule_id=1, entry_id=1)
     url = path.format(number=customer.number, tag_id=world["tag"].pk, key="level", pair_id=1, merge_id=1, **ids)
     response = _call(Client(), method, url, BODIES.get((method, path)))
     assert response.status_code == 401

@@ -479,9 +479,13 @@ def test_admin_pages_need_a_login(sms_form, name):
 def test_public_pages_need_no_login_and_can_be_framed(sms_form, admin_user):
     response = Client().get(f"/f/{sms_form.slug}/")
     assert response.status_code == 200 and "X-Frame-Options" not in response
+    assert "frame-ancestors" not in response["Content-Security-Policy"]
+    assert "script-src 'self'" in response["Content-Security-Policy"]
     client = Client()
     client.force_login(admin_user)
-    assert client.get(reverse("ingest:form_list"))["X-Frame-Options"] == "DENY"
+    internal = client.get(reverse("ingest:form_list"))
+    assert internal["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in internal["Content-Security-Policy"]
 
 
 def test_public_page_follows_the_browser_and_switches_language(sms_form):

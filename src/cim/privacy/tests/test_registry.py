@@ -32,3 +32,21 @@ def test_a_minor_is_under_fourteen_on_the_day():
     assert is_minor(datetime.date(2012, 12, 4), today=today)
     assert not is_minor(datetime.date(2012, 12, 3), today=today)
     assert not is_minor(None, today=today)
+
+
+def test_every_model_with_a_customer_key_is_in_the_customer_data_list():
+    from django.db import models
+
+    from cim.customers.models import Customer
+    from cim.privacy.registry import CUSTOMER_DATA
+
+    listed = {entry.model for entry in CUSTOMER_DATA}
+    holders = {
+        model._meta.label_lower
+        for model in apps.get_models()
+        for field in model._meta.get_fields()
+        if isinstance(field, models.ForeignKey | models.OneToOneField) and field.related_model is Customer
+    }
+    assert holders - listed == set(), "add these models to CUSTOMER_DATA"
+    anonymised = {entry.model for entry in CUSTOMER_DATA if entry.on_erase == "anonymise"}
+    assert anonymised - set(NOT_PERSONAL) == set(), "classify the fields of every model erasure anonymises"

@@ -7,7 +7,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-WORKER = [sys.executable, "-m", "django", "worker", "--no-reload"]
+WORKER = [sys.executable, "-m", "django", "worker"]
 
 
 class Command(BaseCommand):

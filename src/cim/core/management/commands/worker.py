@@ -1,25 +1,66 @@
 import threading
 
-from django_tasks_db.management.commands.db_worker import Command as DatabaseWorker
+import prometheus_client
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+from django_tasks import task_backends
+from django_tasks_rq import RQBackend
 
 from cim.core.schedule import run_periodic_loop
 
 
-class Command(DatabaseWorker):
-    """`cim worker`: the django-tasks-db worker under CIM's name, with all of `db_worker`'s options
-    (--queue-name, --interval, --batch, --max-tasks, ...), plus the thread that queues periodic jobs."""
+class Command(BaseCommand):
+    """`cim worker`: runs the background jobs of the configured backend — django-tasks-db's worker, or an RQ worker
+    when jobs queue on Redis — plus a thread that beats the heartbeat and queues periodic jobs."""
 
     help = "Run the background task worker (processes queued tasks until stopped with Ctrl-C or SIGTERM)."
 
     def add_arguments(self, parser):
-        super().add_arguments(parser)
+        parser.add_argument("--queue-name", default="default", help="queues to work on, comma-separated")
+        parser.add_argument("--batch", action="store_true", help="run what is queued, then exit")
+        parser.add_argument("--max-tasks", type=int, default=None, help="exit after this many jobs (database backend)")
         parser.add_argument("--no-periodic", action="store_true", help="do not queue periodic jobs from this worker")
+        parser.add_argument(
+            "--metrics-listen",
+            default="",
+            metavar="HOST:PORT",
+            help="serve this worker's Prometheus metrics there (for workers on machines without the web server)",
+        )
 
-    def handle(self, *args, no_periodic: bool = False, **options):
+    def handle(self, *args, queue_name, batch, max_tasks, no_periodic, metrics_listen, verbosity, **options):
+        if metrics_listen:
+            host, _, port = metrics_listen.rpartition(":")
+            prometheus_client.start_http_server(int(port), addr=host or "127.0.0.1")
         stop = threading.Event()
-        if not no_periodic and not options.get("batch"):
-            threading.Thread(target=run_periodic_loop, args=(stop,), name="cim-periodic", daemon=True).start()
+        if not batch:
+            threading.Thread(
+                target=run_periodic_loop,
+                args=(stop,),
+                kwargs={"enqueue": not no_periodic},
+                name="cim-periodic",
+                daemon=True,
+            ).start()
         try:
-            return super().handle(*args, **options)
+            if isinstance(task_backends["default"], RQBackend):
+                # SimpleWorker runs each job in this process, as the database worker does: no forked child sharing
+                # the parent's database connections, and the job timings land in this process's metrics.
+                call_command(
+                    "rqworker",
+                    *queue_name.split(","),
+                    job_class="django_tasks_rq.Job",
+                    worker_class="rq.SimpleWorker",
+                    burst=batch,
+                    verbosity=verbosity,
+                )
+            else:
+                call_command(
+                    "db_worker",
+                    queue_name=queue_name,
+                    batch=batch,
+                    max_tasks=max_tasks,
+                    reload=False,
+                    startup_delay=not batch,
+                    verbosity=verbosity,
+                )
         finally:
             stop.set()

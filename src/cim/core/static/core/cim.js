@@ -33,6 +33,16 @@
   }
 
   document.addEventListener("click", function (event) {
+    // Export links carry the filters of the page as loaded; a click takes the filter form's current ones.
+    var exportLink = event.target.closest("[data-export-format]");
+    var filters = document.getElementById("filter-form");
+    if (exportLink && filters) {
+      var query = new URLSearchParams();
+      new FormData(filters).forEach(function (value, key) { if (value) { query.append(key, value); } });
+      query.set("format", exportLink.getAttribute("data-export-format"));
+      exportLink.search = query.toString();
+      return;
+    }
     var add = event.target.closest("[data-add-row]");
     if (add) {
       var name = add.getAttribute("data-add-row");

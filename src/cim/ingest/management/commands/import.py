@@ -4,6 +4,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -130,9 +131,10 @@ class Command(ReportingCommand):
 
     def _run(self, job: ImportJob, actor, *, dry_run: bool, background: bool, verbosity: int):
         if background:
-            job.status = ImportJob.Status.QUEUED
-            job.save(update_fields=["status"])
-            import_job_run.enqueue(job_id=job.pk, user_id=actor.pk, dry_run=dry_run)
+            with transaction.atomic():  # a queue that cannot be reached leaves the job as it was
+                job.status = ImportJob.Status.QUEUED
+                job.save(update_fields=["status"])
+                import_job_run.enqueue(job_id=job.pk, user_id=actor.pk, dry_run=dry_run)
             self.report(f"Import {job.pk} queued.", {"job": job.pk, "status": job.status})
             return
         with Progress(

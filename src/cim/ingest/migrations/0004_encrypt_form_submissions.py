@@ -7,7 +7,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('ingest', '0002_collection_forms'),
+        ('ingest', '0003_collection_form_separate_consent_purposes'),
     ]
 
     operations = [

@@ -1,4 +1,4 @@
-"""Encrypt, in batches, the values stored in plaintext before 0003_encrypt_form_submissions (docs/encryption.md)."""
+"""Encrypt, in batches, the values stored in plaintext before 0004_encrypt_form_submissions (docs/encryption.md)."""
 
 from django.db import migrations
 
@@ -8,6 +8,6 @@ from cim.core.keys import encrypt_existing_rows
 class Migration(migrations.Migration):
     atomic = False
 
-    dependencies = [("ingest", "0003_encrypt_form_submissions")]
+    dependencies = [("ingest", "0004_encrypt_form_submissions")]
 
     operations = [encrypt_existing_rows("ingest", "formsubmission", ['raw'])]

@@ -1,0 +1,94 @@
+"""The hot pages' queries, each put to PostgreSQL's planner with sequential scans priced out: a query that still
+scans a big table has no index that serves it, and at 10M customers it would read them all."""
+
+import re
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from cim.activities.history_schemas import InteractionInput
+from cim.activities.interactions import interaction_log
+from cim.analytics.basket import popular_products
+from cim.customers.models import Customer
+from cim.customers.tests.factories import make_customer
+
+pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner")
+
+# Tables that grow with the customers; the rest (users, tags, settings) stay small.
+BIG = re.compile(
+    r"customers_(customer|phone|email|address|customertag|externalid)|search_\w+|activities_\w+|service_\w+"
+    r"|audit_\w+|analytics_customerscore|segments_segmentmember"
+)
+
+
+def _full_reads(node: dict, limited: bool = False) -> list[str]:
+    """Scans of a big table that read all of it: sequential, or through an index with nothing to look up and
+    no LIMIT above to stop early."""
+    limited = limited or node["Node Type"] == "Limit"
+    table, kind = node.get("Relation Name", ""), node["Node Type"]
+    reads_all = kind == "Seq Scan" or (
+        kind in ("Index Scan", "Index Only Scan") and "Index Cond" not in node and not limited
+    )
+    found = [f"{kind} on {table}"] if reads_all and BIG.fullmatch(table) else []
+    for child in node.get("Plans", []):
+        found += _full_reads(child, limited)
+    return found
+
+
+@pytest.fixture
+def customers(admin_user):
+    made = [
+        make_customer(admin_user, display_name=f"客户{n}", phones=[{"number": f"1380013{n:04d}"}]) for n in range(30)
+    ]
+    interaction_log(
+        customer=made[0], data=InteractionInput(kind="call", subject="回访", direction="outbound"), actor=admin_user
+    )
+    return made
+
+
+def _scans(client: Client, url: str) -> list[str]:
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(url).status_code == 200
+    return _big_scans(captured.captured_queries)
+
+
+def _big_scans(queries: list[dict]) -> list[str]:
+    found = []
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_seqscan = off")
+        try:
+            for query in queries:
+                if query["sql"].lstrip().upper().startswith("SELECT"):
+                    cursor.execute("EXPLAIN (FORMAT JSON) " + query["sql"])
+                    plan = cursor.fetchone()[0][0]["Plan"]
+                    found += [f"{scan} in: {query['sql'][:300]}" for scan in _full_reads(plan)]
+        finally:
+            cursor.execute("RESET enable_seqscan")
+    return found
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/", "/?q=客户1", "/?q=kh", "/?q=00130005", "/?q=13800130005", "/?status=active&page=2", "CUSTOMER"],
+)
+def test_hot_pages_find_their_rows_through_indexes(admin_user, customers, url):
+    client = Client()
+    client.force_login(admin_user)
+    if url == "CUSTOMER":
+        url = f"/customers/{customers[0].number}/"
+        popular_products()  # a daily aggregate over all orders, kept in the cache by the rules job
+    assert _scans(client, url) == []
+
+
+def test_a_sales_persons_list_uses_the_owner_index(users, customers):
+    client = Client()
+    client.force_login(users["sales"])
+    assert _scans(client, "/") == []
+
+
+def test_the_check_sees_a_query_no_index_serves(customers):
+    with CaptureQueriesContext(connection) as captured:
+        list(Customer.objects.filter(notes__contains="VIP"))
+    assert len(_big_scans(captured.captured_queries)) == 1

@@ -1,0 +1,29 @@
+"""`{% customer_privacy customer %}`: the customer page's consent and privacy card."""
+
+from django import template
+
+from cim.accounts.roles import Perm, has_perm
+from cim.privacy.forms import ConsentForm
+from cim.privacy.models import ErasureTombstone
+from cim.privacy.selectors import consent_ledger, consent_state, is_restricted, request_list
+
+register = template.Library()
+
+
+@register.inclusion_tag("privacy/_customer_privacy.html", takes_context=True)
+def customer_privacy(context, customer) -> dict:
+    user = context["request"].user
+    manage = has_perm(user, Perm.PRIVACY_MANAGE)
+    return {
+        "request": context["request"],
+        "csrf_token": context.get("csrf_token"),
+        "customer": customer,
+        "state": consent_state(customer=customer),
+        "ledger": consent_ledger(customer=customer, limit=50),
+        "restricted": is_restricted(customer),
+        "erased": ErasureTombstone.objects.filter(customer_id=customer.pk).first(),
+        "requests": request_list(customer=customer)[:10] if manage else [],
+        "can_record": has_perm(user, Perm.CUSTOMER_CHANGE),
+        "can_manage": manage,
+        "consent_form": ConsentForm(),
+    }
