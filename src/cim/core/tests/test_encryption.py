@@ -366,3 +366,14 @@ def test_a_merge_keeps_derived_columns_in_step_and_its_snapshots_encrypted(admin
     customer_unmerge(record=record, actor=admin_user)
     duplicate.refresh_from_db()
     assert duplicate.phones.get().number == PHONE and duplicate.birthday == BIRTHDAY
+
+
+def test_erasure_blanks_the_encrypted_values_and_the_keys_made_from_them(admin_user):
+    from cim.privacy.erasure import customer_erase
+
+    customer = _canary(admin_user)
+    customer_erase(customer=customer, actor=admin_user, reason="请求删除")
+    customer.refresh_from_db()
+    assert (customer.id_number, customer.id_number_key, customer.birthday, customer.birth_year) == ("", "", None, None)
+    assert not search_filter(Customer.objects.all(), ID_NUMBER).exists()
+    assert not search_filter(Customer.objects.all(), PHONE).exists()
