@@ -241,7 +241,7 @@ def _ids(errors):
     return {e.id for e in errors}
 
 
-def test_the_deploy_check_wants_keys_and_a_private_key_file(settings, tmp_path):
+def test_the_deploy_check_wants_keys_and_a_private_key_file(db, settings, tmp_path):
     assert not _ids(run_checks(include_deployment_checks=True, tags=["cim"])) & {"cim.E101", "cim.E102"}
     settings.CIM_ENCRYPTION_KEYS = "k1:not-base64!"
     assert "cim.E101" in _ids(run_checks(include_deployment_checks=True, tags=["cim"]))
