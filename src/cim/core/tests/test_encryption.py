@@ -368,8 +368,10 @@ def test_a_merge_keeps_derived_columns_in_step_and_its_snapshots_encrypted(admin
     assert duplicate.phones.get().number == PHONE and duplicate.birthday == BIRTHDAY
 
 
-def test_erasure_blanks_the_encrypted_values_and_the_keys_made_from_them(admin_user):
+def test_erasure_blanks_the_encrypted_values_and_the_keys_made_from_them(admin_user, settings, tmp_path):
     from cim.privacy.erasure import customer_erase
+
+    settings.CIM_TOMBSTONE_FILE = tmp_path / "tombstones.jsonl"  # never the journal in var/
 
     customer = _canary(admin_user)
     customer_erase(customer=customer, actor=admin_user, reason="请求删除")
