@@ -3,6 +3,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from cim.core.crypto import EncryptedTextField
+
 
 class AuditEvent(models.Model):
     """One recorded action: who did what to which object, when, in which request. Never personal values."""
@@ -42,8 +44,9 @@ class FieldChange(models.Model):
 
     event = models.ForeignKey(AuditEvent, verbose_name=_("event"), on_delete=models.CASCADE, related_name="changes")
     field = models.CharField(_("field"), max_length=80)
-    old_value = models.TextField(_("old value"), blank=True)
-    new_value = models.TextField(_("new value"), blank=True)
+    # Encrypted: the history of sensitive fields (phones, birthdays) is as sensitive as the fields themselves.
+    old_value = EncryptedTextField(_("old value"), blank=True)
+    new_value = EncryptedTextField(_("new value"), blank=True)
 
     class Meta:
         verbose_name = _("field change")

@@ -108,11 +108,13 @@ def audit_record_bulk(
             event_ids = dict(
                 AuditEvent.objects.filter(seq__gt=last_seq, seq__lte=links[-1][0]).values_list("target_id", "id")
             )
+            # The values are change history, encrypted like the fields they come from.
+            sealed = value_adapter(FieldChange._meta.get_field("old_value"))
             insert_rows(
                 FieldChange,
                 ["event", "field", "old_value", "new_value"],
                 (
-                    (event_ids[str(pk)], name, _text(old), _text(new))
+                    (event_ids[str(pk)], name, sealed(_text(old)), sealed(_text(new)))
                     for pk, values in changes.items()
                     for name, (old, new) in values.items()
                 ),

@@ -6,7 +6,7 @@ from pathlib import Path
 import dj_database_url
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 
-from cim.config.secrets import load_or_create
+from cim.config.secrets import key_generate, load_or_create
 from cim.core.logging import logging_config
 
 BASE_DIR = Path(__file__).resolve().parents[3]
@@ -23,6 +23,9 @@ SECRET_KEY = load_or_create(DATA_DIR, "CIM_SECRET_KEY", "secret_key")
 CIM_SEARCH_KEY = load_or_create(DATA_DIR, "CIM_SEARCH_KEY", "search_key")
 # Keys the audit log's HMAC chain (docs/audit.md); kept outside the database, and best outside the data dir too.
 CIM_AUDIT_KEY = load_or_create(DATA_DIR, "CIM_AUDIT_KEY", "audit_key")
+# AES-GCM keys of the sensitive fields, `kid:base64key,...`, the first one current (docs/encryption.md).
+CIM_ENCRYPTION_KEY_FILE = None if os.environ.get("CIM_ENCRYPTION_KEYS") else DATA_DIR / "encryption_keys"
+CIM_ENCRYPTION_KEYS = load_or_create(DATA_DIR, "CIM_ENCRYPTION_KEYS", "encryption_keys", generate=key_generate)
 ALLOWED_HOSTS = [h for h in os.environ.get("CIM_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CIM_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 

@@ -49,6 +49,7 @@ class BlindIndexField(models.CharField):
         kwargs.setdefault("max_length", 32)
         kwargs.setdefault("db_index", True)
         kwargs.setdefault("editable", False)
+        kwargs.setdefault("blank", True)
         super().__init__(*args, **kwargs)
 
     def deconstruct(self):
@@ -56,6 +57,8 @@ class BlindIndexField(models.CharField):
         return name, path, args, {**kwargs, "source": self.source, "kind": self.kind}
 
     def pre_save(self, model_instance, add):
-        value = blind_index(self.kind, getattr(model_instance, self.source))
+        # No value, no key: blank ID numbers must not all share one and look like duplicates of one another.
+        source = getattr(model_instance, self.source)
+        value = blind_index(self.kind, source) if source else ""
         setattr(model_instance, self.attname, value)
         return value

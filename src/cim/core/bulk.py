@@ -10,7 +10,10 @@ from django.db import connection
 
 
 def value_adapter(field) -> Callable:
-    """How a field's Python value becomes a query parameter: only dates and JSON need Django's help."""
+    """How a field's Python value becomes a query parameter: only dates, JSON and encrypted fields need Django's
+    help (an encrypted field encrypts here, so bulk paths never write a sensitive value in plaintext)."""
+    if getattr(field, "encrypted", False):
+        return lambda value: field.get_db_prep_value(value, connection)
     kind = field.get_internal_type()
     if kind == "DateTimeField":
         return connection.ops.adapt_datetimefield_value

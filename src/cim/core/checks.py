@@ -1,9 +1,15 @@
-"""`cim check --deploy`: the upgrade checks an operator runs after deploying (docs/observability.md)."""
+"""`cim check --deploy`: the upgrade checks an operator runs after deploying (docs/observability.md), and the
+encryption keys of the sensitive fields (docs/encryption.md)."""
 
-from django.core.checks import Warning, register
+import stat
+
+from django.conf import settings
+from django.core.checks import Error, Warning, register
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError
 from django.utils import timezone
 
+from cim.core import crypto
 from cim.core.models import WorkerHeartbeat
 from cim.core.schedule import worker_silence
 from cim.core.version import code_version, pending_migrations
@@ -36,3 +42,29 @@ def upgrade_checks(app_configs, **kwargs):
                 )
             )
     return problems
+
+
+@register("cim", deploy=True)
+def encryption_keys_check(app_configs=None, **kwargs) -> list[Error]:
+    """Keys present and well-formed, and a key file that only its owner can read."""
+    errors = []
+    try:
+        crypto.keys_parse(getattr(settings, "CIM_ENCRYPTION_KEYS", "") or "")
+    except ImproperlyConfigured as error:
+        errors.append(
+            Error(
+                f"Encryption keys missing or malformed: {error}",
+                hint="Set CIM_ENCRYPTION_KEYS to `kid:base64key` entries (`cim keys generate` prints one).",
+                id="cim.E101",
+            )
+        )
+    path = getattr(settings, "CIM_ENCRYPTION_KEY_FILE", None)
+    if path is not None and path.exists() and path.stat().st_mode & (stat.S_IROTH | stat.S_IWOTH):
+        errors.append(
+            Error(
+                f"The encryption key file {path} can be read by every user of this machine.",
+                hint=f"chmod 600 {path}",
+                id="cim.E102",
+            )
+        )
+    return errors

@@ -390,6 +390,14 @@ class _Generator:
         self.now = timezone.now()
         self.start = self.now - timedelta(days=HISTORY_DAYS)
         self.prepare = [(f.attname, value_adapter(f)) for f in CUSTOMER_FIELDS]
+        # Computed on save (blind indexes, the birthday's year and month), which bulk inserts skip.
+        self.derived = [f for f in CUSTOMER_FIELDS if hasattr(f, "source")]
+        # Sensitive values are encrypted here, before they reach the database (cim.core.crypto).
+        self.seal = {
+            (model, name): value_adapter(model._meta.get_field(name))
+            for model, names in ((Phone, ("number", "raw")), (Email, ("address", "raw")), (Address, ("street",)))
+            for name in names
+        }
         # A namespace stands in for Customer: model instances cost ~50 µs each to make.
         self.defaults = {f.attname: f.get_default() for f in CUSTOMER_FIELDS if f.attname not in _SET_PER_ROW}
 
@@ -497,14 +505,16 @@ class _Generator:
             emails = list(dict.fromkeys(emails))
 
             customer.match_name = match_name(customer.display_name)
+            for derived in self.derived:
+                derived.pre_save(customer, True)
             out.customers.append(tuple(prep(getattr(customer, name)) for name, prep in self.prepare))
             for i, (e164, raw) in enumerate(phones.items()):
                 out.phones.append(
                     (
                         offset,
                         c.PhoneType.MOBILE.value if i == 0 else c.PhoneType.WORK.value,
-                        e164,
-                        raw,
+                        self.seal[Phone, "number"](e164),
+                        self.seal[Phone, "raw"](raw),
                         blind_index("phone", e164),
                         i == 0,
                         False,
@@ -516,14 +526,16 @@ class _Generator:
                     (
                         offset,
                         c.EmailType.PERSONAL.value if i == 0 else c.EmailType.WORK.value,
-                        email,
-                        email,
+                        self.seal[Email, "address"](email),
+                        self.seal[Email, "raw"](email),
                         blind_index("email", email),
                         i == 0,
                         False,
                         now,
                     )
                 )
+            street = ADDRESS_FIELDS.index("street")
+            address = (*address[:street], self.seal[Address, "street"](address[street]), *address[street + 1 :])
             out.addresses.append((offset, *address, True, False, now))
             out.tags += [
                 (offset, tag_id, now)

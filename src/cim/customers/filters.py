@@ -8,6 +8,7 @@ from ninja import Schema
 from pydantic import Field
 
 from cim.customers import choices as c
+from cim.customers.birthdays import birthday_between_q
 from cim.customers.models import CustomerTag, CustomFieldDefinition
 from cim.customers.schemas import MAX_ID
 from cim.quality.normalize import clean_text
@@ -83,10 +84,9 @@ class CustomerFilter(Schema):
                 condition &= Q(**{f"{field}__date__gte": start})
             if end:
                 condition &= Q(**{f"{field}__date__lt": end + timedelta(days=1)})
-        if self.birthday_from:
-            condition &= Q(birthday__gte=self.birthday_from)
-        if self.birthday_to:
-            condition &= Q(birthday__lte=self.birthday_to)
+        if self.birthday_from or self.birthday_to:
+            # Encrypted: the database compares the plaintext year and month, the edge months are decrypted here.
+            condition &= birthday_between_q(self.birthday_from, self.birthday_to)
         if self.cf:
             condition &= _custom_field_condition(self.cf)
         if self.cluster is not None:

@@ -20,6 +20,7 @@ SCALAR_FIELDS = [
     "english_name",
     "gender",
     "birthday",
+    "id_number",
     "company",
     "job_title",
     "uscc",
@@ -77,6 +78,8 @@ class CustomerForm(forms.Form):
         # The service composes the name from family + given name, and says so when both are empty.
         self.fields["display_name"].required = False
         self.fields["uscc"] = forms.CharField(label=self.fields["uscc"].label, required=False, max_length=30)
+        # Written with spaces or a lower-case x too: the service normalises and checks it.
+        self.fields["id_number"] = forms.CharField(label=self.fields["id_number"].label, required=False, max_length=30)
         self.fields["kind"].widget.attrs["data-kind-select"] = ""
         self.fields["birthday"].widget = forms.DateInput(attrs=DATE_INPUT, format="%Y-%m-%d")
         self.fields["notes"].widget.attrs["rows"] = 3

@@ -1,3 +1,5 @@
+from types import SimpleNamespace
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -6,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from cim.accounts.models import Team
 from cim.accounts.roles import Scope, scope_of
 from cim.core.blind_index import BlindIndexField
+from cim.core.crypto import DatePartField, EncryptedDateField, EncryptedTextField
 from cim.customers import choices as c
 
 
@@ -43,7 +46,14 @@ class Customer(models.Model):
     alias = models.CharField(_("alias"), max_length=200, blank=True)
     english_name = models.CharField(_("English name"), max_length=200, blank=True)
     gender = models.CharField(_("gender"), max_length=8, choices=c.Gender.choices, blank=True, default="")
-    birthday = models.DateField(_("birthday"), null=True, blank=True)
+    birthday = EncryptedDateField(_("birthday"), null=True, blank=True)
+    # The birthday's year and month, not its day, in plaintext: birthday months and age ranges stay queries
+    # (segments, greetings) while the full date stays encrypted (docs/encryption.md).
+    birth_year = DatePartField(_("year of birth"), source="birthday", part="year")
+    birth_month = DatePartField(_("month of birth"), source="birthday", part="month")
+    # Resident identity card number (居民身份证号码), normalised by stdnum's cn.ric; found by its keyed hash only.
+    id_number = EncryptedTextField(_("ID number"), max_length=18, blank=True)
+    id_number_key = BlindIndexField(_("ID number key"), source="id_number", kind="id_number")
     company = models.CharField(_("company"), max_length=200, blank=True)
     job_title = models.CharField(_("job title"), max_length=100, blank=True)
     uscc = models.CharField(_("unified social credit code"), max_length=18, blank=True)
@@ -108,6 +118,17 @@ class Customer(models.Model):
         return self.status == c.Status.ARCHIVED
 
 
+def derived_updates(values: dict) -> dict:
+    """The columns computed from some of `values` (the ID number's key, the birthday's year and month), for a
+    queryset `update()`, which skips the `pre_save` that keeps them in step otherwise."""
+    plain = SimpleNamespace(**values)
+    return {
+        f.attname: f.pre_save(plain, False)
+        for f in Customer._meta.concrete_fields
+        if getattr(f, "source", None) in values
+    }
+
+
 class ContactPoint(models.Model):
     """What phones, emails and addresses share: a type, a primary flag and a verified flag."""
 
@@ -125,8 +146,8 @@ class Phone(ContactPoint):
 
     customer = models.ForeignKey(Customer, verbose_name=_("customer"), on_delete=models.CASCADE, related_name="phones")
     kind = models.CharField(_("type"), max_length=10, choices=c.PhoneType.choices, default=c.PhoneType.MOBILE)
-    number = models.CharField(_("number (E.164)"), max_length=20)
-    raw = models.CharField(_("as entered"), max_length=64, blank=True)
+    number = EncryptedTextField(_("number (E.164)"), max_length=20)
+    raw = EncryptedTextField(_("as entered"), max_length=64, blank=True)
     # How a phone is matched exactly, now and once numbers are encrypted (DESIGN §5).
     match_key = BlindIndexField(_("match key"), source="number", kind="phone")
 
@@ -134,7 +155,7 @@ class Phone(ContactPoint):
         verbose_name = _("phone")
         verbose_name_plural = _("phones")
         constraints = [
-            models.UniqueConstraint(fields=["customer", "number"], name="phone_unique_per_customer"),
+            models.UniqueConstraint(fields=["customer", "match_key"], name="phone_unique_per_customer"),
             models.UniqueConstraint(fields=["customer"], condition=Q(is_primary=True), name="phone_one_primary"),
         ]
 
@@ -147,15 +168,15 @@ class Email(ContactPoint):
 
     customer = models.ForeignKey(Customer, verbose_name=_("customer"), on_delete=models.CASCADE, related_name="emails")
     kind = models.CharField(_("type"), max_length=10, choices=c.EmailType.choices, default=c.EmailType.PERSONAL)
-    address = models.CharField(_("address"), max_length=254)
-    raw = models.CharField(_("as entered"), max_length=254, blank=True)
+    address = EncryptedTextField(_("address"), max_length=254)
+    raw = EncryptedTextField(_("as entered"), max_length=254, blank=True)
     match_key = BlindIndexField(_("match key"), source="address", kind="email")
 
     class Meta(ContactPoint.Meta):
         verbose_name = _("email")
         verbose_name_plural = _("emails")
         constraints = [
-            models.UniqueConstraint(fields=["customer", "address"], name="email_unique_per_customer"),
+            models.UniqueConstraint(fields=["customer", "match_key"], name="email_unique_per_customer"),
             models.UniqueConstraint(fields=["customer"], condition=Q(is_primary=True), name="email_one_primary"),
         ]
 
@@ -174,7 +195,7 @@ class Address(ContactPoint):
     province = models.CharField(_("province"), max_length=50, blank=True)
     city = models.CharField(_("city"), max_length=50, blank=True)
     district = models.CharField(_("district"), max_length=50, blank=True)
-    street = models.CharField(_("street address"), max_length=200, blank=True)
+    street = EncryptedTextField(_("street address"), max_length=200, blank=True)
     # The administrative division code (行政区划代码) of the district, or of the city when no district is known.
     adcode = models.CharField(_("division code"), max_length=6, blank=True)
     postal_code = models.CharField(_("postal code"), max_length=12, blank=True)

@@ -66,6 +66,7 @@ class CustomerInput(BaseModel):
     company: str = Field("", max_length=200)
     job_title: str = Field("", max_length=100)
     uscc: str = Field("", max_length=30)
+    id_number: str = Field("", max_length=30)
     industry: c.Industry | None = None
     company_size: c.CompanySize | None = None
     customer_type: c.CustomerType | None = None
@@ -133,6 +134,7 @@ class CustomerOut(Schema):
     company: str
     job_title: str
     uscc: str
+    id_number: str
     industry: str
     company_size: str
     customer_type: str

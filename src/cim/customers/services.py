@@ -26,6 +26,7 @@ from cim.quality.normalize import (
     clean_paragraphs,
     clean_text,
     normalize_email,
+    normalize_id_number,
     normalize_name,
     normalize_phone,
     normalize_uscc,
@@ -45,6 +46,7 @@ PLAIN_FIELDS = (
     "company",
     "job_title",
     "uscc",
+    "id_number",
     "industry",
     "company_size",
     "customer_type",
@@ -187,6 +189,11 @@ def _clean_fields(
             values["uscc"] = normalize_uscc(values["uscc"])
         except ValidationError as error:
             errors["uscc"] = error.messages
+    if values.get("id_number"):
+        try:
+            values["id_number"] = normalize_id_number(values["id_number"])
+        except ValidationError as error:
+            errors["id_number"] = error.messages
     if kind == Kind.PERSON and values.get("uscc"):
         errors["uscc"] = [_("Only organizations have a unified social credit code.")]
     if values.get("owner_id") is not None and not User.objects.filter(pk=values["owner_id"], is_active=True).exists():

@@ -100,6 +100,7 @@ PROFILE_FIELDS = (
     "english_name",
     "gender",
     "birthday",
+    "id_number",
     "company",
     "job_title",
     "uscc",

@@ -28,7 +28,17 @@ CHOICE_TARGETS = {
     "lifecycle_stage": c.LifecycleStage,
     "status": c.Status,
 }
-TEXT_TARGETS = ("display_name", "family_name", "given_name", "alias", "english_name", "company", "job_title", "uscc")
+TEXT_TARGETS = (
+    "display_name",
+    "family_name",
+    "given_name",
+    "alias",
+    "english_name",
+    "company",
+    "job_title",
+    "uscc",
+    "id_number",
+)
 PHONE_KINDS = {"phones": c.PhoneType.MOBILE, "phones_work": c.PhoneType.WORK, "phones_home": c.PhoneType.HOME}
 EMAIL_KINDS = {"emails": c.EmailType.PERSONAL, "emails_work": c.EmailType.WORK}
 ADDRESS_TARGETS = ("address", "province", "city", "district", "postal_code", "country")

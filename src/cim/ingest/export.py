@@ -117,6 +117,7 @@ def export_columns() -> list[Column]:
     return [
         *(_plain(name) for name in PROFILE_FIELDS),
         Column("birthday", field_label("birthday"), lambda r: r["birthday"] and r["birthday"].isoformat(), "birthday"),
+        _plain("id_number"),
         *(_plain(name) for name in (*ORGANIZATION_FIELDS, *CLASSIFICATION_FIELDS)),
         Column("owner", field_label("owner"), itemgetter("owner__username"), "owner__username"),
         Column("team", field_label("team"), itemgetter("team__name"), "team__name"),

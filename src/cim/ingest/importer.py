@@ -42,12 +42,15 @@ DEFAULT_SYSTEM = "import"
 CUSTOMER_COLUMNS = [(f.attname, value_adapter(f)) for f in Customer._meta.concrete_fields if not f.primary_key]
 CUSTOMER_DEFAULTS = {f.attname: f.get_default() for f in Customer._meta.concrete_fields if not f.primary_key}
 CUSTOMER_NAMES = [name for name, _adapt in CUSTOMER_COLUMNS]
-# Only dates and JSON need adapting (see value_adapter); the rest go in as they are.
+# Only dates, JSON and encrypted fields need adapting (see value_adapter); the rest go in as they are.
 ADAPTED_COLUMNS = [
     (f.attname, value_adapter(f))
     for f in Customer._meta.concrete_fields
-    if f.get_internal_type() in ("DateField", "JSONField") and f.attname not in ("created_at", "updated_at")
+    if (f.get_internal_type() in ("DateField", "JSONField") or getattr(f, "encrypted", False))
+    and f.attname not in ("created_at", "updated_at")
 ]
+# Columns computed from others on save (blind indexes, the birthday's year and month): bulk paths skip save().
+DERIVED_FIELDS = [f for f in Customer._meta.concrete_fields if hasattr(f, "source")]
 CONTACT_COLUMNS = {
     Phone: ["kind", "number", "raw", "match_key", "is_primary", "is_verified"],
     Email: ["kind", "address", "raw", "match_key", "is_primary", "is_verified"],
@@ -55,6 +58,11 @@ CONTACT_COLUMNS = {
         *("kind", "country", "province", "city", "district", "street", "postal_code", "adcode"),
         *("is_primary", "is_verified"),
     ],
+}
+# Encryption happens here, in the preparing process: the writer gets ciphertext only.
+CONTACT_ADAPTERS = {
+    model: [value_adapter(model._meta.get_field(name)) for name in columns]
+    for model, columns in CONTACT_COLUMNS.items()
 }
 CHILD_COLUMNS = {
     **{model: ["customer", *columns, "created_at"] for model, columns in CONTACT_COLUMNS.items()},
@@ -154,12 +162,21 @@ class RowPreparer:
         )
         if not prepared.problems:
             values = {**CUSTOMER_DEFAULTS, **values, "match_name": match_name(values["display_name"])}
+            plain = SimpleNamespace(**values)
+            for derived in DERIVED_FIELDS:
+                values[derived.attname] = derived.pre_save(plain, True)
             for name, adapt in ADAPTED_COLUMNS:
                 values[name] = adapt(values[name])
             prepared.customer = tuple(values[name] for name in CUSTOMER_NAMES)
             # Plain values, not enum members (`kind`): unpickling members costs more than the rest of the row.
             prepared.children = tuple(
-                [tuple(_plain(row[name]) for name in CONTACT_COLUMNS[model]) for row in contacts.get(key, [])]
+                [
+                    tuple(
+                        adapt(_plain(row[name]))
+                        for name, adapt in zip(CONTACT_COLUMNS[model], CONTACT_ADAPTERS[model], strict=True)
+                    )
+                    for row in contacts.get(key, [])
+                ]
                 for model, key in ((Phone, "phones"), (Email, "emails"), (Address, "addresses"))
             )
             phones, emails, _addresses = prepared.children

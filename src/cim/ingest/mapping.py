@@ -30,6 +30,7 @@ TARGETS: dict[str, tuple] = {
         "公司 公司名称 单位 工作单位 企业名称 company companyname organization organisation org employer",
     ),
     "job_title": (_("Job title"), "职位 职务 岗位 头衔 title jobtitle position"),
+    "id_number": (_("ID number"), "身份证号 身份证号码 身份证 证件号 证件号码 居民身份证号码 idnumber idcard idno"),
     "uscc": (_("Unified social credit code"), "统一社会信用代码 信用代码 社会信用代码 uscc creditcode"),
     "industry": (_("Industry"), "行业 所属行业 industry"),
     "company_size": (_("Company size"), "规模 公司规模 企业规模 人数 员工人数 companysize size employees"),

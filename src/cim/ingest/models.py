@@ -3,6 +3,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from cim.core.crypto import EncryptedJSONField
 from cim.customers.choices import SourceChannel
 from cim.privacy.models import ConsentPurpose
 
@@ -177,7 +178,8 @@ class FormSubmission(models.Model):
     form = models.ForeignKey(
         CollectionForm, verbose_name=_("form"), on_delete=models.PROTECT, related_name="submissions"
     )
-    raw = models.JSONField(_("submitted values"), default=dict)
+    # Encrypted: a visitor's phone, email, address and birthday as typed (docs/encryption.md).
+    raw = EncryptedJSONField(_("submitted values"), default=dict)
     # The consent as the visitor saw it: the form's text may change before the submission is confirmed.
     consent_text = models.TextField(_("consent text shown"), blank=True)
     consent_version = models.CharField(_("consent text version"), max_length=30, blank=True)

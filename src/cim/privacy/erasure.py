@@ -89,6 +89,10 @@ def _blanks(label: str) -> dict:
     for entry in personal_fields(label):
         field = model._meta.get_field(entry.field)
         values[field.name] = _blank(field)
+    # Keys computed from a blanked value (the ID number's keyed hash) go with it: no `pre_save` runs on update().
+    for field in model._meta.concrete_fields:
+        if getattr(field, "source", None) in values:
+            values[field.name] = _blank(field)
     if label == "customers.customer":
         values["display_name"] = Concat(Value(pseudonym_prefix()), "number")
     return values

@@ -65,6 +65,11 @@ REGISTRY: tuple[PersonalField, ...] = (
     PersonalField("customers.customer", "notes", _P, MaskKind.TEXT),
     PersonalField("customers.customer", "custom_fields", _P, MaskKind.TEXT),
     PersonalField("customers.customer", "birthday", _S, MaskKind.DATE),
+    PersonalField("customers.customer", "id_number", _S, MaskKind.ID_NUMBER, art28=True),
+    # The birthday's year and month, kept in plaintext so birthday months and age ranges stay queries
+    # (docs/encryption.md): personal, not sensitive; erasure clears them with the birthday.
+    PersonalField("customers.customer", "birth_year", _P, MaskKind.TEXT),
+    PersonalField("customers.customer", "birth_month", _P, MaskKind.TEXT),
     PersonalField("customers.phone", "number", _S, MaskKind.PHONE),
     PersonalField("customers.phone", "raw", _S, MaskKind.PHONE),
     PersonalField("customers.email", "address", _S, MaskKind.EMAIL),
@@ -130,6 +135,8 @@ NOT_PERSONAL: dict[str, frozenset[str]] = {
             "created_by",
             "reviewed_at",
             "merged_into",
+            # A keyed hash of the ID number, like the contacts' match keys.
+            "id_number_key",
         }
     ),
     "customers.phone": frozenset({"id", "customer", "kind", "is_primary", "is_verified", "created_at", "match_key"}),

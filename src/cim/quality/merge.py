@@ -22,7 +22,7 @@ from cim.accounts.roles import Perm, has_perm
 from cim.analytics.models import CustomerScore
 from cim.audit.services import audit_record
 from cim.customers.choices import Status
-from cim.customers.models import Customer
+from cim.customers.models import Customer, derived_updates
 from cim.customers.services import PLAIN_FIELDS, PermissionDenied
 from cim.quality.matching import match_name
 from cim.quality.models import DuplicateCandidate, MergeRecord
@@ -140,7 +140,7 @@ def customer_merge(
         changed = {name: value for name, value in plan.values.items() if getattr(survivor, name) != value}
         now = timezone.now()
         Customer.objects.filter(pk=survivor.pk).update(
-            **changed, match_name=match_name(plan.values["display_name"]), updated_at=now
+            **changed, **derived_updates(changed), match_name=match_name(plan.values["display_name"]), updated_at=now
         )
         Customer.objects.filter(pk__in=merged_ids).update(status=Status.ARCHIVED, merged_into=survivor, updated_at=now)
         record.save()

@@ -2,6 +2,8 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from cim.core.crypto import EncryptedJSONField
+
 
 class DuplicateCandidate(models.Model):
     """Two customers that look like one, kept apart until a person decides: merge them, or mark them distinct.
@@ -85,9 +87,10 @@ class MergeRecord(models.Model):
     )
     merged_ids = models.JSONField(_("merged customers"))
     provenance = models.JSONField(_("provenance"), default=dict)  # field → the customer number its value came from
-    customers_before = models.JSONField(_("customers before"))
-    moved = models.JSONField(_("moved rows"), default=dict)  # model label → rows as they were
-    removed = models.JSONField(_("removed rows"), default=dict)
+    # Encrypted: the rows as they were hold phones, emails, streets, birthdays and ID numbers (docs/encryption.md).
+    customers_before = EncryptedJSONField(_("customers before"))
+    moved = EncryptedJSONField(_("moved rows"), default=dict)  # model label → rows as they were
+    removed = EncryptedJSONField(_("removed rows"), default=dict)
     pairs_before = models.JSONField(_("pair decisions before"), default=dict)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     created_by = models.ForeignKey(

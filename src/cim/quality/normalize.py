@@ -115,6 +115,17 @@ def normalize_uscc(raw: str | None) -> str:
         raise ValidationError(_("This is not a valid unified social credit code."), code="invalid_uscc") from None
 
 
+def normalize_id_number(raw: str | None) -> str:
+    """A resident identity card number (居民身份证号码), 18 characters with a checked last digit (X upper-case)."""
+    text = clean_text(raw).upper().replace(" ", "")
+    try:
+        return ric.validate(text)
+    except StdnumError:
+        raise ValidationError(
+            _("This is not a valid resident identity card number."), code="invalid_id_number"
+        ) from None
+
+
 _DATE = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?$")
 _COMPACT_DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
 EARLIEST_BIRTHDAY = date(1900, 1, 1)

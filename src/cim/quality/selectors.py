@@ -3,12 +3,14 @@ duplicates of a record, which every entry path asks for."""
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import date
 from functools import lru_cache
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import F, Q, QuerySet
 
+from cim.core.blind_index import blind_index
 from cim.customers.choices import Status
 from cim.customers.models import Address, Customer, Email, Phone
 from cim.quality import matching
@@ -97,8 +99,18 @@ def all_customer_features() -> Iterator[list[dict]]:
 
 
 def record_features(*, values: dict, contacts: dict, unique_id: int = 0) -> dict:
-    """A record about to be saved (`customer_input_clean`'s values and contacts) as the model compares it."""
+    """A record about to be saved (`customer_input_clean`'s values and contacts) as the model compares it, plus
+    the keyed hash of its ID number (`id_number_key`), which the model does not compare but which names one
+    person: a holder of the same ID number is a duplicate whatever the model says."""
     address = next((a for a in contacts.get("addresses", []) if a["is_primary"]), None) or {}
+    id_number = values.get("id_number")
+    return {
+        **_record_features(values, contacts, address, unique_id),
+        "id_number_key": blind_index("id_number", id_number) if id_number else "",
+    }
+
+
+def _record_features(values: dict, contacts: dict, address: dict, unique_id: int) -> dict:
     return matching.features(
         unique_id=unique_id,
         display_name=values.get("display_name", ""),
@@ -128,7 +140,10 @@ def _candidate_ids(record: dict, exclude_id: int | None) -> list[int]:
         # A common name has thousands of holders: those born the same day first, then the most recent.
         namesakes = Customer.objects.filter(match_name=record["name_key"]).order_by("-id").values_list("pk", flat=True)
         if record["birthday"]:
-            ids.update(namesakes.filter(birthday=record["birthday"])[:NAMESAKES])
+            # The birthday is encrypted; its year and month are not (docs/encryption.md), and the model compares
+            # the full dates of the few namesakes born that month.
+            born = date.fromisoformat(record["birthday"])
+            ids.update(namesakes.filter(birth_year=born.year, birth_month=born.month)[:NAMESAKES])
         ids.update(namesakes[:NAMESAKES])
     ids.discard(exclude_id)
     archived = set(Customer.objects.filter(pk__in=ids, status=Status.ARCHIVED).values_list("pk", flat=True))
@@ -147,12 +162,21 @@ class Duplicate:
 def duplicates_of(*, record: dict, exclude_id: int | None = None, threshold: float | None = None) -> list[Duplicate]:
     """The customers the model finds likely to be the record's person, most likely first."""
     threshold = duplicate_threshold() if threshold is None else threshold
-    candidates = customer_features(_candidate_ids(record, exclude_id))
-    scored = [s for s in matching.score(record, candidates, match_model_current()) if s.probability >= threshold]
-    customers = Customer.objects.in_bulk([s.other_id for s in scored])
+    record = dict(record)
+    id_key = record.pop("id_number_key", "")
+    same_id = set()
+    if id_key:
+        holders = Customer.objects.filter(id_number_key=id_key).exclude(status=Status.ARCHIVED).order_by()
+        same_id = set(holders.exclude(pk=exclude_id).values_list("pk", flat=True)[:CANDIDATES_PER_KIND])
+    candidates = customer_features(set(_candidate_ids(record, exclude_id)) | same_id)
+    scored = {s.other_id: s for s in matching.score(record, candidates, match_model_current())}
+    found = {pk: (s.probability, s.contributions) for pk, s in scored.items() if s.probability >= threshold}
+    for pk in same_id:
+        found[pk] = (1.0, scored[pk].contributions if pk in scored else {})
+    customers = Customer.objects.in_bulk(list(found))
     return [
-        Duplicate(customers[s.other_id], s.probability, s.contributions)
-        for s in sorted(scored, key=lambda s: -s.probability)
+        Duplicate(customers[pk], probability, contributions)
+        for pk, (probability, contributions) in sorted(found.items(), key=lambda item: -item[1][0])
     ]
 
 

@@ -5,15 +5,18 @@ import csv
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import combinations
 from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from cim.audit.services import audit_record
 from cim.core.replica import replica_reads
+from cim.customers.choices import Status
 from cim.customers.models import Customer, ExternalId
 from cim.quality import matching
 from cim.quality.models import DuplicateCandidate, MatchModel
@@ -76,12 +79,15 @@ def duplicates_scan(
         return ScanResult(0, 0, 0, time.monotonic() - started)
     pairs, clusters = matching.predict(table, match_model_current(), threshold=threshold)
     found = _pairs_from(pairs)
+    # Customers with the same ID number are one person whatever the model says: recorded for review, never merged
+    # automatically (the model did not compare them).
+    recorded = {**_same_id_number_pairs(), **found}
     with transaction.atomic():
         # Open pairs the model no longer finds go; those it finds again keep where they were first found.
         open_pairs = DuplicateCandidate.objects.filter(
             status=DuplicateCandidate.Status.OPEN, reason=DuplicateCandidate.Reason.MODEL
         ).values_list("pk", "customer_id", "other_id")
-        gone = [pk for pk, left, right in open_pairs if (right, left) not in found and (left, right) not in found]
+        gone = [pk for pk, left, right in open_pairs if (right, left) not in recorded and (left, right) not in recorded]
         for start in range(0, len(gone), 5000):
             DuplicateCandidate.objects.filter(pk__in=gone[start : start + 5000]).delete()
         DuplicateCandidate.objects.bulk_create(
@@ -94,7 +100,7 @@ def duplicates_scan(
                     probability=probability,
                     contributions=contributions,
                 )
-                for (left, right), (probability, contributions) in found.items()
+                for (left, right), (probability, contributions) in recorded.items()
             ],
             batch_size=2000,
             ignore_conflicts=True,
@@ -104,12 +110,29 @@ def duplicates_scan(
             action="quality.duplicates_scan",
             target=None,
             target_type="customers.customer",
-            note=f"{table.num_rows} customers, {len(found)} pairs",
+            note=f"{table.num_rows} customers, {len(recorded)} pairs",
         )
     merged = _merge_automatically(found)
     if clusters_path is not None:
         _write_clusters(clusters, found, clusters_path)
-    return ScanResult(table.num_rows, len(found), _cluster_count(clusters), time.monotonic() - started, merged)
+    return ScanResult(table.num_rows, len(recorded), _cluster_count(clusters), time.monotonic() - started, merged)
+
+
+def _same_id_number_pairs() -> dict[tuple[int, int], tuple[float, dict]]:
+    """Pairs of current customers sharing an ID number, found through its keyed hash (the number is encrypted)."""
+    shared = (
+        Customer.objects.exclude(status=Status.ARCHIVED)
+        .exclude(id_number_key="")
+        .values("id_number_key")
+        .annotate(holders=Count("pk"))
+        .filter(holders__gt=1)
+        .values("id_number_key")
+    )
+    groups: dict[str, list[int]] = {}
+    rows = Customer.objects.exclude(status=Status.ARCHIVED).filter(id_number_key__in=shared).order_by("pk")
+    for pk, key in rows.values_list("pk", "id_number_key"):
+        groups.setdefault(key, []).append(pk)
+    return {(right, left): (1.0, {}) for ids in groups.values() for left, right in combinations(ids, 2)}
 
 
 def _merge_automatically(found: dict) -> int:

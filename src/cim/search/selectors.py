@@ -44,6 +44,8 @@ def search_filter(queryset: QuerySet, query: str) -> QuerySet:
     for address in plan.emails:
         emails = Email.objects.filter(match_key=blind_index("email", address)).order_by()
         queryset = queryset.filter(pk__in=emails.values("customer_id"))
+    for id_number in plan.id_numbers:
+        queryset = queryset.filter(id_number_key=blind_index("id_number", id_number))
     for prefix in plan.number_prefixes:
         if connection.vendor == "sqlite":
             # SQLite's LIKE ignores case and so its indexes; text compares bytewise, so a range is the prefix.

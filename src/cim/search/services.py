@@ -59,14 +59,14 @@ def search_index_update(*, customer_ids: Iterable[int]) -> int:
 
 
 def search_index_rebuild() -> int:
-    """Rebuild every customer's document and the phones' and emails' match keys (after a change of the search
-    key, or a restore)."""
-    for model in (Phone, Email):
-        field = model._meta.get_field("match_key")
+    """Rebuild every customer's document and the phones', emails' and ID numbers' keys (after a change of the
+    search key, or a restore)."""
+    for model, name in ((Phone, "match_key"), (Email, "match_key"), (Customer, "id_number_key")):
+        field = model._meta.get_field(name)
         rows = list(model.objects.only(field.source).order_by())
         for row in rows:
             field.pre_save(row, add=False)
-        model.objects.bulk_update(rows, ["match_key"], batch_size=BATCH)
+        model.objects.bulk_update(rows, [name], batch_size=BATCH)
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM search_document")
     ids = Customer.objects.order_by("pk").values_list("pk", flat=True)

@@ -9,8 +9,8 @@ A name is cut into units (a Chinese character, a Latin word or a number) and ind
   lists of exact tokens, never a prefix over every spelling that starts like that;
 - the initials' suffixes, "zsf sf f".
 Phones and emails are sensitive: only keyed hashes of their searchable fragments (last four digits, local-part
-prefixes) become tokens (marked HASH), never their text (DESIGN §5). Whole phone numbers, emails and customer
-numbers are matched on their own indexed columns instead (see `SearchPlan`).
+prefixes) become tokens (marked HASH), never their text (DESIGN §5). Whole phone numbers, emails, resident ID
+numbers and customer numbers are matched on their own indexed columns instead (see `SearchPlan`).
 
 Marks are private-use characters, which no folded name contains, so a typed word can never reach a marked
 token; the backends' tokenizers keep every non-ASCII character inside a token.
@@ -26,7 +26,7 @@ from django.core.exceptions import ValidationError
 from cim.core.blind_index import blind_token
 from cim.customers.numbering import normalize_number
 from cim.quality.names import SYLLABLES, name_pinyin, plain_pinyin
-from cim.quality.normalize import fold, normalize_email, normalize_phone
+from cim.quality.normalize import fold, normalize_email, normalize_id_number, normalize_phone
 
 HASH, PAIR, SYLLABLE = "\ue000", "\ue001", "\ue002"
 MAX_UNITS = 24
@@ -49,6 +49,7 @@ _LATIN = re.compile(r"^[a-z]+$")
 _EMAIL_PREFIX = re.compile(r"^[a-z0-9._+-]+$")
 # `+` may follow the bracket: "(+86) 138-1234-5678" is a common way to write a number.
 _PHONE_LIKE = re.compile(r"^[\d\s()+-]{7,}$")
+_ID_NUMBER_LIKE = re.compile(r"^\d{17}[\dxX]$")
 _SPLIT = re.compile(r"[\s,;，；、]+")
 _STRIP = re.compile(r"[^\w@.+-]")
 # The beginning of a customer number, up to its first dash at least (C2026-, C2026-0001).
@@ -131,10 +132,11 @@ class SearchPlan:
     phones: list[str] = field(default_factory=list)
     emails: list[str] = field(default_factory=list)
     number_prefixes: list[str] = field(default_factory=list)
+    id_numbers: list[str] = field(default_factory=list)
 
     @property
     def is_empty(self) -> bool:
-        return not (self.match or self.phones or self.emails or self.number_prefixes)
+        return not (self.match or self.phones or self.emails or self.number_prefixes or self.id_numbers)
 
 
 @lru_cache(maxsize=4096)
@@ -214,6 +216,12 @@ def search_plan(query: str, *, scheme_prefix: str = "") -> SearchPlan:
     terms = [query] if _PHONE_LIKE.match(query) else [t for t in _SPLIT.split(query) if t][:MAX_TERMS]
     words = []
     for term in terms:
+        if _ID_NUMBER_LIKE.match(term):
+            try:
+                plan.id_numbers.append(normalize_id_number(term))
+                continue
+            except ValidationError:
+                pass
         if _PHONE_LIKE.match(term):
             try:
                 plan.phones.append(normalize_phone(term))

@@ -29,9 +29,11 @@ from django.utils.translation import gettext as _
 from cim.accounts.models import Team, User
 from cim.activities.models import BehaviourEvent, Order, OrderLine
 from cim.analytics.rfm import RF_SEGMENTS, VALUE_SEGMENTS
+from cim.core.blind_index import blind_index
 from cim.customers import choices as c
+from cim.customers.birthdays import birthday_between_q
 from cim.customers.models import Address, CustomerTag, CustomFieldDefinition, Email, Phone
-from cim.quality.normalize import clean_text
+from cim.quality.normalize import clean_text, normalize_email, normalize_phone
 
 MAX_DEPTH = 5
 MAX_CONDITIONS = 50
@@ -40,6 +42,8 @@ COUNTED_ORDERS = (Order.Status.PAID, Order.Status.PARTIALLY_REFUNDED)
 OPERATORS: dict[str, tuple[str, ...]] = {
     "choice": ("eq", "ne", "in", "not_in", "is_empty", "is_set"),
     "text": ("eq", "ne", "contains", "not_contains", "starts_with", "is_empty", "is_set"),
+    # Encrypted values, matched through their keyed hashes: whole values only (docs/encryption.md).
+    "contact": ("eq", "ne", "is_empty", "is_set"),
     "number": ("eq", "ne", "gt", "gte", "lt", "lte", "between", "is_empty", "is_set"),
     "date": ("on", "before", "after", "between", "within_last_days", "more_than_days_ago", "is_empty", "is_set"),
     "bool": ("is_true", "is_false"),
@@ -132,7 +136,9 @@ FIELDS: dict[str, Field] = {
         Field("company", gettext_lazy("Company"), "text", CUSTOMER, "company"),
         Field("gender", gettext_lazy("Gender"), "choice", CUSTOMER, "gender", _choices(c.Gender)),
         Field("birthday", gettext_lazy("Birthday"), "date", CUSTOMER, "birthday"),
-        Field("birthday_month", gettext_lazy("Birthday month"), "number", CUSTOMER, "birthday__month"),
+        # The birthday is encrypted; its year and month are kept in plaintext for these (docs/encryption.md).
+        Field("birthday_month", gettext_lazy("Birthday month"), "number", CUSTOMER, "birth_month"),
+        Field("birth_year", gettext_lazy("Year of birth"), "number", CUSTOMER, "birth_year"),
         Field(
             "customer_type",
             gettext_lazy("Customer type"),
@@ -164,8 +170,8 @@ FIELDS: dict[str, Field] = {
         Field("team", gettext_lazy("Team"), "choice", CUSTOMER, "team_id", _teams),
         Field("created_at", gettext_lazy("Created"), "date", CUSTOMER, "created_at", datetime=True),
         Field("reviewed_at", gettext_lazy("Last reviewed"), "date", CUSTOMER, "reviewed_at", datetime=True),
-        Field("phone", gettext_lazy("Phone number (E.164)"), "text", CONTACT, "number", related=(Phone, "customer")),
-        Field("email", gettext_lazy("E-mail address"), "text", CONTACT, "address", related=(Email, "customer")),
+        Field("phone", gettext_lazy("Phone number"), "contact", CONTACT, "number", related=(Phone, "customer")),
+        Field("email", gettext_lazy("E-mail address"), "contact", CONTACT, "address", related=(Email, "customer")),
         Field("province", gettext_lazy("Province"), "text", CONTACT, "province", related=(Address, "customer")),
         Field("city", gettext_lazy("City"), "text", CONTACT, "city", related=(Address, "customer")),
         Field("district", gettext_lazy("District"), "text", CONTACT, "district", related=(Address, "customer")),
@@ -340,6 +346,11 @@ def _scalar(field: Field, value):
         except ValueError:
             raise ValueError(_("“%(value)s” is not a date (YYYY-MM-DD).") % {"value": str(value)[:30]}) from None
     text = _text(value)
+    if field.type == "contact":
+        try:
+            return normalize_phone(text) if field.key == "phone" else normalize_email(text)
+        except ValidationError as error:
+            raise ValueError(" ".join(error.messages)) from None
     if field.choices is not None:
         allowed = {key for key, _label in field.choices()}
         if text not in allowed:
@@ -463,6 +474,8 @@ def _tag_q(operator: str, names: list[str]) -> Q:
 
 def _lookup_q(field: Field, operator: str, value, now) -> Q:
     path = field.lookup
+    if field.type == "contact" and operator == "eq":
+        return Q(match_key=blind_index(field.key, value))
     if field.default == "multi" and operator in ("eq", "ne", "in", "not_in"):
         # A multiple-choice custom field holds a JSON list: `"value"` appears in its text exactly when chosen.
         values = value if isinstance(value, list) else [value]
@@ -495,6 +508,8 @@ def _lookup_q(field: Field, operator: str, value, now) -> Q:
 
 def _date_q(field: Field, operator: str, value, now) -> Q:
     path = field.lookup
+    if path == "birthday" and operator not in ("is_empty", "is_set"):
+        return _birthday_q(operator, value, now)
     if operator == "within_last_days":
         start = now - timedelta(days=value)
         return Q(**{f"{path}__gte": start if field.datetime else start.date()})
@@ -507,6 +522,21 @@ def _date_q(field: Field, operator: str, value, now) -> Q:
     day_path = f"{path}__date" if field.datetime else path
     lookups = {"on": "exact", "before": "lt", "after": "gt", "between": "range"}
     return Q(**{f"{day_path}__{lookups[operator]}": value})
+
+
+def _birthday_q(operator: str, value, now) -> Q:
+    """A date condition on the encrypted birthday, as a range of days (cim.customers.birthdays)."""
+    today = timezone.localdate(now)
+    day = date.fromisoformat
+    ranges = {
+        "on": lambda: (day(value), day(value)),
+        "before": lambda: (None, day(value) - timedelta(days=1)),
+        "after": lambda: (day(value) + timedelta(days=1), None),
+        "between": lambda: (day(value[0]), day(value[1])),
+        "within_last_days": lambda: (today - timedelta(days=value), None),
+        "more_than_days_ago": lambda: (None, today - timedelta(days=value + 1)),
+    }
+    return birthday_between_q(*ranges[operator]())
 
 
 def _meets(default, operator: str, value) -> bool:

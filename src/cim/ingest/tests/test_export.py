@@ -133,6 +133,7 @@ def test_spreadsheets_read_back_every_field(admin, customer, fmt, read):
         "kind": "person",
         "gender": "male",
         "birthday": "1990-02-03",
+        "id_number": "",
         "company": "华为技术有限公司",
         "job_title": "经理",
         "uscc": "",
