@@ -16,7 +16,7 @@ PASSWORD = "Correct-Horse-42"
 def test_login_and_logout_are_recorded_with_the_address(users):
     user = users["sales"]
     client = Client(REMOTE_ADDR="203.0.113.9")
-    assert client.post(reverse("login"), {"username": user.username, "password": PASSWORD}).status_code == 302
+    assert client.post(reverse("login"), {"login": user.username, "password": PASSWORD}).status_code == 302
     login = AuditEvent.objects.get(action="auth.login")
     assert (login.actor, login.target_id, login.note) == (user, str(user.pk), "ip=203.0.113.9")
     client.post(reverse("logout"))
@@ -27,8 +27,8 @@ def test_login_and_logout_are_recorded_with_the_address(users):
 def test_failed_login_keeps_the_username_never_the_password(users, settings):
     settings.CIM_CLIENT_IP_HEADER = "HTTP_X_REAL_IP"
     client = Client(HTTP_X_REAL_IP="198.51.100.7")
-    client.post(reverse("login"), {"username": "sales-user", "password": "Wrong-Secret-99"})
-    client.post(reverse("login"), {"username": "nobody", "password": "Other-Secret-77"})
+    client.post(reverse("login"), {"login": "sales-user", "password": "Wrong-Secret-99"})
+    client.post(reverse("login"), {"login": "nobody", "password": "Other-Secret-77"})
     known, unknown = AuditEvent.objects.filter(action="auth.login_failed").order_by("seq")
     assert known.actor is None and known.target_id == str(users["sales"].pk)
     assert known.note == 'username="sales-user" ip=198.51.100.7'

@@ -43,6 +43,7 @@ def test_https_through_the_proxy_gets_hsts_and_secure_cookies(https_settings, db
 
 
 def test_every_page_carries_a_policy_that_allows_no_inline_script(client):
-    policy = client.get("/login/")["Content-Security-Policy"]
-    assert "script-src 'self';" in policy and "'unsafe-eval'" not in policy
-    assert "frame-ancestors 'none'" in policy
+    header = client.get("/login/")["Content-Security-Policy"]
+    policy = dict(directive.strip().split(" ", 1) for directive in header.split(";"))
+    assert policy["script-src"] == "'self'"
+    assert policy["frame-ancestors"] == "'none'"
