@@ -109,12 +109,13 @@ def audit_record_bulk(
                 AuditEvent.objects.filter(seq__gt=last_seq, seq__lte=links[-1][0]).values_list("target_id", "id")
             )
             # The values are change history, encrypted like the fields they come from.
-            sealed = value_adapter(FieldChange._meta.get_field("old_value"))
+            seal_old = value_adapter(FieldChange._meta.get_field("old_value"))
+            seal_new = value_adapter(FieldChange._meta.get_field("new_value"))
             insert_rows(
                 FieldChange,
                 ["event", "field", "old_value", "new_value"],
                 (
-                    (event_ids[str(pk)], name, sealed(_text(old)), sealed(_text(new)))
+                    (event_ids[str(pk)], name, seal_old(_text(old)), seal_new(_text(new)))
                     for pk, values in changes.items()
                     for name, (old, new) in values.items()
                 ),

@@ -144,7 +144,7 @@ def test_repeated_failures_lock_out_the_username_from_that_address(settings, use
 
 
 def test_a_successful_login_does_not_reset_the_failure_count(users):
-    client = Client(REMOTE_ADDR="203.0.113.8")
+    client = Client(HTTP_ACCEPT_LANGUAGE="en", REMOTE_ADDR="203.0.113.8")
     for _ in range(4):
         _log_in(client, "sales-user", "wrong-password")
     assert _log_in(client, "sales-user").status_code == 302
