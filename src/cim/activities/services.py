@@ -19,7 +19,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from cim.activities.models import AnonymousLink, BehaviourEvent, TouchPoint
 from cim.activities.schemas import TrackingMessage
-from cim.activities.traits import TRAIT_OF_FIELD, Traits, traits_parse
+from cim.activities.traits import TRAIT_OF_FIELD, Traits, sensitive_traits_removed, traits_parse
 from cim.audit.services import audit_record
 from cim.core.api_errors import _pydantic_detail
 from cim.customers.choices import SourceChannel
@@ -73,8 +73,10 @@ def events_ingest(
                 name=_name(message),
                 user_id=message.userId or "",
                 anonymous_id=message.anonymousId or "",
-                properties=message.traits if message.type in ("identify", "group") else message.properties,
-                context=message.context,
+                properties=sensitive_traits_removed(
+                    message.traits if message.type in ("identify", "group") else message.properties
+                ),
+                context=sensitive_traits_removed(message.context),
                 channel=_channel(source, message),
                 trait_errors=trait_errors.get(message_id, []),
                 message_id=message_id,

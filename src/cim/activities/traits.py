@@ -129,6 +129,19 @@ def traits_parse(raw: dict[str, Any]) -> Traits:
     return traits
 
 
+# Traits that carry sensitive values (PI registry): they reach the customer's encrypted fields, and are cut from
+# the event as stored, so no phone, email, street, birthday or ID number lies in plaintext among the events.
+SENSITIVE_TRAITS = frozenset({"email", "phone", "address", "birthday", "idNumber", "id_number"})
+
+
+def sensitive_traits_removed(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` (traits, properties or context) without the sensitive traits, also those nested in `traits`."""
+    kept = {key: value for key, value in values.items() if key not in SENSITIVE_TRAITS}
+    if isinstance(kept.get("traits"), dict):
+        kept["traits"] = sensitive_traits_removed(kept["traits"])
+    return kept
+
+
 # Where a CustomerInput field came from, to name the trait in an error the customer service reports.
 TRAIT_OF_FIELD = {
     "display_name": "name",

@@ -66,6 +66,18 @@ def test_identify_creates_a_customer_from_traits(source):
     assert AuditEvent.objects.filter(action="customer.create", target_id=str(customer.pk)).exists()
 
 
+def test_sensitive_traits_reach_the_customer_but_are_not_kept_in_the_event(source):
+    context = {"ip": "203.0.113.7", "traits": {"email": "z@example.com", "plan": "pro"}}
+    ingest(source, msg("identify", userId="u-1", traits=TRAITS, context=context, messageId="m1"))
+    ingest(source, msg("track", userId="u-1", event="Signed Up", properties={"email": "z@example.com", "plan": "pro"}))
+
+    identify, track = BehaviourEvent.objects.order_by("id")
+    assert set(identify.properties) == {"name", "company", "title", "gender", "plan"}
+    assert identify.context == {"ip": "203.0.113.7", "traits": {"plan": "pro"}}
+    assert track.properties == {"plan": "pro"}
+    assert Customer.objects.get().emails.get().address == "zhang.san@example.com"
+
+
 def test_identify_again_updates_and_keeps_contact_points(source):
     ingest(source, msg("identify", userId="u-1", traits={"name": "张三", "email": "zs@example.com"}, messageId="m1"))
     ingest(
