@@ -4,6 +4,7 @@ import pytest
 from django.db import connection
 
 from cim.accounts.services import user_create
+from cim.accounts.testing import browser_log_in
 from cim.audit.models import AuditEvent
 
 pytestmark = pytest.mark.browser
@@ -11,15 +12,12 @@ pytestmark = pytest.mark.browser
 
 def test_auditor_filters_the_log_and_verifies_the_chain(page, live_server, transactional_db, screenshots):
     user_create(username="shenji", role="auditor", password="Correct-Horse-42")
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", "shenji")
+    page.goto(f"{live_server.url}/login/", timeout=60_000)
+    page.fill("#id_login", "shenji")
     page.fill("#id_password", "wrong-password")
     page.press("#id_password", "Enter")
     page.wait_for_load_state()
-    page.fill("#id_username", "shenji")
-    page.fill("#id_password", "Correct-Horse-42")
-    page.press("#id_password", "Enter")
-    page.wait_for_url(f"{live_server.url}/")
+    browser_log_in(page, live_server.url, "shenji")
 
     page.get_by_role("link", name="审计").click()
     page.wait_for_url(f"{live_server.url}/audit/")

@@ -5,6 +5,7 @@ import pytest
 from django.core.management import call_command
 
 from cim.accounts.services import user_create
+from cim.accounts.testing import browser_log_in, totp_activate
 from cim.backups.models import Backup
 from cim.customers.tests.factories import make_customer
 
@@ -15,12 +16,9 @@ def test_back_up_now_from_the_page(page, live_server, transactional_db, screensh
     monkeypatch.delenv("CIM_BACKUP_KEY", raising=False)
     settings.DATA_DIR, settings.CIM_BACKUP_DIR, settings.MEDIA_ROOT = tmp_path, tmp_path / "b", tmp_path / "u"
     admin, _ = user_create(username="alice", role="administrator", password="Correct-Horse-42")
+    totp_activate(admin)
     make_customer(admin, display_name="王芳")
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", "alice")
-    page.fill("#id_password", "Correct-Horse-42")
-    page.press("#id_password", "Enter")
-    page.wait_for_url(f"{live_server.url}/")
+    browser_log_in(page, live_server.url, "alice")
 
     page.click("nav a[href='/backups/']")  # the label is translated after the merge
     assert page.locator("#backup-stale").is_visible()

@@ -3,6 +3,7 @@
 import pytest
 
 from cim.accounts.services import user_create
+from cim.accounts.testing import browser_log_in
 from cim.audit.models import AuditEvent
 from cim.customers.schemas import CustomerInput
 from cim.customers.services import customer_create
@@ -18,11 +19,7 @@ def test_service_reveals_a_masked_email(page, live_server, transactional_db, scr
         ),
         actor=None,
     )
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", "lin")
-    page.fill("#id_password", "Correct-Horse-42")
-    page.press("#id_password", "Enter")
-    page.wait_for_url(f"{live_server.url}/")
+    browser_log_in(page, live_server.url, "lin")
 
     page.goto(f"{live_server.url}/customers/{customer.number}/")
     assert page.get_by_text("m***@example.com").count() == 1

@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 
 from cim.accounts.services import user_create
+from cim.accounts.testing import browser_log_in, totp_activate
 from cim.customers.tests.factories import make_customer
 from cim.privacy.models import Consent
 from cim.privacy.requests import request_create
@@ -15,16 +16,13 @@ pytestmark = pytest.mark.browser
 
 
 def log_in(page, live_server, username):
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", "Correct-Horse-42")
-    page.press("#id_password", "Enter")
-    page.wait_for_url(f"{live_server.url}/")
+    browser_log_in(page, live_server.url, username)
 
 
 def test_consent_erasure_and_the_request_register(page, live_server, transactional_db, screenshots, settings, tmp_path):
     settings.CIM_TOMBSTONE_FILE = tmp_path / "tombstones.jsonl"
     admin, _ = user_create(username="alice", role="administrator", password="Correct-Horse-42")
+    totp_activate(admin)
     customer = make_customer(admin, display_name="甄喵测试", phones=[{"number": "13912349876"}])
     request_create(
         customer=customer, kind="access", received_at=timezone.now() - datetime.timedelta(days=45), actor=admin

@@ -11,6 +11,7 @@ import pytest
 from django.core.cache import cache
 
 from cim.accounts.services import user_create
+from cim.accounts.testing import browser_log_in, totp_activate
 from cim.ingest.collection import FormInput, collection_form_create, field_item
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -68,13 +69,10 @@ def sms_outbox(settings, tmp_path):
 def test_admin_builds_a_form_and_a_visitor_signs_up_with_an_sms_code(
     browser, live_server, transactional_db, sms_outbox
 ):
-    user_create(username="alice", role="administrator", password="Correct-Horse-42")
+    alice, _ = user_create(username="alice", role="administrator", password="Correct-Horse-42")
+    totp_activate(alice)
     admin = new_page(browser, "zh-CN", viewport={"width": 1280, "height": 900})
-    admin.goto(f"{live_server.url}/login/")
-    admin.fill("#id_username", "alice")
-    admin.fill("#id_password", "Correct-Horse-42")
-    admin.press("#id_password", "Enter")
-    admin.wait_for_url(f"{live_server.url}/")
+    browser_log_in(admin, live_server.url, "alice")
 
     admin.get_by_role("link", name="设置").click()
     admin.get_by_role("link", name="表单").click()

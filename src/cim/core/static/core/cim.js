@@ -22,6 +22,10 @@
     if (target.matches("[data-kind-select]")) {
       toggleKind(target);
     }
+    // A filter that applies as soon as it changes: <select data-submit-on-change>.
+    if (target.matches("[data-submit-on-change]") && target.form) {
+      target.form.submit();
+    }
   });
 
   // Organization-only fields (USCC, industry, size) are hidden for persons.
@@ -33,6 +37,11 @@
   }
 
   document.addEventListener("click", function (event) {
+    // A value shown once to be copied: <input readonly data-select-on-click>.
+    if (event.target.matches && event.target.matches("[data-select-on-click]")) {
+      event.target.select();
+      return;
+    }
     // Export links carry the filters of the page as loaded; a click takes the filter form's current ones.
     var exportLink = event.target.closest("[data-export-format]");
     var filters = document.getElementById("filter-form");
