@@ -467,7 +467,12 @@ def customers_tag(*, customer_ids: Iterable[int], add: Iterable[str] = (), remov
     errors = {f"add.{i}": [_("A tag has 1 to 50 characters.")] for i, n in enumerate(add) if len(clean_text(n)) > 50}
     if errors:
         raise ValidationError(errors)
+    from cim.privacy.selectors import restricted_ids  # privacy imports this module
+
+    # Customers restricted to storage at their request are left as they are: tagging is a use of their data.
     ids = list(dict.fromkeys(customer_ids))
+    restricted = restricted_ids(ids)
+    ids = [pk for pk in ids if pk not in restricted]
     add_tags = tags_by_name(add)
     remove_names = {clean_text(n) for n in remove} - {t.name for t in add_tags}
     changed: set[int] = set()

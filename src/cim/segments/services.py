@@ -15,6 +15,7 @@ from cim.audit.services import audit_record, audit_record_bulk
 from cim.customers import choices as c
 from cim.customers.models import Customer, CustomerTag, Tag
 from cim.customers.services import PermissionDenied
+from cim.privacy.models import ProcessingRestriction
 from cim.quality.normalize import clean_text
 from cim.segments.models import Segment, SegmentMember
 from cim.segments.rules import referenced_segments, rules_condition, rules_validate
@@ -29,8 +30,13 @@ def _require(actor, perm: str = Perm.SEGMENT_MANAGE) -> None:
 
 
 def current_customers():
-    """Customers a segment may hold: not archived, not merged away."""
-    return Customer.objects.exclude(status=c.Status.ARCHIVED).filter(merged_into__isnull=True)
+    """Customers a segment may hold: not archived, not merged away, and not restricted to storage at their request
+    (GDPR Art. 18, PIPL Art. 44): a segment is a use of their data."""
+    return (
+        Customer.objects.exclude(status=c.Status.ARCHIVED)
+        .filter(merged_into__isnull=True)
+        .exclude(pk__in=ProcessingRestriction.objects.values("customer_id"))
+    )
 
 
 def _values(changes: dict, segment: Segment | None) -> dict:

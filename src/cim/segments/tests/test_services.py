@@ -11,6 +11,7 @@ from cim.customers.schemas import CustomerInput
 from cim.customers.selectors import customer_list
 from cim.customers.services import PermissionDenied, customer_update, customers_tag
 from cim.customers.tests.factories import make_customer
+from cim.privacy.services import restriction_set
 from cim.segments.models import Segment
 from cim.segments.pipeline import customer_analytics_refresh
 from cim.segments.services import (
@@ -44,6 +45,18 @@ def test_dynamic_segment_follows_its_rules(admin_user):
     assert members(segment) == {"赵敏"}
     assert segment_refresh(segment=segment).entered == 0
     assert [c.pk for c in customer_list(user=admin_user, filters=CustomerFilter(segment=segment.pk))] == [min_.pk]
+
+
+def test_a_customer_restricted_to_storage_leaves_segments_and_keeps_its_tags(admin_user):
+    fang = make_customer(admin_user, display_name="王芳", gender="female")
+    make_customer(admin_user, display_name="赵敏", gender="female")
+    segment = segment_create(actor=admin_user, name="女性客户", rules=FEMALE)
+    assert members(segment) == {"王芳", "赵敏"}
+    restriction_set(customer=fang, actor=admin_user)
+    segment_refresh(segment=segment)
+    assert members(segment) == {"赵敏"}
+    assert customers_tag(customer_ids=[fang.pk], add=["VIP"], actor=admin_user) == 0
+    assert not fang.tags.exists()
 
 
 def test_tag_rule_adds_and_removes_the_tag_and_shows_on_the_timeline(admin_user):
