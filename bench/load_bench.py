@@ -68,6 +68,7 @@ def main() -> int:
             "CIM_LOAD_USERS": ",".join(accounts),
             "CIM_LOAD_NUMBERS": ",".join(numbers),
             "CIM_LOAD_WRITE_KEY": keys["write"],
+            "REQUESTS_CA_BUNDLE": str(stack.cert),  # the stack's self-signed certificate, trusted for this run
         }
         subprocess.run(
             [

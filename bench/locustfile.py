@@ -27,7 +27,6 @@ class Staff(HttpUser):
     wait_time = between(1, 4)
 
     def on_start(self):
-        self.client.verify = False  # the stack's certificate is self-signed; TLS is checked by prod-smoke
         username, password, token = next(ACCOUNTS)
         self.api = {"Authorization": f"Bearer {token}"}
         page = self.client.get("/login/", name="login page")
