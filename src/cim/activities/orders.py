@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from cim.activities.history_schemas import OrderInput, OrderLineInput, ProductInput, RefundInput
 from cim.activities.models import Order, OrderLine, Product, Refund
 from cim.audit.services import audit_record
+from cim.automation.events import event_publish
 from cim.customers.models import Customer
 from cim.service.surveys import survey_send_after_order
 
@@ -115,6 +116,7 @@ def order_create(*, customer: Customer, data: OrderInput, actor) -> Order:
         if order.refunded_amount:
             Refund.objects.create(order=order, amount=order.refunded_amount, refunded_at=order.ordered_at)
         audit_record(actor=actor, action="order.create", target=order, note=f"customer {customer.pk}")
+        event_publish("order.placed", customer_id=customer.pk, data={"order": order.pk, "total": str(total)})
     if order.status == Status.PAID:
         _survey_after(order)
     return order
@@ -146,6 +148,7 @@ def order_refund(*, order: Order, data: RefundInput, actor) -> Order:
         settle(order)
         order.save(update_fields=["refunded_amount", "status", "net_amount", "updated_at"])
         audit_record(actor=actor, action="order.refund", target=order, fields=["refunded_amount", "status"])
+        event_publish("order.refunded", customer_id=order.customer_id, data={"order": order.pk, "amount": str(amount)})
     return order
 
 

@@ -21,6 +21,7 @@ from django.utils import timezone
 from cim.analytics.data import customer_totals
 from cim.analytics.scores import stage_since_set
 from cim.audit.services import audit_record_bulk
+from cim.automation.events import events_publish
 from cim.customers.choices import LifecycleStage
 from cim.customers.models import Customer
 
@@ -112,6 +113,15 @@ def _apply(rows: list[tuple[int, str]], new: str, actor, at: datetime) -> None:
             fields=["lifecycle_stage"],
             changes={pk: {"lifecycle_stage": (old, new)} for pk, old in rows},
         )
+        for old, ids in _ids_by_old_stage(rows).items():
+            events_publish("customer.stage_changed", customer_ids=ids, data={"from": old, "to": new})
+
+
+def _ids_by_old_stage(rows: list[tuple[int, str]]) -> dict[str, list[int]]:
+    ids: dict[str, list[int]] = {}
+    for pk, old in rows:
+        ids.setdefault(old, []).append(pk)
+    return ids
 
 
 def lifecycle_funnel() -> list[tuple[str, str, int, float | None]]:

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "cim.analytics",
     "cim.segments",
     "cim.privacy",
+    "cim.automation",
     "allauth",
     "allauth.account",
     "allauth.mfa",

@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from cim.accounts.models import Team, User
 from cim.accounts.roles import Perm, has_perm
 from cim.audit.services import audit_record, audit_record_bulk
+from cim.automation.events import event_publish, events_publish
 from cim.core.blind_index import blind_index
 from cim.customers.choices import Kind, Status
 from cim.customers.custom_fields import custom_fields_clean
@@ -355,6 +356,9 @@ def customer_create(*, data: CustomerInput, actor, strict: bool = False, channel
                 *(["tags"] if data.tags else []),
             ],
         )
+        event_publish("customer.created", customer_id=customer.pk, data={"channel": channel})
+        for name in sorted(set(data.tags or ())):
+            event_publish("customer.tag_added", customer_id=customer.pk, data={"tag": name})
     customer.possible_duplicates = duplicates
     return customer
 
@@ -412,7 +416,25 @@ def customer_update(*, customer: Customer, data: CustomerInput, actor) -> Custom
         customer.save()
         search_index_update(customer_ids=[customer.pk])
         audit_record(actor=actor, action="customer.update", target=customer, changes=changes)
+        customer_changes_publish(customer_id=customer.pk, changes=changes)
     return customer
+
+
+def customer_changes_publish(*, customer_id: int, changes: dict[str, tuple]) -> None:
+    """The events of one customer's change: which fields moved, and the moves rules react to by name."""
+    event_publish("customer.updated", customer_id=customer_id, data={"fields": sorted(changes)})
+    if "lifecycle_stage" in changes:
+        old, new = changes["lifecycle_stage"]
+        event_publish("customer.stage_changed", customer_id=customer_id, data={"from": old, "to": new})
+    if "owner_id" in changes:
+        old, new = changes["owner_id"]
+        event_publish("customer.owner_changed", customer_id=customer_id, data={"from": old, "to": new})
+    if "tags" in changes:
+        old, new = (set(names) for names in changes["tags"])
+        for name in sorted(new - old):
+            event_publish("customer.tag_added", customer_id=customer_id, data={"tag": name})
+        for name in sorted(old - new):
+            event_publish("customer.tag_removed", customer_id=customer_id, data={"tag": name})
 
 
 def customer_archive(*, customer: Customer, actor, reason: str = "") -> Customer:
@@ -484,9 +506,12 @@ def customers_tag(*, customer_ids: Iterable[int], add: Iterable[str] = (), remov
                 [CustomerTag(customer_id=cid, tag=tag, added_by=_user(actor)) for cid in new], batch_size=1000
             )
             changed.update(new)
+            events_publish("customer.tag_added", customer_ids=new, data={"tag": tag.name})
         if remove_names:
             doomed = CustomerTag.objects.filter(tag__name__in=remove_names, customer_id__in=ids)
-            changed.update(doomed.values_list("customer_id", flat=True))
+            for name, customer_ids in _ids_by_tag(doomed).items():
+                changed.update(customer_ids)
+                events_publish("customer.tag_removed", customer_ids=customer_ids, data={"tag": name})
             doomed.delete()
         # Language-neutral: the note is read later by people in either language.
         note = " ".join([*(f"+{t.name}" for t in add_tags), *(f"-{n}" for n in sorted(remove_names))])
@@ -500,6 +525,13 @@ def customers_tag(*, customer_ids: Iterable[int], add: Iterable[str] = (), remov
         )
         Customer.objects.filter(pk__in=changed).update(updated_at=timezone.now())
     return len(changed)
+
+
+def _ids_by_tag(customer_tags) -> dict[str, list[int]]:
+    ids: dict[str, list[int]] = {}
+    for name, customer_id in customer_tags.order_by("tag__name", "customer_id").values_list("tag__name", "customer_id"):
+        ids.setdefault(name, []).append(customer_id)
+    return ids
 
 
 def customer_reveal(*, customer: Customer, fields: Iterable[str], actor) -> dict[str, list]:

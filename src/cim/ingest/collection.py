@@ -28,6 +28,7 @@ from django.utils.translation import pgettext_lazy
 
 from cim.accounts.roles import Perm, has_perm
 from cim.audit.services import audit_record
+from cim.automation.events import event_publish
 from cim.core.blind_index import blind_index
 from cim.customers.choices import Gender, SourceChannel
 from cim.customers.models import Customer
@@ -615,3 +616,4 @@ def _confirm(submission: FormSubmission, *, verified: set[str]) -> None:
         fields=["status", "customer"],
         note=f"customer {customer.pk}",
     )
+    event_publish("form.submitted", customer_id=customer.pk, data={"form": form.pk, "submission": submission.pk})

@@ -25,6 +25,7 @@ from cim.activities.follow_ups import follow_up_url
 from cim.activities.models import FollowUp, Notification
 from cim.audit.models import AuditEvent, FieldChange
 from cim.audit.services import audit_record
+from cim.automation.events import event_publish
 from cim.core.signals import database_restored
 from cim.customers.models import Customer
 from cim.customers.services import _require
@@ -198,6 +199,7 @@ def customer_erase(*, customer: Customer, actor, reason: str, request: DataSubje
             fields=["personal data"],
             note=f"{request.reference if request else ''} {reason}".strip(),
         )
+        event_publish("customer.erased", customer_id=customer.pk)
     customer.refresh_from_db()
     return tombstone
 

@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from cim.accounts.roles import Perm
 from cim.activities.models import BehaviourEvent, Interaction, Order
 from cim.audit.services import audit_record
+from cim.automation.events import events_publish
 from cim.customers.models import Customer
 from cim.customers.services import _require
 from cim.ingest.models import FormSubmission, ImportJob
@@ -72,6 +73,7 @@ def _anonymise_inactive(cutoff) -> int:
                 [ErasureTombstone(customer_id=pk, number=numbers[pk]) for pk in ids], ignore_conflicts=True
             )
             transaction.on_commit(lambda rows=tombstones: [_journal(t) for t in rows])
+            events_publish("customer.erased", customer_ids=ids)
         done += len(ids)
     if done:
         fts_optimize()

@@ -10,6 +10,7 @@ from django.utils.translation import ngettext
 
 from cim.accounts.roles import Perm
 from cim.audit.services import audit_record
+from cim.automation.events import event_publish
 from cim.customers.services import _require
 from cim.privacy.models import Consent, ConsentPurpose, ProcessingRestriction
 from cim.privacy.selectors import consent_holds, restricted_ids
@@ -60,6 +61,7 @@ def consent_record(
             fields=["purpose", "text_version", "channel"],
             note=f"customer {customer.pk}, {purpose} {text_version}",
         )
+        event_publish("consent.changed", customer_id=customer.pk, data={"purpose": purpose, "granted": granted})
     return consent
 
 

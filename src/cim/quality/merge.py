@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from cim.accounts.roles import Perm, has_perm
 from cim.analytics.models import CustomerScore
 from cim.audit.services import audit_record
+from cim.automation.events import event_publish
 from cim.customers.choices import Status
 from cim.customers.models import Customer, derived_updates
 from cim.customers.services import PLAIN_FIELDS, PermissionDenied
@@ -160,6 +161,7 @@ def customer_merge(
                 fields=["status", "merged_into"],
                 note=f"merge {record.pk}: into {survivor.number}",
             )
+        event_publish("customer.merged", customer_id=survivor.pk, data={"merged": merged_ids, "merge": record.pk})
     survivor.refresh_from_db()
     return record
 
@@ -228,6 +230,7 @@ def customer_unmerge(*, record: MergeRecord, actor) -> MergeRecord:
         ids = [record.survivor_id, *record.merged_ids]
         search_index_update(customer_ids=ids)
         audit_record(actor=actor, action="customer.unmerge", target=record.survivor, note=f"merge {record.pk}")
+        event_publish("customer.unmerged", customer_id=record.survivor_id, data={"restored": record.merged_ids})
     return record
 
 

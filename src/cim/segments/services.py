@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 
 from cim.accounts.roles import Perm, has_perm
 from cim.audit.services import audit_record, audit_record_bulk
+from cim.automation.events import event_wanted, events_publish
 from cim.customers import choices as c
 from cim.customers.models import Customer, CustomerTag, Tag
 from cim.customers.services import PermissionDenied
@@ -165,6 +166,7 @@ def segment_members_add(*, segment: Segment, customer_ids: Iterable[int], actor)
         )
         if new:
             audit_record(actor=actor, action="segment.members_add", target=segment, note=str(len(new)))
+            events_publish("segment.entered", customer_ids=new, data={"segment": segment.pk})
         _finish(segment, actor, now)
     return len(new)
 
@@ -175,9 +177,12 @@ def segment_members_remove(*, segment: Segment, customer_ids: Iterable[int], act
     if segment.kind != Segment.Kind.STATIC:
         raise ValidationError({"segment": [_("Only a static list takes members by hand.")]})
     with transaction.atomic():
-        removed, _detail = SegmentMember.objects.filter(segment=segment, customer_id__in=list(customer_ids)).delete()
+        members = SegmentMember.objects.filter(segment=segment, customer_id__in=list(customer_ids))
+        gone = list(members.values_list("customer_id", flat=True))
+        removed, _detail = members.delete()
         if removed:
             audit_record(actor=actor, action="segment.members_remove", target=segment, note=str(removed))
+            events_publish("segment.left", customer_ids=gone, data={"segment": segment.pk})
         _finish(segment, actor, timezone.now())
     return removed
 
@@ -211,20 +216,33 @@ def _sync_members(segment: Segment, now) -> tuple[int, int]:
     )
     sql, params = matching.query.sql_with_params()
     table = connection.ops.quote_name(SegmentMember._meta.db_table)
+    # The ids come back only when a rule or a webhook reacts to this segment's joins and leaves.
+    wanted = any(event_wanted(name, {"segment": segment.pk}) for name in ("segment.entered", "segment.left"))
+    returning = " RETURNING customer_id" if wanted else ""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"DELETE FROM {table} WHERE segment_id = %s AND customer_id NOT IN ({sql})", [segment.pk, *params]
+            f"DELETE FROM {table} WHERE segment_id = %s AND customer_id NOT IN ({sql}){returning}",
+            [segment.pk, *params],
         )
-        left = cursor.rowcount
+        left = _ids_or_count(cursor, returning, "segment.left", segment)
         cursor.execute(
             f"INSERT INTO {table} (segment_id, customer_id, added_at) "
             f"SELECT %s, matching.member_id, %s FROM ({sql}) AS matching "
             f"WHERE NOT EXISTS (SELECT 1 FROM {table} AS m "
-            "WHERE m.segment_id = %s AND m.customer_id = matching.member_id)",
+            f"WHERE m.segment_id = %s AND m.customer_id = matching.member_id){returning}",
             [segment.pk, connection.ops.adapt_datetimefield_value(now), *params, segment.pk],
         )
-        entered = cursor.rowcount
+        entered = _ids_or_count(cursor, returning, "segment.entered", segment)
     return entered, left
+
+
+def _ids_or_count(cursor, returning: str, event: str, segment: Segment) -> int:
+    """How many rows the statement changed; with RETURNING, also each customer's event."""
+    if not returning:
+        return cursor.rowcount
+    ids = [row[0] for row in cursor.fetchall()]
+    events_publish(event, customer_ids=ids, data={"segment": segment.pk})
+    return len(ids)
 
 
 def _finish(segment: Segment, actor, now) -> tuple[int, int]:

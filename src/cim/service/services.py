@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 from cim.accounts.models import Team, User
 from cim.accounts.roles import Perm, has_perm
 from cim.audit.services import audit_record
+from cim.automation.events import event_publish
 from cim.customers.models import Customer
 from cim.customers.services import PermissionDenied
 from cim.service import choices as c
@@ -152,6 +153,7 @@ def ticket_create(
             target=ticket,
             fields=["customer", "channel", "category", "priority", "assignee", "team", "status"],
         )
+        event_publish("ticket.created", customer_id=customer.pk, data={"ticket": ticket.pk})
         if assignee is not None and assignee != actor:
             _notify(notifications.assignment, ticket_id=ticket.pk)
     return ticket
@@ -274,6 +276,8 @@ def _transition(ticket: Ticket, status: str, *, actor, resolution_code: str = ""
     changes = {"status": (old, status)}
     changes.update({k: (v, getattr(ticket, k)) for k, v in before.items() if v != getattr(ticket, k)})
     audit_record(actor=actor, action="ticket.transition", target=ticket, changes=changes)
+    if status == c.Status.RESOLVED:
+        event_publish("ticket.resolved", customer_id=ticket.customer_id, data={"ticket": ticket.pk})
     if status == c.Status.RESOLVED and resolution_code not in NO_SURVEY:
         survey_send_after(ticket=ticket, actor=actor)
 

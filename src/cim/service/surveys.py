@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 
 from cim.accounts.roles import Perm, has_perm
 from cim.audit.services import audit_record
+from cim.automation.events import event_publish
 from cim.customers.models import Customer
 from cim.customers.services import PermissionDenied
 from cim.ingest.sms import sms_sender
@@ -213,6 +214,7 @@ def survey_answer(*, token: str, score: int, comment: str = "", ip: str | None =
         ).update(answered_at=now, score=score, comment=comment, answer_ip=ip)
         if recorded:
             audit_record(actor=None, action="survey.answer", target=survey, fields=["answered_at", "score", "comment"])
+            event_publish("survey.answered", customer_id=survey.customer_id, data={"survey": survey.pk, "score": score})
     survey.refresh_from_db()
     if not recorded:
         return survey, _problem(survey) or Outcome.INVALID

@@ -1,0 +1,3 @@
+from cim.automation.models.events import Event
+
+__all__ = ["Event"]
