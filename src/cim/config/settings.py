@@ -80,7 +80,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "cim.audit.middleware.AccessDeniedAuditMiddleware",
-    "cim.core.middleware.QueueUnavailableMiddleware",
+    "cim.core.middleware.UnavailableMiddleware",
     "cim.core.middleware.AccessLogMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
