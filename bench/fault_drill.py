@@ -109,7 +109,7 @@ def main() -> int:
     keys: dict[str, str] = {}
     rows_file = Path("/tmp") / f"cim-drill-{os.getpid()}.csv"
     rows_file.write_text(
-        "姓名,手机号码\n" + "".join(f"导入客户{n},1{n % 9 + 3}{n:09d}\n" for n in range(IMPORT_ROWS)), encoding="utf-8"
+        "姓名,手机号码\n" + "".join(f"导入客户{n},13{n % 10}{n:08d}\n" for n in range(IMPORT_ROWS)), encoding="utf-8"
     )
 
     def prepare(stack):

@@ -19,6 +19,10 @@ from django.utils.module_loading import autodiscover_modules
 from django_tasks import TaskResultStatus, task_backends
 from django_tasks_db import DatabaseBackend
 from django_tasks_db.models import DBTaskResult
+from django_tasks_rq import RQBackend
+from django_tasks_rq.backend import Job as RQJob
+from rq.job import JobStatus
+from rq.registry import StartedJobRegistry
 
 from cim.core.models import PeriodicRun, WorkerHeartbeat
 from cim.core.version import code_version
@@ -97,19 +101,43 @@ def tasks_recover_abandoned(*, now: datetime | None = None) -> int:
     """Put back in the queue the jobs whose worker died while running them (killed, or its machine lost): a job
     counts as abandoned when the worker that claimed it has not beaten its heartbeat for `worker_silence()`. Jobs
     are idempotent and resume from their checkpoints, so running one again finishes it; returns how many."""
-    if not isinstance(task_backends["default"], DatabaseBackend):
-        return 0  # RQ keeps its own registry of started jobs
     now = now or timezone.now()
     alive = set(WorkerHeartbeat.objects.filter(seen_at__gte=now - worker_silence()).values_list("worker", flat=True))
+    backend = task_backends["default"]
+    if isinstance(backend, RQBackend):
+        abandoned = _rq_requeue_abandoned(backend, alive)
+    elif isinstance(backend, DatabaseBackend):
+        abandoned = _db_requeue_abandoned(alive)
+    else:
+        return 0
+    if abandoned:
+        logger.warning("Requeued %d background job(s) abandoned by a stopped worker", abandoned)
+    return abandoned
+
+
+def _db_requeue_abandoned(alive: set[str]) -> int:
     running = DBTaskResult.objects.filter(status=TaskResultStatus.RUNNING).values_list("pk", "worker_ids")
     abandoned = [pk for pk, workers in running if not workers or workers[-1] not in alive]
-    if abandoned:
-        # Conditional on still running: a job that finished meanwhile stays finished.
-        DBTaskResult.objects.filter(pk__in=abandoned, status=TaskResultStatus.RUNNING).update(
-            status=TaskResultStatus.READY, started_at=None
-        )
-        logger.warning("Requeued %d background job(s) abandoned by a stopped worker", len(abandoned))
-    return len(abandoned)
+    # Conditional on still running: a job that finished meanwhile stays finished.
+    return DBTaskResult.objects.filter(pk__in=abandoned, status=TaskResultStatus.RUNNING).update(
+        status=TaskResultStatus.READY, started_at=None
+    )
+
+
+def _rq_requeue_abandoned(backend: RQBackend, alive: set[str]) -> int:
+    """RQ itself gives up on a started job only when its timeout has passed (hours, for an import), and then
+    fails it. Each `cim worker` names its RQ worker after its heartbeat, so a job whose worker went silent is
+    known at once and queued again."""
+    abandoned = 0
+    for queue in backend._get_queues():
+        registry = StartedJobRegistry(queue=queue)
+        for job in RQJob.fetch_many(registry.get_job_ids(cleanup=False), connection=queue.connection):
+            if job is None or job.get_status() != JobStatus.STARTED or job.worker_name in alive:
+                continue
+            registry.remove_executions(job)
+            queue.enqueue_job(job)
+            abandoned += 1
+    return abandoned
 
 
 def run_periodic_loop(stop: threading.Event, *, enqueue: bool = True) -> None:

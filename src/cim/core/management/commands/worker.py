@@ -52,6 +52,8 @@ class Command(BaseCommand):
                     *queue_name.split(","),
                     job_class="django_tasks_rq.Job",
                     worker_class="rq.SimpleWorker",
+                    # Named after its heartbeat: a job it started is known to be abandoned when the beats stop.
+                    name=worker_id(),
                     burst=batch,
                     verbosity=verbosity,
                 )
