@@ -8,4 +8,5 @@ class AutomationConfig(AppConfig):
     verbose_name = _("Automation")
 
     def ready(self) -> None:
-        from cim.automation import tasks  # noqa: F401  (registers the periodic dispatch)
+        # Register the periodic jobs, the rules' events consumer and the timeline of rule runs.
+        from cim.automation import rules, rules_timeline, tasks, tasks_rules  # noqa: F401

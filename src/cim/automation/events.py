@@ -8,7 +8,9 @@ which other jobs then carry out. Payloads name ids, field names and amounts, nev
 """
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -86,6 +88,10 @@ CATALOGUE: dict[str, EventType] = {
             _("A collection form was submitted."),
             {"form": _("the form's id"), "submission": _("the submission's id")},
         ),
+        # Recorded only for the names an automation rule listens to: tracking volume stays out of the outbox.
+        EventType(
+            "event.tracked", _("A customer did something tracked (a behaviour event)."), {"name": _("the event's name")}
+        ),
     ]
 }
 
@@ -122,6 +128,21 @@ def _check(name: str) -> None:
         raise ValueError(f"{name} is not in the event catalogue")
 
 
+# How deep in a chain of automation rules the current change is: an event published while a rule run's step
+# executes carries it as `rule_depth`, so the runs it causes are one deeper and the loop guard can stop them.
+_rule_depth: ContextVar[int] = ContextVar("cim_rule_depth", default=0)
+
+
+@contextmanager
+def caused_by_rule(depth: int) -> Iterator[None]:
+    """Mark the events published inside as caused by a rule run at `depth`."""
+    token = _rule_depth.set(depth)
+    try:
+        yield
+    finally:
+        _rule_depth.reset(token)
+
+
 def event_publish(name: str, *, customer_id: int | None = None, data: dict | None = None) -> None:
     """Record that `name` happened, as part of the caller's transaction."""
     events_publish(name, customer_ids=[customer_id], data=data)
@@ -132,6 +153,8 @@ def events_publish(name: str, *, customer_ids: Iterable[int | None], data: dict 
     returns how many were recorded."""
     if not event_wanted(name, data):
         return 0
+    if depth := _rule_depth.get():
+        data = {**(data or {}), "rule_depth": depth}
     now = timezone.now()
     rows = [Event(name=name, customer_id=pk, data=data or {}, occurred_at=now) for pk in customer_ids]
     Event.objects.bulk_create(rows, batch_size=5000)

@@ -242,6 +242,8 @@ CUSTOMER_DATA: tuple[CustomerData, ...] = (
     CustomerData("analytics.feedbacksentiment", "customer", OnErase.ANONYMISE),
     CustomerData("analytics.customerscore", "customer", OnErase.KEEP),
     CustomerData("segments.segmentmember", "customer", OnErase.KEEP),
+    # Which automation rule ran for the customer and what each step did: ids, names and counts, no personal value.
+    CustomerData("automation.rulerun", "customer", OnErase.KEEP),
     CustomerData("privacy.consent", "customer", OnErase.ANONYMISE),
     CustomerData("privacy.datasubjectrequest", "customer", OnErase.ANONYMISE),
     CustomerData("privacy.processingrestriction", "customer", OnErase.KEEP),
