@@ -137,6 +137,11 @@ NOT_PERSONAL: dict[str, frozenset[str]] = {
             "merged_into",
             # A keyed hash of the ID number, like the contacts' match keys.
             "id_number_key",
+            # Keyed hashes of the birthday's month-day (solar, lunar); erasure clears them with the birthday.
+            "birthday_md_key",
+            "lunar_birthday_md_key",
+            # A care preference about the relationship (greet on the lunar birthday), not about the person.
+            "keeps_lunar_birthday",
         }
     ),
     "customers.phone": frozenset({"id", "customer", "kind", "is_primary", "is_verified", "created_at", "match_key"}),
