@@ -9,4 +9,4 @@ class AutomationConfig(AppConfig):
 
     def ready(self) -> None:
         # Register the periodic jobs, the rules' events consumer and the timeline of rule runs.
-        from cim.automation import rules, rules_timeline, tasks, tasks_rules  # noqa: F401
+        from cim.automation import rules, rules_timeline, tasks, tasks_messages, tasks_rules  # noqa: F401

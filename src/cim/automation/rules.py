@@ -33,6 +33,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from cim.accounts.models import User
+from cim.automation.calendar import CUSTOMER_DATE_FIELDS, DateKind, Festival, customers_on_date
 from cim.automation.events import caused_by_rule, event_consumer
 from cim.automation.models import Event, Rule, RuleRun, RuleStep
 from cim.customers import choices as c
@@ -82,13 +83,12 @@ TRIGGERS: dict[str, TriggerType] = {
 # Where each filter is found in an event's data, and how it is compared.
 _DATA_KEYS = {"tag": "tag", "stage": "to", "segment": "segment", "survey": "survey", "form": "form", "name": "name"}
 
-DATE_KINDS = {
-    "birthday": gettext_lazy("Birthday"),
-    "date_field": gettext_lazy("N days before or after a date field"),
-    "since_last_order": gettext_lazy("N days since the last order"),
-    "since_last_contact": gettext_lazy("N days since the last contact"),
-}
-# The date fields of the rule language a date trigger or a wait may name (the birthday has its own kind).
+# A date trigger's kinds: a customer's own day (cim.automation.calendar.DateKind) or a festival everyone shares.
+DATE_KINDS: dict[str, Promise] = {**dict(DateKind.choices), **dict(Festival.choices)}
+# Kinds that count from a date field of the customer.
+FIELD_KINDS = (DateKind.ANNIVERSARY, DateKind.DATE_FIELD)
+SINCE_KINDS = (DateKind.DAYS_SINCE_LAST_ORDER, DateKind.DAYS_SINCE_LAST_CONTACT)
+# Date fields a `wait` step may wait until (fields of the rule language).
 DATE_FIELDS = ("created_at", "reviewed_at", "first_order_at", "last_order_at")
 
 # Fields a `set_field` step may set: plain choices and texts of the customer, through customer_update.
@@ -177,25 +177,23 @@ def trigger_validate(trigger) -> dict:
 
 
 def _date_trigger(trigger: dict, clean: dict, problems: _Problems) -> None:
+    """`kind`; `days`: how many days after the customer's day (negative: before; for "days since", how many days
+    since); `field` for the kinds counting from a date field."""
     date_kind = trigger.get("kind")
+    clean.pop("field", None)
+    clean.pop("days", None)
     if date_kind not in DATE_KINDS:
         problems.add("trigger.kind", _("Choose which date starts the rule."))
         return
-    clean.pop("field", None)
-    clean.pop("days", None)
-    if date_kind == "date_field":
-        if trigger.get("field") not in DATE_FIELDS:
+    if date_kind in FIELD_KINDS:
+        if trigger.get("field") not in CUSTOMER_DATE_FIELDS:
             problems.add("trigger.field", _("Choose a date field."))
         clean["field"] = trigger.get("field")
-        days = _int(trigger.get("days", 0), -3650, 3650)
-        if days is None:
-            problems.add("trigger.days", _("Give a number of days from -3650 to 3650 (negative: before)."))
-        clean["days"] = days
-    elif date_kind in ("since_last_order", "since_last_contact"):
-        days = _int(trigger.get("days"), 1, 3650)
-        if days is None:
-            problems.add("trigger.days", _("Give a number of days from 1 to 3650."))
-        clean["days"] = days
+    low = 1 if date_kind in SINCE_KINDS else -365
+    days = _int(trigger.get("days", 0 if low < 0 else None), low, 3650)
+    if days is None:
+        problems.add("trigger.days", _("Give a number of days from %(low)s to 3650.") % {"low": low})
+    clean["days"] = days
 
 
 def steps_validate(steps) -> list[dict]:
@@ -508,15 +506,10 @@ def _today() -> date:
 
 
 def date_customers(trigger: dict, on: date):
-    """The customers a date trigger selects on day `on`, as a queryset of ids."""
-    from cim.automation.rules_dates import customers_on_date
-
-    kind = trigger["kind"]
-    if kind == "date_field":
-        return customers_on_date(kind="date_field", on=on, field=trigger["field"], offset_days=trigger["days"])
-    if kind in ("since_last_order", "since_last_contact"):
-        return customers_on_date(kind=kind, on=on, offset_days=trigger["days"])
-    return customers_on_date(kind=kind, on=on)
+    """The customers a date trigger selects on day `on` (the care calendar's selection, set-based)."""
+    return customers_on_date(
+        kind=trigger["kind"], on=on, offset_days=trigger.get("days") or 0, field=trigger.get("field")
+    ).values("pk")
 
 
 def rules_dates_run(*, today: date | None = None) -> int:

@@ -11,11 +11,13 @@ from django.views.decorators.http import require_POST
 
 from cim.accounts.models import User
 from cim.accounts.roles import Perm
+from cim.automation.calendar import CUSTOMER_DATE_FIELDS
 from cim.automation.models import Rule, RuleRun
 from cim.automation.rules import (
     ACTIONS,
     DATE_FIELDS,
     DATE_KINDS,
+    FIELD_KINDS,
     SETTABLE_FIELDS,
     TRIGGERS,
     program_compile,
@@ -49,6 +51,8 @@ def _editor_catalogue() -> dict:
         "triggers": [{"event": t.event, "label": str(t.label), "options": list(t.options)} for t in TRIGGERS.values()],
         "date_kinds": [[key, str(label)] for key, label in DATE_KINDS.items()],
         "date_fields": [[key, str(fields[key].label)] for key in DATE_FIELDS],
+        "field_kinds": list(FIELD_KINDS),
+        "customer_date_fields": [[key, str(fields[key].label)] for key in CUSTOMER_DATE_FIELDS],
         "customer_fields": [[key, key] for key in CustomerInput.model_fields],
         "actions": [[key, str(label)] for key, label in ACTIONS.items()],
         "settable": settable,
@@ -75,7 +79,7 @@ def _editor_catalogue() -> dict:
             "due_days": _("Due in days"),
             "list": _("Static list"),
             "segment": _("Segment"),
-            "days": _("Days"),
+            "days": _("Days after (negative: before)"),
             "date_kind": _("Which date"),
             "date_field": _("Date field"),
             "wait_days": _("Wait days"),

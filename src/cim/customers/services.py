@@ -44,6 +44,7 @@ PLAIN_FIELDS = (
     "kind",
     "gender",
     "birthday",
+    "keeps_lunar_birthday",
     "company",
     "job_title",
     "uscc",

@@ -1,4 +1,5 @@
 from cim.automation.models.events import Event
+from cim.automation.models.messages import Message, MessageTemplate, SuppressedAddress
 from cim.automation.models.rules import Rule, RuleRun, RuleStep
 
-__all__ = ["Event", "Rule", "RuleRun", "RuleStep"]
+__all__ = ["Event", "Message", "MessageTemplate", "Rule", "RuleRun", "RuleStep", "SuppressedAddress"]

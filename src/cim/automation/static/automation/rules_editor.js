@@ -80,10 +80,10 @@
     var set = function (name) { return function (value) { trigger[name] = value; saveTrigger(); }; };
     if (trigger.event === "date") {
       parts.push(select(text.date_kind, editor.date_kinds, trigger.kind, function (value) { trigger.kind = value; renderTrigger(); }, text.date_kind));
-      if (trigger.kind === "date_field") {
-        parts.push(select(text.date_field, editor.date_fields, trigger.field, set("field"), text.date_field));
+      if (editor.field_kinds.indexOf(trigger.kind) >= 0) {
+        parts.push(select(text.date_field, editor.customer_date_fields, trigger.field, set("field"), text.date_field));
       }
-      if (trigger.kind && trigger.kind !== "birthday") {
+      if (trigger.kind) {
         parts.push(input(text.days, trigger.days, set("days"), "number"));
       }
     } else {

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('automation', '0001_events_outbox'),
+        ('automation', '0002_messages'),
         ('customers', '0009_encrypt_existing_rows'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
