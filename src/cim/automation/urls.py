@@ -1,0 +1,5 @@
+from cim.automation.urls_messages import urlpatterns as messages_urls
+
+app_name = "automation"
+
+urlpatterns = [*messages_urls]
