@@ -1,7 +1,6 @@
-from django.urls import include, path
+from cim.automation.urls_messages import urlpatterns as messages_urls
+from cim.automation.urls_rules import urlpatterns as rules_urls
 
 app_name = "automation"
 
-urlpatterns = [
-    path("", include("cim.automation.urls_rules")),
-]
+urlpatterns = [*messages_urls, *rules_urls]
