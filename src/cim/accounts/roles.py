@@ -45,6 +45,7 @@ class Perm(models.TextChoices):
     AUDIT_VIEW = "audit.view", _("View the audit log")
     PRIVACY_MANAGE = "privacy.manage", _("Handle data-subject requests, erasure, retention and privacy registers")
     BACKUP_MANAGE = "backup.manage", _("Make and verify backups")
+    WEBHOOK_MANAGE = "webhook.manage", _("Manage webhook endpoints and replay deliveries")
 
 
 _EDITOR = {

@@ -8,4 +8,7 @@ class AutomationConfig(AppConfig):
     verbose_name = _("Automation")
 
     def ready(self) -> None:
-        from cim.automation import tasks  # noqa: F401  (registers the periodic dispatch)
+        from cim.automation import (
+            tasks,  # noqa: F401  (registers the periodic dispatch)
+            tasks_webhooks,  # noqa: F401  (the webhook sender; imports the consumer)
+        )

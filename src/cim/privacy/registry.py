@@ -108,6 +108,9 @@ REGISTRY: tuple[PersonalField, ...] = (
     PersonalField("quality.mergerecord", "moved", _S, MaskKind.TEXT),
     PersonalField("quality.mergerecord", "removed", _S, MaskKind.TEXT),
     PersonalField("quality.mergerecord", "provenance", _P, MaskKind.TEXT),
+    # Webhook payloads carry the customer as the endpoint's scope sees them; receivers' answers may echo it.
+    PersonalField("automation.webhookdelivery", "payload", _S, MaskKind.TEXT),
+    PersonalField("automation.webhookdelivery", "log", _P, MaskKind.TEXT),
 )
 
 # Fields of the models above that are not personal: keys, codes, choices about the relationship, bookkeeping.
@@ -198,6 +201,10 @@ NOT_PERSONAL: dict[str, frozenset[str]] = {
     "quality.mergerecord": frozenset(
         {"created_at", "created_by", "id", "merged_ids", "pairs_before", "survivor", "undone_at", "undone_by"}
     ),
+    "automation.webhookdelivery": frozenset(
+        {"attempts", "created_at", "customer_id", "endpoint", "event_id", "event_type", "id", "key", "last_attempt_at"}
+        | {"last_error", "last_status_code", "message_id", "next_attempt_at", "response_ms", "status"}
+    ),
 }
 
 
@@ -249,6 +256,8 @@ CUSTOMER_DATA: tuple[CustomerData, ...] = (
     CustomerData("search.searchdocument", "customer", OnErase.DELETE, export=False),
     CustomerData("quality.duplicatecandidate", "customer", OnErase.DELETE, export=False),
     CustomerData("quality.mergerecord", "survivor", OnErase.ANONYMISE, export=False),
+    # Copies sent to other systems: payloads and answers blanked, the log of what was sent when kept.
+    CustomerData("automation.webhookdelivery", "customer_id", OnErase.ANONYMISE, export=False),
 )
 
 _BY_KEY = {(f.model, f.field): f for f in REGISTRY}

@@ -1,0 +1,7 @@
+from django.urls import include, path
+
+app_name = "automation"
+
+urlpatterns = [
+    path("", include("cim.automation.urls_webhooks")),
+]
