@@ -46,6 +46,7 @@ class Perm(models.TextChoices):
     PRIVACY_MANAGE = "privacy.manage", _("Handle data-subject requests, erasure, retention and privacy registers")
     BACKUP_MANAGE = "backup.manage", _("Make and verify backups")
     AUTOMATION_MANAGE = "automation.manage", _("Build, dry-run and switch on automation rules")
+    WEBHOOK_MANAGE = "webhook.manage", _("Manage webhook endpoints and replay deliveries")
 
 
 _EDITOR = {

@@ -8,5 +8,5 @@ class AutomationConfig(AppConfig):
     verbose_name = _("Automation")
 
     def ready(self) -> None:
-        # Register the periodic jobs, the rules' events consumer and the timeline of rule runs.
-        from cim.automation import rules, rules_timeline, tasks, tasks_messages, tasks_rules  # noqa: F401
+        # Register the periodic jobs, the events consumers (rules; webhooks through their sender) and the timeline.
+        from cim.automation import rules, rules_timeline, tasks, tasks_messages, tasks_rules, tasks_webhooks  # noqa: F401

@@ -124,6 +124,9 @@ MESSAGE_CONTEXT_FIELDS: tuple[str, ...] = (
     "gender",
     "company",
     "job_title",
+    # Webhook payloads carry the customer as the endpoint's scope sees them; receivers' answers may echo it.
+    PersonalField("automation.webhookdelivery", "payload", _S, MaskKind.TEXT),
+    PersonalField("automation.webhookdelivery", "log", _P, MaskKind.TEXT),
 )
 
 # Fields of the models above that are not personal: keys, codes, choices about the relationship, bookkeeping.
@@ -225,6 +228,10 @@ NOT_PERSONAL: dict[str, frozenset[str]] = {
         | {"created_at", "customer", "id", "key", "opened_at", "origin", "provider", "provider_message_id"}
         | {"purpose", "reason", "rule_run_id", "send_after", "sent_at", "status", "status_at", "template"}
     ),
+    "automation.webhookdelivery": frozenset(
+        {"attempts", "created_at", "customer_id", "endpoint", "event_id", "event_type", "id", "key", "last_attempt_at"}
+        | {"last_error", "last_status_code", "message_id", "next_attempt_at", "response_ms", "status"}
+    ),
 }
 
 
@@ -279,6 +286,8 @@ CUSTOMER_DATA: tuple[CustomerData, ...] = (
     CustomerData("search.searchdocument", "customer", OnErase.DELETE, export=False),
     CustomerData("quality.duplicatecandidate", "customer", OnErase.DELETE, export=False),
     CustomerData("quality.mergerecord", "survivor", OnErase.ANONYMISE, export=False),
+    # Copies sent to other systems: payloads and answers blanked, the log of what was sent when kept.
+    CustomerData("automation.webhookdelivery", "customer_id", OnErase.ANONYMISE, export=False),
 )
 
 _BY_KEY = {(f.model, f.field): f for f in REGISTRY}

@@ -9,6 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('automation', '0002_messages'),
+        ('automation', '0002_webhooks'),
         ('customers', '0009_encrypt_existing_rows'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
