@@ -111,6 +111,9 @@ REGISTRY: tuple[PersonalField, ...] = (
     # What a sender added to a message's template context, and what a provider answered (it may quote an address).
     PersonalField("automation.message", "context", _P, MaskKind.TEXT),
     PersonalField("automation.message", "error", _P, MaskKind.TEXT),
+    # Webhook payloads carry the customer as the endpoint's scope sees them; receivers' answers may echo it.
+    PersonalField("automation.webhookdelivery", "payload", _S, MaskKind.TEXT),
+    PersonalField("automation.webhookdelivery", "log", _P, MaskKind.TEXT),
 )
 
 # The customer fields a message template may use (`{{ customer.given_name }}`): personal but never sensitive, so a
@@ -124,9 +127,6 @@ MESSAGE_CONTEXT_FIELDS: tuple[str, ...] = (
     "gender",
     "company",
     "job_title",
-    # Webhook payloads carry the customer as the endpoint's scope sees them; receivers' answers may echo it.
-    PersonalField("automation.webhookdelivery", "payload", _S, MaskKind.TEXT),
-    PersonalField("automation.webhookdelivery", "log", _P, MaskKind.TEXT),
 )
 
 # Fields of the models above that are not personal: keys, codes, choices about the relationship, bookkeeping.
