@@ -35,7 +35,10 @@ from django.utils.translation import gettext_lazy
 from cim.accounts.models import User
 from cim.automation.calendar import CUSTOMER_DATE_FIELDS, DateKind, Festival, customers_on_date
 from cim.automation.events import caused_by_rule, event_consumer
-from cim.automation.models import Event, Rule, RuleRun, RuleStep
+from cim.automation.messaging import messages_queue
+from cim.automation.models import Event, MessageTemplate, Rule, RuleRun, RuleStep, WebhookEndpoint
+from cim.automation.webhooks import EVENT_TYPE as WEBHOOK_EVENT_TYPE
+from cim.automation.webhooks import webhook_send
 from cim.customers import choices as c
 from cim.customers.models import Customer, CustomerTag
 from cim.customers.schemas import CustomerInput
@@ -111,6 +114,8 @@ ACTIONS: dict[str, Promise] = {
     "set_owner": gettext_lazy("Change the owner"),
     "create_task": gettext_lazy("Create a follow-up task"),
     "add_to_list": gettext_lazy("Add to a static list"),
+    "send": gettext_lazy("Send an email, SMS or WeChat message"),
+    "webhook": gettext_lazy("Call a webhook"),
     "wait": gettext_lazy("Wait"),
     "branch": gettext_lazy("If … then … else"),
 }
@@ -261,6 +266,19 @@ def _step_validate(step: dict, action: str, key: str, path: str, depth: int, pro
         if pk is None or not Segment.objects.filter(pk=pk, kind=Segment.Kind.STATIC).exists():
             problems.add(key, _("Choose a static list."))
         return {"action": action, "segment": pk}
+    if action == "send":
+        name = clean_text(str(step.get("template") or ""))
+        if not MessageTemplate.objects.filter(name=name, is_active=True).exists():
+            problems.add(key, _("Choose an active message template."))
+        return {"action": action, "template": name}
+    if action == "webhook":
+        pk = _int(step.get("endpoint"), 1, 2**62)
+        if pk is None or not WebhookEndpoint.objects.filter(pk=pk).exists():
+            problems.add(key, _("Choose a webhook endpoint."))
+        event_type = str(step.get("event_type") or "rule.step")
+        if not WEBHOOK_EVENT_TYPE.match(event_type) or len(event_type) > 60:
+            problems.add(key, _("An event type is lower-case words joined by dots."))
+        return {"action": action, "endpoint": pk, "event_type": event_type}
     if action == "wait":
         if step.get("field"):
             if step["field"] not in DATE_FIELDS:
@@ -571,7 +589,13 @@ class Overlay:
 
 
 def step_execute(
-    *, rule: Rule, instruction: Instruction, customer: Customer, key: str, dry: Overlay | None = None
+    *,
+    rule: Rule,
+    instruction: Instruction,
+    customer: Customer,
+    key: str,
+    run_id: int | None = None,
+    dry: Overlay | None = None,
 ) -> StepResult:
     """Decide what one step does for one customer and do it, or with `dry` (the changes of the earlier steps),
     only decide. Decisions (a branch, whether the change is already there) are the same either way, so a dry
@@ -659,6 +683,30 @@ def step_execute(
 
             segment_members_add(segment=Segment.objects.get(pk=step["segment"]), customer_ids=[customer.pk], actor=None)
         return StepResult(RuleStep.Outcome.DONE, detail, after)
+    if action == "send":
+        # The message is recorded queued or suppressed (consent, caps, no address) by messaging, once per key.
+        if not dry:
+            templates = {t.language: t for t in MessageTemplate.objects.filter(name=step["template"], is_active=True)}
+            messages_queue(
+                customer_ids=[customer.pk],
+                template=templates,
+                key_for=lambda pk: key,
+                origin="rule",
+                rule_run_id=run_id,
+                actor=None,
+            )
+        return StepResult(RuleStep.Outcome.DONE, step["template"], after)
+    if action == "webhook":
+        # Recorded as a delivery (sent by the webhook sender), once per key; the payload names ids only.
+        if not dry:
+            webhook_send(
+                endpoint=WebhookEndpoint.objects.get(pk=step["endpoint"]),
+                event_type=step["event_type"],
+                payload={"rule": rule.pk, "run": run_id},
+                key=key,
+                customer_id=customer.pk,
+            )
+        return StepResult(RuleStep.Outcome.DONE, f"endpoint:{step['endpoint']}", after)
     raise ValueError(f"unknown action {action}")
 
 
@@ -704,6 +752,7 @@ def rule_run_advance(*, run_id: int, now: datetime | None = None) -> RuleRun | N
                         instruction=instruction,
                         customer=customer,
                         key=step_key(run, instruction.index),
+                        run_id=run.pk,
                     )
             except Exception as error:  # a step's failure is the run's outcome, recorded, never the worker's
                 message = _error_text(error)

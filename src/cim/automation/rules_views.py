@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 from cim.accounts.models import User
 from cim.accounts.roles import Perm
 from cim.automation.calendar import CUSTOMER_DATE_FIELDS
-from cim.automation.models import Rule, RuleRun
+from cim.automation.models import MessageTemplate, Rule, RuleRun, WebhookEndpoint
 from cim.automation.rules import (
     ACTIONS,
     DATE_FIELDS,
@@ -60,7 +60,18 @@ def _editor_catalogue() -> dict:
         "owners": [[u.pk, str(u)] for u in User.objects.filter(is_active=True).order_by("username")],
         "lists": [[s.pk, s.name] for s in Segment.objects.filter(kind=Segment.Kind.STATIC)],
         "segments": [[s.pk, s.name] for s in Segment.objects.all()],
+        "templates": [
+            [name, f"{name} ({channel})"]
+            for name, channel in MessageTemplate.objects.filter(is_active=True)
+            .order_by("name")
+            .values_list("name", "channel")
+            .distinct()
+        ],
+        "endpoints": [[e.pk, e.url] for e in WebhookEndpoint.objects.order_by("pk")],
         "text": {
+            "template": _("Message template"),
+            "endpoint": _("Webhook endpoint"),
+            "event_type": _("Event type"),
             "add_step": _("Add a step"),
             "remove": _("Remove"),
             "up": _("Move up"),

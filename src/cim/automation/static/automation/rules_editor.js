@@ -198,6 +198,16 @@
       case "add_to_list":
         parts.push(select(text.list, editor.lists, step.segment, function (value) { step.segment = Number(value) || ""; saveSteps(); }, text.list));
         break;
+      case "send":
+        parts.push(select(text.template, editor.templates, step.template, set("template"), text.template));
+        break;
+      case "webhook":
+        parts.push(select(text.endpoint, editor.endpoints, step.endpoint, function (value) { step.endpoint = Number(value) || ""; saveSteps(); }, text.endpoint));
+        if (!step.event_type) {
+          step.event_type = "rule.step";
+        }
+        parts.push(input(text.event_type, step.event_type, set("event_type")));
+        break;
       case "wait":
         parts.push(input(text.wait_days, step.days, function (value) {
           step.days = value;
