@@ -198,7 +198,8 @@ def main() -> None:
     print(segment, flush=True)
     machine = f"{platform.machine()}, {platform.processor() or platform.system()}, Python {platform.python_version()}"
     lines = [
-        f"Measured {date.today().isoformat()} on {machine}, 2 cores **shared with five other engineers' test runs** "
+        f"Measured {datetime.now(UTC).date().isoformat()} on {machine}, 2 cores **shared with five other "
+        "engineers' test runs** "
         f"(numbers are pessimistic), SQLite, {args.customers:,} customers "
         f"(`python bench/automation_bench.py --customers {args.customers}`).",
         "",
