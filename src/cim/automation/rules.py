@@ -402,10 +402,11 @@ def rules_wanted(name: str, data: dict) -> bool:
 # ---- recording runs ----
 
 
-def current_candidates(ids: Iterable[int], conditions: dict):
+def current_candidates(ids, conditions: dict):
+    """The customers among `ids` (a list or a subquery of ids) who may run and meet `conditions`."""
     from cim.segments.services import current_customers
 
-    return current_customers().filter(pk__in=list(ids)).filter(rules_condition(conditions or {"rules": []}))
+    return current_customers().filter(pk__in=ids).filter(rules_condition(conditions or {"rules": []}))
 
 
 @dataclass(frozen=True)
@@ -416,25 +417,24 @@ class Candidate:
     event_id: int | None = None
 
 
-def runs_record(*, rule: Rule, candidates: Sequence[Candidate], now: datetime | None = None) -> int:
-    """Record a run of `rule` for each candidate whose customer meets the conditions, set-based; runs deeper than
-    the rule allows are recorded as stopped; customers run within `rate_minutes` are passed over. Returns how
-    many runs will execute."""
+def runs_record(
+    *, rule: Rule, candidates: Sequence[Candidate], now: datetime | None = None, checked: bool = False
+) -> int:
+    """Record a run of `rule` for each candidate whose customer meets the conditions (already `checked` by the
+    caller's selection, or checked here), set-based; runs deeper than the rule allows are recorded as stopped;
+    customers run within `rate_minutes` are passed over. Returns how many runs will execute."""
     now = now or timezone.now()
     if not candidates:
         return 0
-    meeting = set(
-        current_candidates({cand.customer_id for cand in candidates}, rule.conditions).values_list("pk", flat=True)
-    )
+    ids = list({cand.customer_id for cand in candidates})
+    meeting = set(ids) if checked else set(current_candidates(ids, rule.conditions).values_list("pk", flat=True))
     recent: set[int] = set()
     if rule.rate_minutes:
-        recent = set(
-            RuleRun.objects.filter(
-                rule=rule, customer_id__in=meeting, created_at__gte=now - timedelta(minutes=rule.rate_minutes)
-            )
-            .exclude(status=RuleRun.Status.STOPPED)
-            .values_list("customer_id", flat=True)
-        )
+        runs = RuleRun.objects.filter(rule=rule, created_at__gte=now - timedelta(minutes=rule.rate_minutes))
+        # A few customers (an event batch) are looked up by id; a whole day's selection reads the recent runs.
+        if len(meeting) <= 5000:
+            runs = runs.filter(customer_id__in=meeting)
+        recent = set(runs.exclude(status=RuleRun.Status.STOPPED).values_list("customer_id", flat=True))
     rows, seen = [], set()
     for cand in candidates:
         if cand.customer_id not in meeting or cand.customer_id in recent:
@@ -541,17 +541,11 @@ def rules_dates_run(*, today: date | None = None) -> int:
             if rule.dates_done_on == today or not rule.is_active:
                 continue
             selected = date_customers(rule.trigger, today)
-            ids = list(current_candidates_in(selected, rule.conditions).values_list("pk", flat=True).order_by())
+            ids = list(current_candidates(selected, rule.conditions).values_list("pk", flat=True).order_by())
             key = f"date:{today.isoformat()}"
-            recorded += runs_record(rule=rule, candidates=[Candidate(pk, key, 1) for pk in ids])
+            recorded += runs_record(rule=rule, candidates=[Candidate(pk, key, 1) for pk in ids], checked=True)
             Rule.objects.filter(pk=rule.pk).update(dates_done_on=today)
     return recorded
-
-
-def current_candidates_in(selected, conditions: dict):
-    from cim.segments.services import current_customers
-
-    return current_customers().filter(pk__in=selected).filter(rules_condition(conditions or {"rules": []}))
 
 
 # ---- executing steps ----
@@ -851,7 +845,7 @@ def rule_dry_run(*, rule: Rule, segment: Segment, user, limit: int = 50) -> DryR
     """Who in `segment` a run of `rule` would reach (the conditions applied), and the steps the first `limit` of
     those the user may see would get. Nothing is written."""
     members = SegmentMember.objects.filter(segment=segment).values("customer_id")
-    affected = current_candidates_in(members, rule.conditions)
+    affected = current_candidates(members, rule.conditions)
     shown_qs = affected.filter(pk__in=Customer.objects.visible_to(user).values("pk")).order_by("pk")[:limit]
     shown = [(customer, steps_plan(rule=rule, customer=customer)) for customer in shown_qs]
     return DryRun(affected=affected.count(), shown=shown)

@@ -6,6 +6,7 @@ from django.utils.translation import gettext_lazy
 
 from cim.activities.timeline import Cursor, TimelineEntry, older_than, timeline_source
 from cim.automation.models import RuleRun
+from cim.automation.rules import ACTIONS
 
 
 @timeline_source("rule", gettext_lazy("Automation rules"))
@@ -24,7 +25,8 @@ def rule_run_entries(*, customer_id: int, before: Cursor | None, limit: int) -> 
             key=run.pk,
             title=_("Automation rule %(name)s") % {"name": run.rule.name},
             detail=" · ".join(
-                f"{step.index + 1}. {step.action}: {step.get_outcome_display()}" for step in run.steps.all()
+                f"{step.index + 1}. {ACTIONS.get(step.action, step.action)}: {step.get_outcome_display()}"
+                for step in run.steps.all()
             )
             or run.error,
             url=reverse("automation:rule", args=[run.rule_id]),
