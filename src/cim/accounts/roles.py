@@ -45,6 +45,8 @@ class Perm(models.TextChoices):
     AUDIT_VIEW = "audit.view", _("View the audit log")
     PRIVACY_MANAGE = "privacy.manage", _("Handle data-subject requests, erasure, retention and privacy registers")
     BACKUP_MANAGE = "backup.manage", _("Make and verify backups")
+    AUTOMATION_MANAGE = "automation.manage", _("Build, dry-run and switch on automation rules")
+    WEBHOOK_MANAGE = "webhook.manage", _("Manage webhook endpoints and replay deliveries")
 
 
 _EDITOR = {
@@ -73,6 +75,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             Perm.ANALYTICS_VIEW,
             Perm.ANALYTICS_MANAGE,
             Perm.SEGMENT_MANAGE,
+            Perm.AUTOMATION_MANAGE,
         }
     ),
     Role.SALES: frozenset(_EDITOR | {Perm.ORDER_MANAGE}),
@@ -90,6 +93,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             Perm.ANALYTICS_VIEW,
             Perm.ANALYTICS_MANAGE,
             Perm.SEGMENT_MANAGE,
+            Perm.AUTOMATION_MANAGE,
         }
     ),
     Role.ANALYST: frozenset(

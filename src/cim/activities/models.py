@@ -312,6 +312,8 @@ class Interaction(models.Model):
         indexes = [
             models.Index(fields=["customer", "occurred_at", "id"], name="interaction_customer_idx"),
             models.Index(fields=["logged_by", "occurred_at"], name="interaction_staff_idx"),
+            # "N days since the last contact" starts from the interactions of one day (cim.automation.calendar).
+            models.Index(fields=["occurred_at"], name="interaction_time_idx"),
         ]
 
     def __str__(self) -> str:

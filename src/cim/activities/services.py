@@ -21,6 +21,7 @@ from cim.activities.models import AnonymousLink, BehaviourEvent, TouchPoint
 from cim.activities.schemas import TrackingMessage
 from cim.activities.traits import TRAIT_OF_FIELD, Traits, sensitive_traits_removed, traits_parse
 from cim.audit.services import audit_record
+from cim.automation.events import event_wanted, events_publish
 from cim.core.api_errors import _pydantic_detail
 from cim.customers.choices import SourceChannel
 from cim.customers.models import Customer, ExternalId
@@ -89,10 +90,23 @@ def events_ingest(
         BehaviourEvent.objects.bulk_create(events, ignore_conflicts=True, batch_size=500)
         joined = identities.join_earlier_events()
         _touch_points_update(events=events, joined=joined)
+        _tracked_events_publish(events)
     result.stored = len(events)
     result.customers_created = identities.created
     result.rejected_traits = sum(len(errors) for errors in trait_errors.values())
     return result
+
+
+def _tracked_events_publish(events: list[BehaviourEvent]) -> None:
+    """Put the tracked events an automation rule listens to (by name) in the outbox; the rest never reach it, so
+    ingestion costs nothing extra while no rule listens."""
+    by_name: dict[str, list[int]] = {}
+    for event in events:
+        if event.type == BehaviourEvent.Type.TRACK and event.customer_id:
+            by_name.setdefault(event.name, []).append(event.customer_id)
+    for name, customer_ids in by_name.items():
+        if event_wanted("event.tracked", {"name": name}):
+            events_publish("event.tracked", customer_ids=customer_ids, data={"name": name})
 
 
 def _unseen(source: EventSource, messages: Sequence[TrackingMessage]) -> list[tuple[str, TrackingMessage]]:

@@ -8,4 +8,5 @@ class AutomationConfig(AppConfig):
     verbose_name = _("Automation")
 
     def ready(self) -> None:
-        from cim.automation import tasks  # noqa: F401  (registers the periodic dispatch)
+        # Register the periodic jobs, the events consumers (rules; webhooks through their sender) and the timeline.
+        from cim.automation import rules, rules_timeline, tasks, tasks_messages, tasks_rules, tasks_webhooks  # noqa: F401

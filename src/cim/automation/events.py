@@ -8,7 +8,9 @@ which other jobs then carry out. Payloads name ids, field names and amounts, nev
 """
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -32,6 +34,11 @@ class EventType:
 
 
 _CUSTOMER_FIELDS = {"fields": _("names of the fields that changed")}
+_MESSAGE_FIELDS = {
+    "message": _("the message's id"),
+    "channel": _("email, sms or wechat"),
+    "campaign": _("the campaign's id, when a campaign sent it"),
+}
 
 CATALOGUE: dict[str, EventType] = {
     event.name: event
@@ -81,10 +88,19 @@ CATALOGUE: dict[str, EventType] = {
             _("A customer answered a survey."),
             {"survey": _("the survey's id"), "score": _("the score given")},
         ),
+        EventType("message.delivered", _("A message reached the customer."), _MESSAGE_FIELDS),
+        EventType("message.bounced", _("A message could not be delivered."), _MESSAGE_FIELDS),
+        EventType("message.complained", _("The customer marked a message as spam."), _MESSAGE_FIELDS),
+        EventType("message.opened", _("The customer opened an email (first time)."), _MESSAGE_FIELDS),
+        EventType("message.clicked", _("The customer clicked a link in an email (first time)."), _MESSAGE_FIELDS),
         EventType(
             "form.submitted",
             _("A collection form was submitted."),
             {"form": _("the form's id"), "submission": _("the submission's id")},
+        ),
+        # Recorded only for the names an automation rule listens to: tracking volume stays out of the outbox.
+        EventType(
+            "event.tracked", _("A customer did something tracked (a behaviour event)."), {"name": _("the event's name")}
         ),
     ]
 }
@@ -122,6 +138,21 @@ def _check(name: str) -> None:
         raise ValueError(f"{name} is not in the event catalogue")
 
 
+# How deep in a chain of automation rules the current change is: an event published while a rule run's step
+# executes carries it as `rule_depth`, so the runs it causes are one deeper and the loop guard can stop them.
+_rule_depth: ContextVar[int] = ContextVar("cim_rule_depth", default=0)
+
+
+@contextmanager
+def caused_by_rule(depth: int) -> Iterator[None]:
+    """Mark the events published inside as caused by a rule run at `depth`."""
+    token = _rule_depth.set(depth)
+    try:
+        yield
+    finally:
+        _rule_depth.reset(token)
+
+
 def event_publish(name: str, *, customer_id: int | None = None, data: dict | None = None) -> None:
     """Record that `name` happened, as part of the caller's transaction."""
     events_publish(name, customer_ids=[customer_id], data=data)
@@ -132,6 +163,8 @@ def events_publish(name: str, *, customer_ids: Iterable[int | None], data: dict 
     returns how many were recorded."""
     if not event_wanted(name, data):
         return 0
+    if depth := _rule_depth.get():
+        data = {**(data or {}), "rule_depth": depth}
     now = timezone.now()
     rows = [Event(name=name, customer_id=pk, data=data or {}, occurred_at=now) for pk in customer_ids]
     Event.objects.bulk_create(rows, batch_size=5000)

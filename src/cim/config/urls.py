@@ -27,5 +27,6 @@ urlpatterns = [
     path("", include("cim.segments.urls")),
     path("", include("cim.privacy.urls")),
     path("", include("cim.backups.urls")),
+    path("", include("cim.automation.urls")),
     path("", include("cim.customers.urls")),
 ]

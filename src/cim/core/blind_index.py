@@ -6,12 +6,13 @@ nobody holding only the database can test a guess.
 """
 
 import hmac
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.db import models
 from django.dispatch import receiver
+from django.utils.module_loading import import_string
 
 
 @lru_cache(maxsize=1)
@@ -60,5 +61,29 @@ class BlindIndexField(models.CharField):
         # No value, no key: blank ID numbers must not all share one and look like duplicates of one another.
         source = getattr(model_instance, self.source)
         value = blind_index(self.kind, source) if source else ""
+        setattr(model_instance, self.attname, value)
+        return value
+
+
+class DerivedIndexField(BlindIndexField):
+    """The `blind_index` of a text derived from another field (a birthday's month and day, `derive` naming the
+    function by its dotted path): matched exactly while neither the source nor the derived text is stored."""
+
+    def __init__(self, *args, derive: str, **kwargs):
+        self.derive = derive
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        return name, path, args, {**kwargs, "derive": self.derive}
+
+    @cached_property
+    def derive_function(self):
+        return import_string(self.derive)
+
+    def pre_save(self, model_instance, add):
+        source = getattr(model_instance, self.source)
+        derived = self.derive_function(source) if source else ""
+        value = blind_index(self.kind, derived) if derived else ""
         setattr(model_instance, self.attname, value)
         return value

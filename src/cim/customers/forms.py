@@ -20,6 +20,7 @@ SCALAR_FIELDS = [
     "english_name",
     "gender",
     "birthday",
+    "keeps_lunar_birthday",
     "id_number",
     "company",
     "job_title",

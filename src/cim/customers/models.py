@@ -7,7 +7,7 @@ from django.utils.translation import gettext_lazy as _
 
 from cim.accounts.models import Team
 from cim.accounts.roles import Scope, scope_of
-from cim.core.blind_index import BlindIndexField
+from cim.core.blind_index import BlindIndexField, DerivedIndexField
 from cim.core.crypto import DatePartField, EncryptedDateField, EncryptedTextField
 from cim.customers import choices as c
 
@@ -51,6 +51,19 @@ class Customer(models.Model):
     # (segments, greetings) while the full date stays encrypted (docs/encryption.md).
     birth_year = DatePartField(_("year of birth"), source="birthday", part="year")
     birth_month = DatePartField(_("month of birth"), source="birthday", part="month")
+    # The birthday's month-day, solar and lunar, as keyed hashes only: today's birthdays are an indexed lookup
+    # while the day itself stays encrypted (docs/care.md).
+    birthday_md_key = DerivedIndexField(
+        _("birthday key"), source="birthday", kind="birthday_md", derive="cim.automation.calendar.solar_month_day"
+    )
+    lunar_birthday_md_key = DerivedIndexField(
+        _("lunar birthday key"),
+        source="birthday",
+        kind="lunar_birthday_md",
+        derive="cim.automation.calendar.lunar_month_day",
+    )
+    # Greeted on the lunar birthday (农历生日) too, as many families keep it (care plans, date triggers).
+    keeps_lunar_birthday = models.BooleanField(_("keeps a lunar birthday"), default=False)
     # Resident identity card number (居民身份证号码), normalised by stdnum's cn.ric; found by its keyed hash only.
     id_number = EncryptedTextField(_("ID number"), max_length=18, blank=True)
     id_number_key = BlindIndexField(_("ID number key"), source="id_number", kind="id_number")
@@ -108,6 +121,8 @@ class Customer(models.Model):
             models.Index(fields=["team", "status", "-id"], name="customer_team_idx"),
             models.Index(fields=["display_name"], name="customer_name_idx"),
             models.Index(fields=["updated_at"], name="customer_updated_idx"),
+            # Customer anniversaries and "N days after joining" are day ranges on it (cim.automation.calendar).
+            models.Index(fields=["created_at"], name="customer_created_idx"),
         ]
 
     def __str__(self) -> str:

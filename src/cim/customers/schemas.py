@@ -63,6 +63,7 @@ class CustomerInput(BaseModel):
     english_name: str = Field("", max_length=200)
     gender: c.Gender = c.Gender.UNKNOWN
     birthday: Annotated[date | None, BeforeValidator(_written_date)] = None
+    keeps_lunar_birthday: bool = False
     company: str = Field("", max_length=200)
     job_title: str = Field("", max_length=100)
     uscc: str = Field("", max_length=30)
@@ -131,6 +132,7 @@ class CustomerOut(Schema):
     english_name: str
     gender: str
     birthday: date | str | None = Field(description="YYYY-MM-DD, or `****-MM-DD` when masked for the caller's role")
+    keeps_lunar_birthday: bool
     company: str
     job_title: str
     uscc: str

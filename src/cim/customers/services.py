@@ -44,6 +44,7 @@ PLAIN_FIELDS = (
     "kind",
     "gender",
     "birthday",
+    "keeps_lunar_birthday",
     "company",
     "job_title",
     "uscc",
@@ -387,8 +388,9 @@ def _check_field_access(actor, owner_id: int | None, changes: dict) -> None:
         raise ValidationError({name: [message] for name in sorted(denied)})
 
 
-def customer_update(*, customer: Customer, data: CustomerInput, actor) -> Customer:
-    """Change the fields that were sent; record each changed field's old and new value."""
+def customer_update(*, customer: Customer, data: CustomerInput, actor, note: str = "") -> Customer:
+    """Change the fields that were sent; record each changed field's old and new value (and `note`: what made the
+    change when it was not a person, e.g. the automation rule)."""
     _require(actor, Perm.CUSTOMER_CHANGE)
     from cim.privacy.services import restriction_check  # privacy imports this module
 
@@ -415,7 +417,7 @@ def customer_update(*, customer: Customer, data: CustomerInput, actor) -> Custom
         customer.match_name = match_name(customer.display_name)
         customer.save()
         search_index_update(customer_ids=[customer.pk])
-        audit_record(actor=actor, action="customer.update", target=customer, changes=changes)
+        audit_record(actor=actor, action="customer.update", target=customer, changes=changes, note=note)
         customer_changes_publish(customer_id=customer.pk, changes=changes)
     return customer
 
@@ -482,8 +484,11 @@ def customer_review(*, customer: Customer, actor) -> Customer:
     return customer
 
 
-def customers_tag(*, customer_ids: Iterable[int], add: Iterable[str] = (), remove: Iterable[str] = (), actor) -> int:
-    """Add and remove tags on many customers in set-based statements; returns how many customers changed."""
+def customers_tag(
+    *, customer_ids: Iterable[int], add: Iterable[str] = (), remove: Iterable[str] = (), actor, note: str = ""
+) -> int:
+    """Add and remove tags on many customers in set-based statements; returns how many customers changed. `note`
+    says what made the change when it was not a person (an automation rule)."""
     _require(actor, Perm.CUSTOMER_TAG)
     add = list(add)
     errors = {f"add.{i}": [_("A tag has 1 to 50 characters.")] for i, n in enumerate(add) if len(clean_text(n)) > 50}
@@ -514,7 +519,7 @@ def customers_tag(*, customer_ids: Iterable[int], add: Iterable[str] = (), remov
                 events_publish("customer.tag_removed", customer_ids=customer_ids, data={"tag": name})
             doomed.delete()
         # Language-neutral: the note is read later by people in either language.
-        note = " ".join([*(f"+{t.name}" for t in add_tags), *(f"-{n}" for n in sorted(remove_names))])
+        note = " ".join([*(f"+{t.name}" for t in add_tags), *(f"-{n}" for n in sorted(remove_names)), note]).strip()
         audit_record_bulk(
             actor=actor,
             action="customer.tag",

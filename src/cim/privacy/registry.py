@@ -108,6 +108,25 @@ REGISTRY: tuple[PersonalField, ...] = (
     PersonalField("quality.mergerecord", "moved", _S, MaskKind.TEXT),
     PersonalField("quality.mergerecord", "removed", _S, MaskKind.TEXT),
     PersonalField("quality.mergerecord", "provenance", _P, MaskKind.TEXT),
+    # What a sender added to a message's template context, and what a provider answered (it may quote an address).
+    PersonalField("automation.message", "context", _P, MaskKind.TEXT),
+    PersonalField("automation.message", "error", _P, MaskKind.TEXT),
+    # Webhook payloads carry the customer as the endpoint's scope sees them; receivers' answers may echo it.
+    PersonalField("automation.webhookdelivery", "payload", _S, MaskKind.TEXT),
+    PersonalField("automation.webhookdelivery", "log", _P, MaskKind.TEXT),
+)
+
+# The customer fields a message template may use (`{{ customer.given_name }}`): personal but never sensitive, so a
+# template cannot put a phone number, an ID number or a birthday into a message (docs/messages.md).
+MESSAGE_CONTEXT_FIELDS: tuple[str, ...] = (
+    "number",
+    "display_name",
+    "family_name",
+    "given_name",
+    "english_name",
+    "gender",
+    "company",
+    "job_title",
 )
 
 # Fields of the models above that are not personal: keys, codes, choices about the relationship, bookkeeping.
@@ -137,6 +156,11 @@ NOT_PERSONAL: dict[str, frozenset[str]] = {
             "merged_into",
             # A keyed hash of the ID number, like the contacts' match keys.
             "id_number_key",
+            # Keyed hashes of the birthday's month-day (solar, lunar); erasure clears them with the birthday.
+            "birthday_md_key",
+            "lunar_birthday_md_key",
+            # A care preference about the relationship (greet on the lunar birthday), not about the person.
+            "keeps_lunar_birthday",
         }
     ),
     "customers.phone": frozenset({"id", "customer", "kind", "is_primary", "is_verified", "created_at", "match_key"}),
@@ -198,6 +222,16 @@ NOT_PERSONAL: dict[str, frozenset[str]] = {
     "quality.mergerecord": frozenset(
         {"created_at", "created_by", "id", "merged_ids", "pairs_before", "survivor", "undone_at", "undone_by"}
     ),
+    # The address a message went to is kept only as its keyed hash, like the contacts' match keys.
+    "automation.message": frozenset(
+        {"address_key", "attempts", "campaign_id", "channel", "claimed_by", "claimed_until", "clicked_at"}
+        | {"created_at", "customer", "id", "key", "opened_at", "origin", "provider", "provider_message_id"}
+        | {"purpose", "reason", "rule_run_id", "send_after", "sent_at", "status", "status_at", "template"}
+    ),
+    "automation.webhookdelivery": frozenset(
+        {"attempts", "created_at", "customer_id", "endpoint", "event_id", "event_type", "id", "key", "last_attempt_at"}
+        | {"last_error", "last_status_code", "message_id", "next_attempt_at", "response_ms", "status"}
+    ),
 }
 
 
@@ -242,13 +276,18 @@ CUSTOMER_DATA: tuple[CustomerData, ...] = (
     CustomerData("analytics.feedbacksentiment", "customer", OnErase.ANONYMISE),
     CustomerData("analytics.customerscore", "customer", OnErase.KEEP),
     CustomerData("segments.segmentmember", "customer", OnErase.KEEP),
+    # Which automation rule ran for the customer and what each step did: ids, names and counts, no personal value.
+    CustomerData("automation.rulerun", "customer", OnErase.KEEP),
     CustomerData("privacy.consent", "customer", OnErase.ANONYMISE),
     CustomerData("privacy.datasubjectrequest", "customer", OnErase.ANONYMISE),
     CustomerData("privacy.processingrestriction", "customer", OnErase.KEEP),
+    CustomerData("automation.message", "customer", OnErase.ANONYMISE),
     # Derived copies: the search document is rebuilt, pairs and merge snapshots are wiped (see erasure.py).
     CustomerData("search.searchdocument", "customer", OnErase.DELETE, export=False),
     CustomerData("quality.duplicatecandidate", "customer", OnErase.DELETE, export=False),
     CustomerData("quality.mergerecord", "survivor", OnErase.ANONYMISE, export=False),
+    # Copies sent to other systems: payloads and answers blanked, the log of what was sent when kept.
+    CustomerData("automation.webhookdelivery", "customer_id", OnErase.ANONYMISE, export=False),
 )
 
 _BY_KEY = {(f.model, f.field): f for f in REGISTRY}

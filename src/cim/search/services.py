@@ -4,6 +4,7 @@ from collections.abc import Iterable
 
 from django.db import connection
 
+from cim.core.blind_index import BlindIndexField
 from cim.core.bulk import insert_rows
 from cim.customers.models import Customer, Email, Phone
 from cim.search.models import SearchDocument
@@ -61,7 +62,9 @@ def search_index_update(*, customer_ids: Iterable[int]) -> int:
 def search_index_rebuild() -> int:
     """Rebuild every customer's document and the phones', emails' and ID numbers' keys (after a change of the
     search key, or a restore)."""
-    for model, name in ((Phone, "match_key"), (Email, "match_key"), (Customer, "id_number_key")):
+    keys = [(Phone, "match_key"), (Email, "match_key")]
+    keys += [(Customer, f.name) for f in Customer._meta.concrete_fields if isinstance(f, BlindIndexField)]
+    for model, name in keys:
         field = model._meta.get_field(name)
         rows = list(model.objects.only(field.source).order_by())
         for row in rows:

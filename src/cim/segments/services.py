@@ -207,22 +207,40 @@ def segment_refresh(*, segment: Segment, actor=None) -> SegmentRun:
     return SegmentRun(segment=segment, entered=entered, left=left, tagged=tagged, untagged=untagged)
 
 
-def _sync_members(segment: Segment, now) -> tuple[int, int]:
+def segment_refresh_customers(*, segment: Segment, customer_ids: Iterable[int]) -> SegmentRun:
+    """Bring a dynamic segment's membership of just these customers (and its tag on them) in line with its rules:
+    what automation does right after those customers changed, instead of waiting for the hourly refresh."""
+    ids = sorted(set(customer_ids))
+    tagged = untagged = 0
+    with transaction.atomic():
+        entered, left = _sync_members(segment, timezone.now(), ids)
+        if segment.tag_id and (entered or left):
+            tagged, untagged = _tag_members(segment, None, ids)
+        if entered or left:
+            Segment.objects.filter(pk=segment.pk).update(size=F("size") + entered - left)
+    return SegmentRun(segment=segment, entered=entered, left=left, tagged=tagged, untagged=untagged)
+
+
+def _sync_members(segment: Segment, now, customer_ids: list[int] | None = None) -> tuple[int, int]:
+    customers = current_customers() if customer_ids is None else current_customers().filter(pk__in=customer_ids)
     matching = (
-        current_customers()
-        .filter(rules_condition(segment.rules or {"rules": []}))
+        customers.filter(rules_condition(segment.rules or {"rules": []}))
         .annotate(member_id=F("pk"))
         .values("member_id")
     )
     sql, params = matching.query.sql_with_params()
     table = connection.ops.quote_name(SegmentMember._meta.db_table)
+    scope, scope_params = "", []
+    if customer_ids is not None:
+        scope = f" AND customer_id IN ({', '.join(['%s'] * len(customer_ids))})" if customer_ids else " AND 1 = 0"
+        scope_params = list(customer_ids)
     # The ids come back only when a rule or a webhook reacts to this segment's joins and leaves.
     wanted = any(event_wanted(name, {"segment": segment.pk}) for name in ("segment.entered", "segment.left"))
     returning = " RETURNING customer_id" if wanted else ""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"DELETE FROM {table} WHERE segment_id = %s AND customer_id NOT IN ({sql}){returning}",
-            [segment.pk, *params],
+            f"DELETE FROM {table} WHERE segment_id = %s{scope} AND customer_id NOT IN ({sql}){returning}",
+            [segment.pk, *scope_params, *params],
         )
         left = _ids_or_count(cursor, returning, "segment.left", segment)
         cursor.execute(
@@ -249,39 +267,42 @@ def _finish(segment: Segment, actor, now) -> tuple[int, int]:
     """The size, the refresh time, and the tag rule: exactly the members carry the segment's tag."""
     tagged = untagged = 0
     if segment.tag_id:
-        members = SegmentMember.objects.filter(segment=segment).values("customer_id")
-        holders = CustomerTag.objects.filter(tag_id=segment.tag_id)
-        missing = list(
-            members.exclude(customer_id__in=holders.values("customer_id")).values_list("customer_id", flat=True)
-        )
-        extra = list(holders.exclude(customer_id__in=members).values_list("customer_id", flat=True))
-        user = actor if actor is not None and actor.is_authenticated else None
-        for start in range(0, len(missing), BATCH):
-            CustomerTag.objects.bulk_create(
-                [
-                    CustomerTag(customer_id=pk, tag_id=segment.tag_id, added_by=user)
-                    for pk in missing[start : start + BATCH]
-                ]
-            )
-        for start in range(0, len(extra), BATCH):
-            holders.filter(customer_id__in=extra[start : start + BATCH]).delete()
-        name = segment.tag.name
-        for ids, sign in ((missing, "+"), (extra, "-")):
-            if ids:
-                # Shown on each customer's timeline as a tag change, with the segment that made it.
-                audit_record_bulk(
-                    actor=actor,
-                    action="customer.tag",
-                    target_type="customers.customer",
-                    target_ids=ids,
-                    fields=["tags"],
-                    note=f"{sign}{name} ({segment.name})",
-                )
-        tagged, untagged = len(missing), len(extra)
+        tagged, untagged = _tag_members(segment, actor)
     segment.size = SegmentMember.objects.filter(segment=segment, customer__in=current_customers()).count()
     segment.refreshed_at = now
     Segment.objects.filter(pk=segment.pk).update(size=segment.size, refreshed_at=now)
     return tagged, untagged
+
+
+def _tag_members(segment: Segment, actor, customer_ids: list[int] | None = None) -> tuple[int, int]:
+    """Exactly the members carry the segment's tag (of `customer_ids` only, when given)."""
+    members = SegmentMember.objects.filter(segment=segment).values("customer_id")
+    holders = CustomerTag.objects.filter(tag_id=segment.tag_id)
+    if customer_ids is not None:
+        members = members.filter(customer_id__in=customer_ids)
+        holders = holders.filter(customer_id__in=customer_ids)
+    missing = list(members.exclude(customer_id__in=holders.values("customer_id")).values_list("customer_id", flat=True))
+    extra = list(holders.exclude(customer_id__in=members).values_list("customer_id", flat=True))
+    user = actor if actor is not None and actor.is_authenticated else None
+    for start in range(0, len(missing), BATCH):
+        CustomerTag.objects.bulk_create(
+            [CustomerTag(customer_id=pk, tag_id=segment.tag_id, added_by=user) for pk in missing[start : start + BATCH]]
+        )
+    for start in range(0, len(extra), BATCH):
+        holders.filter(customer_id__in=extra[start : start + BATCH]).delete()
+    name = segment.tag.name
+    for ids, sign in ((missing, "+"), (extra, "-")):
+        if ids:
+            # Shown on each customer's timeline as a tag change, with the segment that made it.
+            audit_record_bulk(
+                actor=actor,
+                action="customer.tag",
+                target_type="customers.customer",
+                target_ids=ids,
+                fields=["tags"],
+                note=f"{sign}{name} ({segment.name})",
+            )
+    return len(missing), len(extra)
 
 
 def segments_refresh(*, actor=None) -> list[SegmentRun]:

@@ -17,6 +17,7 @@ from cim.activities.models import Notification
 from cim.activities.orders import order_create, product_save
 from cim.analytics.acquisition import acquisition_cost_set
 from cim.analytics.schedules import report_schedule_create
+from cim.automation.rules_services import rule_create
 from cim.backups.models import Backup
 from cim.config.api import api
 from cim.customers import configuration
@@ -48,6 +49,7 @@ ANALYSTS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING, Role.ANA
 COST_KEEPERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING, Role.ANALYST})  # analytics.manage
 PRIVACY = frozenset({Role.ADMINISTRATOR})  # privacy.manage
 AUDITORS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.AUDITOR})  # audit.view
+AUTOMATORS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING})  # automation.manage
 
 # (method, OpenAPI path) → the roles allowed to call it.
 MATRIX: dict[tuple[str, str], frozenset[str]] = {
@@ -149,6 +151,15 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/segments/{segment_id}/refresh"): SEGMENTERS,
     ("POST", "/api/v1/segments/{segment_id}/members"): TAGGERS,
     ("POST", "/api/v1/segments/{segment_id}/members/remove"): TAGGERS,
+    ("GET", "/api/v1/rules"): AUTOMATORS,
+    ("POST", "/api/v1/rules"): AUTOMATORS,
+    ("GET", "/api/v1/rules/{automation_rule_id}"): AUTOMATORS,
+    ("PATCH", "/api/v1/rules/{automation_rule_id}"): AUTOMATORS,
+    ("DELETE", "/api/v1/rules/{automation_rule_id}"): AUTOMATORS,
+    ("POST", "/api/v1/rules/{automation_rule_id}/activate"): AUTOMATORS,
+    ("POST", "/api/v1/rules/{automation_rule_id}/deactivate"): AUTOMATORS,
+    ("POST", "/api/v1/rules/{automation_rule_id}/dry-run"): AUTOMATORS,
+    ("GET", "/api/v1/rules/{automation_rule_id}/runs"): AUTOMATORS,
     ("GET", "/api/v1/customers/{number}/consents"): ALL,
     ("POST", "/api/v1/customers/{number}/consents"): EDITORS,
     ("POST", "/api/v1/customers/{number}/erase"): PRIVACY,
@@ -257,6 +268,15 @@ BODIES = {
     ("POST", "/api/v1/segments/{segment_id}/refresh"): {},
     ("POST", "/api/v1/segments/{segment_id}/members"): {"numbers": ["{number}"]},
     ("POST", "/api/v1/segments/{segment_id}/members/remove"): {"numbers": ["{number}"]},
+    ("POST", "/api/v1/rules"): {
+        "name": "矩阵新规则",
+        "trigger": {"event": "customer.tag_added", "tag": "VIP"},
+        "steps": [{"action": "add_tag", "tag": "贵宾"}],
+    },
+    ("PATCH", "/api/v1/rules/{automation_rule_id}"): {"description": "改过"},
+    ("POST", "/api/v1/rules/{automation_rule_id}/activate"): {},
+    ("POST", "/api/v1/rules/{automation_rule_id}/deactivate"): {},
+    ("POST", "/api/v1/rules/{automation_rule_id}/dry-run"): {"segment_id": "{segment_id}"},
     ("POST", "/api/v1/customers/{number}/consents"): {"purpose": "marketing", "text": "同意", "text_version": "v1"},
     ("POST", "/api/v1/customers/{number}/erase"): {"reason": "本人要求", "confirm": "{number}"},
     ("POST", "/api/v1/privacy/requests"): {"customer": "{number}", "kind": "access", "law": "gdpr"},
@@ -400,6 +420,10 @@ def test_role_matrix(api_client, users, admin_user, world, role, method, path):
     ids.update(_service(customer, admin_user))
     ids.update(_follow_ups(customer, admin_user, user))
     ids.update(segment_id=segment_create(actor=admin_user, name="矩阵名单", kind="static").pk)
+    rule = rule_create(
+        actor=admin_user, name="矩阵规则", trigger={"event": "customer.created"}, steps=[{"action": "wait", "days": 1}]
+    )
+    ids.update(automation_rule_id=rule.pk)
     acquisition_cost_set(channel="website", month="2026-01", amount="100", actor=admin_user)
     ids.update(channel="website", month="2026-01")
     schedule = {"name": "矩阵日报", "report": "rfm", "frequency": "daily", "recipients": ["boss@example.com"]}
@@ -422,6 +446,7 @@ def test_role_matrix(api_client, users, admin_user, world, role, method, path):
         .replace("{number}", customer.number)
         .replace("{other}", other.number)
         .replace("{saved_view_id}", str(ids["saved_view_id"]))
+        .replace('"{segment_id}"', str(ids["segment_id"]))
     )
     before = (Customer.objects.count(), customer.status)
 
@@ -444,7 +469,7 @@ def test_every_operation_needs_authentication(world, admin_user, method, path):
     ids = {"order_id": 1, "sku": "x", "interaction_id": 1, "attachment_id": 1}
     ids.update(ticket_number="T-2026-000001", priority="normal")
     ids.update(follow_up_id=1, notification_id=1, plan_id=1, channel="website", month="2026-01", segment_id=1)
-    ids.update(schedule_id=1, request_id=1, rule_id=1, entry_id=1, token_id=1, backup_id=1)
+    ids.update(schedule_id=1, request_id=1, rule_id=1, entry_id=1, token_id=1, backup_id=1, automation_rule_id=1)
     url = path.format(number=customer.number, tag_id=world["tag"].pk, key="level", pair_id=1, merge_id=1, **ids)
     response = _call(Client(), method, url, BODIES.get((method, path)))
     assert response.status_code == 401

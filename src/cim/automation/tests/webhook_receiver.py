@@ -1,0 +1,75 @@
+"""A real HTTP receiver on loopback for webhook tests and the bench: verifies every signature with standardwebhooks."""
+
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from standardwebhooks import Webhook, WebhookVerificationError
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+    payload: dict | None
+
+
+@dataclass
+class Receiver:
+    """Answers `status` (or hangs for `delay` seconds first); keeps what came, and how many signatures failed."""
+
+    secrets: list[str] = field(default_factory=list)
+    status: int = 200
+    delay: float = 0.0
+    keep: bool = True
+    received: list[Received] = field(default_factory=list)
+    count: int = 0
+    bad_signatures: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> "Receiver":
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as a real receiver would
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                payload = None
+                for secret in receiver.secrets:
+                    try:
+                        payload = Webhook(secret).verify(body, headers)
+                        break
+                    except WebhookVerificationError:
+                        continue
+                if receiver.delay:
+                    threading.Event().wait(receiver.delay)
+                with receiver.lock:
+                    receiver.count += 1
+                    if payload is None:
+                        receiver.bad_signatures += 1
+                    if receiver.keep:
+                        receiver.received.append(Received(headers, body, payload))
+                answer = b"ok" if payload is not None else b"bad signature"
+                self.send_response(receiver.status if payload is not None else 401)
+                self.send_header("content-length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
