@@ -111,6 +111,9 @@ REGISTRY: tuple[PersonalField, ...] = (
     # What a sender added to a message's template context, and what a provider answered (it may quote an address).
     PersonalField("automation.message", "context", _P, MaskKind.TEXT),
     PersonalField("automation.message", "error", _P, MaskKind.TEXT),
+    # A gift says something about the person (what they were given, why): personal, cleared on erasure.
+    PersonalField("automation.gift", "description", _P, MaskKind.TEXT),
+    PersonalField("automation.gift", "notes", _P, MaskKind.TEXT),
 )
 
 # The customer fields a message template may use (`{{ customer.given_name }}`): personal but never sensitive, so a
@@ -225,6 +228,10 @@ NOT_PERSONAL: dict[str, frozenset[str]] = {
         | {"created_at", "customer", "id", "key", "opened_at", "origin", "provider", "provider_message_id"}
         | {"purpose", "reason", "rule_run_id", "send_after", "sent_at", "status", "status_at", "template"}
     ),
+    "automation.gift": frozenset(
+        {"created_at", "created_by", "currency", "customer", "given_by", "given_on", "id", "occasion", "value"}
+    ),
+    "automation.caretask": frozenset({"created_at", "customer", "follow_up", "id", "key", "plan"}),
 }
 
 
@@ -273,6 +280,8 @@ CUSTOMER_DATA: tuple[CustomerData, ...] = (
     CustomerData("privacy.datasubjectrequest", "customer", OnErase.ANONYMISE),
     CustomerData("privacy.processingrestriction", "customer", OnErase.KEEP),
     CustomerData("automation.message", "customer", OnErase.ANONYMISE),
+    CustomerData("automation.gift", "customer", OnErase.ANONYMISE),
+    CustomerData("automation.caretask", "customer", OnErase.KEEP),
     # Derived copies: the search document is rebuilt, pairs and merge snapshots are wiped (see erasure.py).
     CustomerData("search.searchdocument", "customer", OnErase.DELETE, export=False),
     CustomerData("quality.duplicatecandidate", "customer", OnErase.DELETE, export=False),

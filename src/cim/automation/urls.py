@@ -1,0 +1,5 @@
+from cim.automation import urls_care
+
+app_name = "automation"
+
+urlpatterns = [*urls_care.urlpatterns]
