@@ -233,13 +233,15 @@ def calendar(
 @router.get("/care/customers", response=CustomerPage, summary="The customers whose birthday or anniversary is a day")
 def customers_on(
     request,
-    day: date,
-    kind: CalendarKind,
+    day: date | None = None,
+    kind: CalendarKind = "birthday",
     owner_id: int | None = Query(None, ge=1, le=MAX_ID),
     cursor: str | None = None,
     limit: int = Query(50, ge=1, le=500),
 ):
+    """`day` is today (business time zone) if left out."""
     _require(request, Perm.CUSTOMER_VIEW)
+    day = day or business_today()
     customers = care_customers_on(user=request.auth, kind=DateKind(kind), day=day, owner_id=owner_id)
     items, next_cursor = keyset_page(customers, cursor=cursor, limit=limit)
     return {"items": items, "next_cursor": next_cursor}

@@ -59,7 +59,9 @@ def guest(actor, name, *, birthday=BIRTHDAY, consent=True, owner=None, **fields)
         **fields,
     )
     if consent:
-        consent_record(customer=made, purpose="marketing", text="同意", text_version="1", language="zh-hans", actor=None)
+        consent_record(
+            customer=made, purpose="marketing", text="同意", text_version="1", language="zh-hans", actor=None
+        )
     return made
 
 
@@ -67,9 +69,7 @@ def test_a_greeting_plan_queues_once_per_customer_and_respects_consent(admin_use
     fang = guest(admin_user, "王芳")
     refused = guest(admin_user, "李四", consent=False)
     guest(admin_user, "张三", birthday=date(1990, 12, 4))
-    plan = care_plan_create(
-        name="生日祝福", occasion="birthday", templates=list(greetings.values()), actor=admin_user
-    )
+    plan = care_plan_create(name="生日祝福", occasion="birthday", templates=list(greetings.values()), actor=admin_user)
     run = care_plan_run(plan=plan, day=TODAY, actor=admin_user)
     assert (run.customers, run.queued, run.suppressed) == (2, 1, {"consent": 1})
     message = Message.objects.get(customer=fang)
@@ -203,10 +203,7 @@ def test_gifts_are_recorded_validated_and_erased_with_the_customer(admin_user, m
         )
     assert set(raised.value.message_dict) == {"description", "value", "occasion", "currency", "given_on"}
     with pytest.raises(PermissionDenied):
-        gift_record(
-            customer=fang, description="x", given_on=date(2026, 1, 1), actor=make_user(Role.MARKETING, "mk")
-        )
+        gift_record(customer=fang, description="x", given_on=date(2026, 1, 1), actor=make_user(Role.MARKETING, "mk"))
     customer_erase(customer=fang, actor=admin_user, reason="数据主体请求")
     gift.refresh_from_db()
     assert gift.description == "" and Gift.objects.count() == 1
-
