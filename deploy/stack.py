@@ -28,6 +28,8 @@ BIN = Path(sys.executable).parent
 POSTGRES = os.environ.get("CIM_SMOKE_POSTGRES", "postgres://postgres@127.0.0.1:5432")
 REDIS = os.environ.get("CIM_SMOKE_REDIS", "redis://127.0.0.1:6379/13")
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 NGINX_MAIN = Template("""
 worker_processes 1;
@@ -81,18 +83,92 @@ def start(stack: ExitStack, name: str, command: list[str], env: dict, tmp: Path)
     return process
 
 
-def scratch_database(stack: ExitStack) -> str:
+def scratch_database(stack: ExitStack, postgres: str = POSTGRES) -> str:
     name = f"cim_smoke_{os.getpid()}"
-    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
+    with psycopg.connect(f"{postgres}/postgres", autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
         admin.execute(f'CREATE DATABASE "{name}"')
 
     def drop():
-        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
+        with psycopg.connect(f"{postgres}/postgres", autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     stack.callback(drop)
-    return f"{POSTGRES}/{name}"
+    return f"{postgres}/{name}"
+
+
+def as_postgres(*command: str) -> None:
+    subprocess.run(["runuser", "-u", "postgres", "--", *command], check=True, capture_output=True)
+
+
+@dataclass
+class PostgresCluster:
+    """A PostgreSQL server of its own on a loopback port (fsync on), which a fault drill may restart."""
+
+    url: str  # postgres://postgres@127.0.0.1:PORT
+    data: Path
+    log: Path
+
+    def restart(self) -> None:
+        as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-m", "fast", "-w", "restart")
+
+
+@contextmanager
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """initdb, start, and on leaving stop and remove: needs root (initdb runs as the postgres user)."""
+    root = Path(tempfile.mkdtemp(prefix="cim-pg-"))
+    shutil.chown(root, "postgres", "postgres")
+    port = free_port()
+    cluster = PostgresCluster(url=f"postgres://postgres@127.0.0.1:{port}", data=root / "data", log=root / "pg.log")
+    as_postgres(str(PG_BIN / "initdb"), "-D", str(cluster.data), "-A", "trust", "-U", "postgres", "--no-sync")
+    with (cluster.data / "postgresql.conf").open("a") as conf:
+        conf.write(f"listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{root}'\n")
+    as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(cluster.data), "-l", str(cluster.log), "-w", "start")
+    try:
+        yield cluster
+    finally:
+        as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(cluster.data), "-m", "immediate", "stop")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class RedisServer:
+    """A Redis server of its own on a loopback port, with its append-only file as docs/deploy.md asks."""
+
+    url: str
+    port: int
+    directory: Path
+    process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        command = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory)]
+        self.process = subprocess.Popen([*command, "--appendonly", "yes"], stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                redis.Redis.from_url(self.url).ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.1)
+        raise SystemExit("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()  # SIGTERM: Redis writes its append-only file and exits
+            self.process.wait(timeout=30)
+
+
+@contextmanager
+def redis_server() -> Iterator[RedisServer]:
+    directory = Path(tempfile.mkdtemp(prefix="cim-redis-"))
+    port = free_port()
+    server = RedisServer(url=f"redis://127.0.0.1:{port}/0", port=port, directory=directory)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def certificate(tmp: Path) -> tuple[Path, Path]:
@@ -150,6 +226,16 @@ class Stack:
     env: dict
     tmp: Path
     worker_ports: list[int] = field(default_factory=list)
+    workers: list[subprocess.Popen] = field(default_factory=list)
+    exit_stack: ExitStack | None = None
+
+    def start_worker(self) -> subprocess.Popen:
+        """One more `cim worker` process on Redis, stopped with the stack."""
+        port = free_port()
+        self.worker_ports.append(port)
+        command = [str(BIN / "cim"), "worker", "--metrics-listen", f"127.0.0.1:{port}"]
+        self.workers.append(start(self.exit_stack, f"worker-{port}", command, self.env, self.tmp))
+        return self.workers[-1]
 
     def cim(self, *args: str) -> None:
         run(self.env, *args)
@@ -164,7 +250,13 @@ class Stack:
 
 @contextmanager
 def production_stack(
-    *, users: list[tuple[str, str, str]], web_workers: int = 2, workers: int = 2, prepare=None
+    *,
+    users: list[tuple[str, str, str]],
+    web_workers: int = 2,
+    workers: int = 2,
+    prepare=None,
+    postgres: str = POSTGRES,
+    redis_url: str = REDIS,
 ) -> Iterator[Stack]:
     """The stack, ready (`/ready` answers 200), with these (username, role, password) users; `prepare(stack)` runs
     after the migrations, before the servers start (to load data). Everything is stopped and removed afterwards;
@@ -179,8 +271,8 @@ def production_stack(
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "cim.config.settings",
             "CIM_DATA_DIR": str(tmp / "data"),
-            "CIM_DATABASE_URL": scratch_database(stack),
-            "CIM_REDIS_URL": REDIS,
+            "CIM_DATABASE_URL": scratch_database(stack, postgres),
+            "CIM_REDIS_URL": redis_url,
             "CIM_TASKS_BACKEND": "django_tasks_rq.RQBackend",
             "CIM_ALLOWED_HOSTS": "localhost,127.0.0.1",
             "CIM_CSRF_TRUSTED_ORIGINS": base,
@@ -189,13 +281,13 @@ def production_stack(
             "CIM_BIND": f"127.0.0.1:{web}",
             "CIM_WEB_WORKERS": str(web_workers),
         }
-        ready = Stack(base=base, http_port=http, cert=tmp / "cim.pem", env=env, tmp=tmp)
+        ready = Stack(base=base, http_port=http, cert=tmp / "cim.pem", env=env, tmp=tmp, exit_stack=stack)
         step("migrate, collect static files, create users")
         run(env, "migrate", "--no-input", "-v0")
         run(env, "collectstatic", "--no-input", "-v0")
         for username, role, password in users:
             run(env, "createuser", username, "--role", role, "--password", password)
-        redis.Redis.from_url(REDIS).flushdb()
+        redis.Redis.from_url(redis_url).flushdb()
         if prepare:
             prepare(ready)
 
@@ -204,11 +296,7 @@ def production_stack(
         web_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics")}
         start(stack, "gunicorn", [str(BIN / "gunicorn"), "-c", str(ROOT / "deploy/gunicorn.conf.py")], web_env, tmp)
         for _ in range(workers):
-            port = free_port()
-            ready.worker_ports.append(port)
-            start(
-                stack, f"worker-{port}", [str(BIN / "cim"), "worker", "--metrics-listen", f"127.0.0.1:{port}"], env, tmp
-            )
+            ready.start_worker()
         static = Path(env["CIM_DATA_DIR"]) / "static"
         conf = nginx_config(tmp, https=https, http=http, upstream=f"127.0.0.1:{web}", cert=cert, key=key, static=static)
         nginx = [NGINX, "-c", str(conf), "-p", str(tmp), "-e", str(tmp / "nginx-error.log")]

@@ -17,6 +17,7 @@ product the customer already has in any order, nor an inactive one.
 
 import math
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -25,7 +26,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 from django.conf import settings
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
@@ -35,7 +35,7 @@ from scipy.sparse import csr_matrix
 
 from cim.activities.models import Order, OrderLine, Product
 from cim.analytics.data import COUNTED, query_table
-from cim.analytics.models import AssociationRule
+from cim.analytics.models import AssociationRule, PopularProduct
 
 # Rules of up to three products: longer sets are rare in shop baskets and make mining much slower.
 MAX_ITEMS = 3
@@ -43,8 +43,6 @@ MAX_ITEMS = 3
 MAX_RULES = 2000
 # Popular products remembered per category for the fallback; more than any list of recommendations needs.
 POPULAR_PER_CATEGORY = 50
-POPULAR_KEY = "analytics:popular-products"
-POPULAR_SECONDS = 26 * 3600  # refreshed daily with the rules
 ID_BATCH = 5000
 DIGITS = 6  # measures are stored rounded: the float noise of the division says nothing
 
@@ -124,10 +122,16 @@ def rules_refresh(*, min_support: float | None = None, min_confidence: float | N
         )
         for rule in found.itertuples()
     ]
+    popular = [
+        PopularProduct(category=category, product_id=product_id, buyers=buyers, place=place, computed_at=now)
+        for category, products in _popular().items()
+        for place, (product_id, buyers) in enumerate(products, start=1)
+    ]
     with transaction.atomic():
         AssociationRule.objects.all().delete()
         AssociationRule.objects.bulk_create(rows, batch_size=1000)
-    cache.set(POPULAR_KEY, _popular(), POPULAR_SECONDS)
+        PopularProduct.objects.all().delete()
+        PopularProduct.objects.bulk_create(popular, batch_size=1000)
     return RulesRun(baskets=baskets, products=products, rules=len(rows), thresholds=thresholds, computed_at=now)
 
 
@@ -212,12 +216,15 @@ def _catalogue(only: set[int] | None = None) -> pa.Table:
     )
 
 
-def popular_products() -> dict[str, list[tuple[int, int]]]:
-    found = cache.get(POPULAR_KEY)
-    if found is None:
-        found = _popular()
-        cache.set(POPULAR_KEY, found, POPULAR_SECONDS)
-    return found
+def popular_products(categories: Iterable[str] | None = None) -> dict[str, list[tuple[int, int]]]:
+    """Category → [(product id, customers who bought it)], most bought first, as the rules job last counted them."""
+    rows = PopularProduct.objects.order_by("category", "place")
+    if categories is not None:
+        rows = rows.filter(category__in=list(categories))
+    popular: dict[str, list[tuple[int, int]]] = {}
+    for category, product_id, buyers in rows.values_list("category", "product_id", "buyers"):
+        popular.setdefault(category, []).append((product_id, buyers))
+    return popular
 
 
 @dataclass

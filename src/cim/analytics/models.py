@@ -100,6 +100,28 @@ class AssociationRule(models.Model):
         return f"{self.antecedents} → {self.consequents}"
 
 
+class PopularProduct(models.Model):
+    """A product among the most bought of its category, by how many customers bought it: the fallback of
+    recommendations, computed with the association rules so no page has to count orders."""
+
+    category = models.CharField(_("category"), max_length=100)
+    product = models.ForeignKey(
+        "activities.Product", verbose_name=_("product"), on_delete=models.CASCADE, related_name="+"
+    )
+    buyers = models.PositiveIntegerField(_("customers who bought it"))
+    place = models.PositiveSmallIntegerField(_("place"))
+    computed_at = models.DateTimeField(_("computed at"))
+
+    class Meta:
+        verbose_name = _("popular product")
+        verbose_name_plural = _("popular products")
+        ordering = ["category", "place"]
+        constraints = [models.UniqueConstraint(fields=["category", "place"], name="popular_product_place_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.category} #{self.place}"
+
+
 class FeedbackSentiment(models.Model):
     """The sentiment and keywords of one piece of customer feedback (a ticket, a survey comment, a note)."""
 

@@ -80,7 +80,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "cim.audit.middleware.AccessDeniedAuditMiddleware",
-    "cim.core.middleware.QueueUnavailableMiddleware",
+    "cim.core.middleware.UnavailableMiddleware",
     "cim.core.middleware.AccessLogMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
@@ -135,6 +135,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Background jobs: in the database by default; on Redis with `django_tasks_rq.RQBackend` (and CIM_REDIS_URL).
 TASKS = {"default": {"BACKEND": os.environ.get("CIM_TASKS_BACKEND", "django_tasks_db.DatabaseBackend")}}
 # Each worker beats this often; one silent for four beats counts as gone and its running job is queued again.
+# How long a migration may wait for a table lock on PostgreSQL before it gives up (docs/deploy.md).
+CIM_MIGRATION_LOCK_TIMEOUT = os.environ.get("CIM_MIGRATION_LOCK_TIMEOUT", "10s")
 CIM_WORKER_HEARTBEAT_SECONDS = float(os.environ.get("CIM_WORKER_HEARTBEAT_SECONDS", "30"))
 if TASKS["default"]["BACKEND"].startswith("django_tasks_rq."):
     INSTALLED_APPS.append("django_rq")

@@ -3,6 +3,7 @@
 import logging
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError, connection
 from django.http import Http404
 from django.http.multipartparser import MultiPartParserError
 from django.utils.translation import gettext as _
@@ -46,6 +47,19 @@ RETRY_AFTER_SECONDS = "30"
 
 def unavailable_message() -> str:
     return _("The job queue cannot be reached just now; nothing was done. Try again in a minute.")
+
+
+def database_unavailable_message() -> str:
+    return _("The database cannot be reached just now; nothing was done. Try again in a minute.")
+
+
+def database_unavailable(exception: BaseException) -> bool:
+    """Whether `exception` is the database being away for a moment rather than a mistake in a query. PostgreSQL
+    raises OperationalError only for such passing conditions (a restart, a failover, a statement or lock timeout);
+    SQLite raises it for mistakes too, so only its writer lock timing out counts there."""
+    if not isinstance(exception, OperationalError | InterfaceError):
+        return False
+    return connection.vendor == "postgresql" or "database is locked" in str(exception)
 
 
 def error_body(code: str, message: str, details: list[dict] | None = None) -> dict:
@@ -149,6 +163,11 @@ def install_error_handlers(api: NinjaAPI) -> None:
 
     @api.exception_handler(Exception)
     def unexpected(request, exc):
+        if database_unavailable(exc):
+            logger.warning("Database unavailable: %s", exc)
+            response = respond(request, 503, error_body("unavailable", database_unavailable_message()))
+            response["Retry-After"] = RETRY_AFTER_SECONDS
+            return response
         logger.exception("API error", exc_info=exc)
         return respond(
             request, 500, error_body("server_error", _("Something went wrong on our side; the error has been logged."))

@@ -8,4 +8,9 @@ class CoreConfig(AppConfig):
     verbose_name = _("Core")
 
     def ready(self):
+        from django.db.models.signals import pre_migrate
+
         from cim.core import checks  # noqa: F401  (registers the deploy checks)
+        from cim.core.migration_ops import lock_timeout_set
+
+        pre_migrate.connect(lock_timeout_set, sender=self)

@@ -7,7 +7,13 @@ from django.http import HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
 from redis.exceptions import RedisError
 
-from cim.core.api_errors import RETRY_AFTER_SECONDS, error_body, unavailable_message
+from cim.core.api_errors import (
+    RETRY_AFTER_SECONDS,
+    database_unavailable,
+    database_unavailable_message,
+    error_body,
+    unavailable_message,
+)
 from cim.core.context import set_request_id
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -81,9 +87,10 @@ class ApiJsonErrorsMiddleware:
         return response
 
 
-class QueueUnavailableMiddleware:
-    """Work that needs the Redis job queue while Redis is down is refused with 503 and Retry-After, not a 500: the
-    request's transaction is rolled back, so nothing half-done stays, and the client or person tries again."""
+class UnavailableMiddleware:
+    """Work that needs the Redis job queue while Redis is down, or the database while it restarts, is refused with
+    503 and Retry-After, not a 500: the request's transaction is rolled back, so nothing half-done stays, and the
+    client or person tries again."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -92,8 +99,13 @@ class QueueUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        if not isinstance(exception, RedisError):
+        if isinstance(exception, RedisError):
+            message = unavailable_message()
+        elif database_unavailable(exception):
+            access_log.warning("database unavailable", error=str(exception))
+            message = database_unavailable_message()
+        else:
             return None
-        response = HttpResponse(unavailable_message(), status=503, content_type="text/plain; charset=utf-8")
+        response = HttpResponse(message, status=503, content_type="text/plain; charset=utf-8")
         response["Retry-After"] = RETRY_AFTER_SECONDS
         return response

@@ -1,0 +1,47 @@
+"""Migration operations that are safe on a live PostgreSQL (docs/deploy.md, "Migrations on a live database"),
+and the lock timeout every migration runs under there."""
+
+from django.conf import settings
+from django.contrib.postgres.operations import AddIndexConcurrently as PostgresAddIndexConcurrently
+from django.contrib.postgres.operations import RemoveIndexConcurrently as PostgresRemoveIndexConcurrently
+from django.db.migrations.operations import AddIndex, RemoveIndex
+
+
+class AddIndexConcurrently(PostgresAddIndexConcurrently):
+    """CREATE INDEX CONCURRENTLY on PostgreSQL, so writes to a big table go on while it is built; a plain index
+    on SQLite. The migration must say `atomic = False`."""
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor == "postgresql":
+            return super().database_forwards(app_label, schema_editor, from_state, to_state)
+        return AddIndex.database_forwards(self, app_label, schema_editor, from_state, to_state)
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor == "postgresql":
+            return super().database_backwards(app_label, schema_editor, from_state, to_state)
+        return AddIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
+
+
+class RemoveIndexConcurrently(PostgresRemoveIndexConcurrently):
+    """DROP INDEX CONCURRENTLY on PostgreSQL; a plain drop on SQLite. The migration must say `atomic = False`."""
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor == "postgresql":
+            return super().database_forwards(app_label, schema_editor, from_state, to_state)
+        return RemoveIndex.database_forwards(self, app_label, schema_editor, from_state, to_state)
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor == "postgresql":
+            return super().database_backwards(app_label, schema_editor, from_state, to_state)
+        return RemoveIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
+
+
+def lock_timeout_set(sender, using, **kwargs) -> None:
+    """Before migrating on PostgreSQL: a statement that waits for a lock longer than CIM_MIGRATION_LOCK_TIMEOUT
+    fails instead of queueing every query of the running site behind it; run the migration again later."""
+    from django.db import connections
+
+    connection = connections[using]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('lock_timeout', %s, false)", [settings.CIM_MIGRATION_LOCK_TIMEOUT])
