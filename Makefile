@@ -67,6 +67,7 @@ bench: install-dev
 	$(BIN)/python bench/ingest_bench.py
 	$(BIN)/python bench/dedupe_bench.py
 	$(BIN)/python bench/dedupe_speed.py
+	$(BIN)/python bench/care_bench.py
 	$(BIN)/python bench/history_bench.py
 	$(BIN)/python bench/clv_bench.py
 	$(BIN)/python bench/segments_bench.py

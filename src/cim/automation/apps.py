@@ -9,4 +9,12 @@ class AutomationConfig(AppConfig):
 
     def ready(self) -> None:
         # Register the periodic jobs, the events consumers (rules; webhooks through their sender) and the timeline.
-        from cim.automation import rules, rules_timeline, tasks, tasks_messages, tasks_rules, tasks_webhooks  # noqa: F401
+        from cim.automation import (  # noqa: F401
+            rules,
+            rules_timeline,
+            tasks,
+            tasks_care,
+            tasks_messages,
+            tasks_rules,
+            tasks_webhooks,
+        )

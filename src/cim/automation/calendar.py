@@ -291,6 +291,11 @@ def _zone() -> ZoneInfo:
     return ZoneInfo(settings.TIME_ZONE)
 
 
+def business_today() -> date:
+    """Today in the business time zone (`CIM_TIME_ZONE`): the day care plans and the calendar mean."""
+    return datetime.now(_zone()).date()
+
+
 def _day_range(day: date) -> tuple[datetime, datetime]:
     """The business time zone's day as [start, end) instants: what a date means for a timestamp column."""
     zone = _zone()

@@ -12,6 +12,7 @@ from cim.analytics.sentiment_api import router as sentiment_router
 from cim.audit.api import router as audit_router
 from cim.automation.rules_api import router as rules_router
 from cim.automation.webhooks_api import router as webhooks_router
+from cim.automation.care_api import router as care_router
 from cim.backups.api import router as backups_router
 from cim.core.api_auth import API_AUTH
 from cim.core.api_errors import install_error_handlers
@@ -50,6 +51,7 @@ api.add_router("/", dashboard_router)
 api.add_router("/", sentiment_router)
 api.add_router("/", segments_router)
 api.add_router("/", rules_router)
+api.add_router("/", care_router)
 api.add_router("/", service_router)
 api.add_router("/", accounts_router)
 api.add_router("/", audit_router)

@@ -25,6 +25,7 @@ urlpatterns = [
     path("", include("cim.service.urls")),
     path("", include("cim.analytics.urls")),
     path("", include("cim.segments.urls")),
+    path("", include("cim.automation.urls")),
     path("", include("cim.privacy.urls")),
     path("", include("cim.backups.urls")),
     path("", include("cim.automation.urls")),

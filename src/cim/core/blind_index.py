@@ -55,7 +55,8 @@ class BlindIndexField(models.CharField):
 
     def deconstruct(self):
         name, path, args, kwargs = super().deconstruct()
-        return name, path, args, {**kwargs, "source": self.source, "kind": self.kind}
+        # Always explicit: the default here (indexed) is not Field's, which deconstruct() would otherwise assume.
+        return name, path, args, {**kwargs, "db_index": self.db_index, "source": self.source, "kind": self.kind}
 
     def pre_save(self, model_instance, add):
         # No value, no key: blank ID numbers must not all share one and look like duplicates of one another.

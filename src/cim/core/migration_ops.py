@@ -7,7 +7,15 @@ from django.contrib.postgres.operations import RemoveIndexConcurrently as Postgr
 from django.db.migrations.operations import AddIndex, RemoveIndex
 
 
-class AddIndexConcurrently(PostgresAddIndexConcurrently):
+class _CollectAnywhere:
+    """`sqlmigrate` only collects the SQL, so it may run inside a transaction (the migration-safety test does)."""
+
+    def _ensure_not_in_transaction(self, schema_editor):
+        if not schema_editor.collect_sql:
+            super()._ensure_not_in_transaction(schema_editor)
+
+
+class AddIndexConcurrently(_CollectAnywhere, PostgresAddIndexConcurrently):
     """CREATE INDEX CONCURRENTLY on PostgreSQL, so writes to a big table go on while it is built; a plain index
     on SQLite. The migration must say `atomic = False`."""
 
@@ -22,7 +30,7 @@ class AddIndexConcurrently(PostgresAddIndexConcurrently):
         return AddIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
 
 
-class RemoveIndexConcurrently(PostgresRemoveIndexConcurrently):
+class RemoveIndexConcurrently(_CollectAnywhere, PostgresRemoveIndexConcurrently):
     """DROP INDEX CONCURRENTLY on PostgreSQL; a plain drop on SQLite. The migration must say `atomic = False`."""
 
     def database_forwards(self, app_label, schema_editor, from_state, to_state):

@@ -53,14 +53,20 @@ class Customer(models.Model):
     birth_month = DatePartField(_("month of birth"), source="birthday", part="month")
     # The birthday's month-day, solar and lunar, as keyed hashes only: today's birthdays are an indexed lookup
     # while the day itself stays encrypted (docs/care.md).
+    # Indexed in Meta (built concurrently on a live database).
     birthday_md_key = DerivedIndexField(
-        _("birthday key"), source="birthday", kind="birthday_md", derive="cim.automation.calendar.solar_month_day"
+        _("birthday key"),
+        source="birthday",
+        kind="birthday_md",
+        derive="cim.automation.calendar.solar_month_day",
+        db_index=False,
     )
     lunar_birthday_md_key = DerivedIndexField(
         _("lunar birthday key"),
         source="birthday",
         kind="lunar_birthday_md",
         derive="cim.automation.calendar.lunar_month_day",
+        db_index=False,
     )
     # Greeted on the lunar birthday (农历生日) too, as many families keep it (care plans, date triggers).
     keeps_lunar_birthday = models.BooleanField(_("keeps a lunar birthday"), default=False)
@@ -123,6 +129,8 @@ class Customer(models.Model):
             models.Index(fields=["updated_at"], name="customer_updated_idx"),
             # Customer anniversaries and "N days after joining" are day ranges on it (cim.automation.calendar).
             models.Index(fields=["created_at"], name="customer_created_idx"),
+            models.Index(fields=["birthday_md_key"], name="customer_birthday_md_idx"),
+            models.Index(fields=["lunar_birthday_md_key"], name="customer_lunar_md_idx"),
         ]
 
     def __str__(self) -> str:

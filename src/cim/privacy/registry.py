@@ -114,6 +114,9 @@ REGISTRY: tuple[PersonalField, ...] = (
     # Webhook payloads carry the customer as the endpoint's scope sees them; receivers' answers may echo it.
     PersonalField("automation.webhookdelivery", "payload", _S, MaskKind.TEXT),
     PersonalField("automation.webhookdelivery", "log", _P, MaskKind.TEXT),
+    # A gift says something about the person (what they were given, why): personal, cleared on erasure.
+    PersonalField("automation.gift", "description", _P, MaskKind.TEXT),
+    PersonalField("automation.gift", "notes", _P, MaskKind.TEXT),
 )
 
 # The customer fields a message template may use (`{{ customer.given_name }}`): personal but never sensitive, so a
@@ -232,6 +235,10 @@ NOT_PERSONAL: dict[str, frozenset[str]] = {
         {"attempts", "created_at", "customer_id", "endpoint", "event_id", "event_type", "id", "key", "last_attempt_at"}
         | {"last_error", "last_status_code", "message_id", "next_attempt_at", "response_ms", "status"}
     ),
+    "automation.gift": frozenset(
+        {"created_at", "created_by", "currency", "customer", "given_by", "given_on", "id", "occasion", "value"}
+    ),
+    "automation.caretask": frozenset({"created_at", "customer", "follow_up", "id", "key", "plan"}),
 }
 
 
@@ -282,6 +289,8 @@ CUSTOMER_DATA: tuple[CustomerData, ...] = (
     CustomerData("privacy.datasubjectrequest", "customer", OnErase.ANONYMISE),
     CustomerData("privacy.processingrestriction", "customer", OnErase.KEEP),
     CustomerData("automation.message", "customer", OnErase.ANONYMISE),
+    CustomerData("automation.gift", "customer", OnErase.ANONYMISE),
+    CustomerData("automation.caretask", "customer", OnErase.KEEP),
     # Derived copies: the search document is rebuilt, pairs and merge snapshots are wiped (see erasure.py).
     CustomerData("search.searchdocument", "customer", OnErase.DELETE, export=False),
     CustomerData("quality.duplicatecandidate", "customer", OnErase.DELETE, export=False),

@@ -18,6 +18,7 @@ from cim.activities.orders import order_create, product_save
 from cim.analytics.acquisition import acquisition_cost_set
 from cim.analytics.schedules import report_schedule_create
 from cim.automation.rules_services import rule_create
+from cim.automation.care import care_plan_create
 from cim.backups.models import Backup
 from cim.config.api import api
 from cim.customers import configuration
@@ -50,6 +51,7 @@ COST_KEEPERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING, Role
 PRIVACY = frozenset({Role.ADMINISTRATOR})  # privacy.manage
 AUDITORS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.AUDITOR})  # audit.view
 AUTOMATORS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING})  # automation.manage
+CARERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING})  # care.manage
 
 # (method, OpenAPI path) → the roles allowed to call it.
 MATRIX: dict[tuple[str, str], frozenset[str]] = {
@@ -137,6 +139,15 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/notifications"): ALL,
     ("POST", "/api/v1/notifications/{notification_id}/read"): ALL,
     ("POST", "/api/v1/notifications/read-all"): ALL,
+    ("GET", "/api/v1/care/calendar"): ALL,
+    ("GET", "/api/v1/care/customers"): ALL,
+    ("GET", "/api/v1/care/plans"): CARERS,
+    ("POST", "/api/v1/care/plans"): CARERS,
+    ("PATCH", "/api/v1/care/plans/{care_plan_id}"): CARERS,
+    ("POST", "/api/v1/care/run"): CARERS,
+    ("GET", "/api/v1/care/gifts"): ALL,
+    ("GET", "/api/v1/customers/{number}/gifts"): ALL,
+    ("POST", "/api/v1/customers/{number}/gifts"): LOGGERS,
     ("GET", "/api/v1/callback-plans"): ADMINS,
     ("POST", "/api/v1/callback-plans"): ADMINS,
     ("PATCH", "/api/v1/callback-plans/{plan_id}"): ADMINS,
@@ -199,6 +210,10 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
 
 # A valid body per operation, so that the role is the only thing that varies.
 BODIES = {
+    ("POST", "/api/v1/care/plans"): {"name": "矩阵关怀", "occasion": "qixi", "action": "call_task"},
+    ("PATCH", "/api/v1/care/plans/{care_plan_id}"): {"lead_days": 1},
+    ("POST", "/api/v1/care/run"): {},
+    ("POST", "/api/v1/customers/{number}/gifts"): {"description": "月饼礼盒", "occasion": "mid_autumn_festival"},
     ("POST", "/api/v1/customers"): {"display_name": "新客户", "phones": [{"number": "13812345678"}]},
     ("PATCH", "/api/v1/customers/{number}"): {"alias": "老客户"},
     ("POST", "/api/v1/customers/{number}/archive"): {"reason": "重复"},
@@ -419,6 +434,9 @@ def test_role_matrix(api_client, users, admin_user, world, role, method, path):
     ids = _history(customer, admin_user)
     ids.update(_service(customer, admin_user))
     ids.update(_follow_ups(customer, admin_user, user))
+    ids.update(
+        care_plan_id=care_plan_create(name="矩阵电话", occasion="birthday", action="call_task", actor=admin_user).pk
+    )
     ids.update(segment_id=segment_create(actor=admin_user, name="矩阵名单", kind="static").pk)
     rule = rule_create(
         actor=admin_user, name="矩阵规则", trigger={"event": "customer.created"}, steps=[{"action": "wait", "days": 1}]
@@ -468,7 +486,9 @@ def test_every_operation_needs_authentication(world, admin_user, method, path):
     customer = make_customer(admin_user)
     ids = {"order_id": 1, "sku": "x", "interaction_id": 1, "attachment_id": 1}
     ids.update(ticket_number="T-2026-000001", priority="normal")
-    ids.update(follow_up_id=1, notification_id=1, plan_id=1, channel="website", month="2026-01", segment_id=1)
+    ids.update(
+        follow_up_id=1, notification_id=1, plan_id=1, care_plan_id=1, channel="website", month="2026-01", segment_id=1
+    )
     ids.update(schedule_id=1, request_id=1, rule_id=1, entry_id=1, token_id=1, backup_id=1, automation_rule_id=1)
     url = path.format(number=customer.number, tag_id=world["tag"].pk, key="level", pair_id=1, merge_id=1, **ids)
     response = _call(Client(), method, url, BODIES.get((method, path)))
