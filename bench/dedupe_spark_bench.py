@@ -41,6 +41,34 @@ def probabilities(pairs) -> dict:
     }
 
 
+def disagreements(duck_pairs, spark_pairs) -> list[str]:
+    """A table row for each pair the engines score apart: which comparison's level differs, on which values."""
+    from cim.quality.matching import COMPARISONS
+
+    def rows(pairs):
+        return {(r["unique_id_l"], r["unique_id_r"]): r for r in pairs.to_pylist()}
+
+    duck, on_spark = rows(duck_pairs), rows(spark_pairs)
+    out = []
+    for key in sorted(duck.keys() | on_spark.keys()):
+        d, s = duck.get(key), on_spark.get(key)
+        if d and s and abs(d["match_probability"] - s["match_probability"]) < 1e-9:
+            continue
+        seen = d or s
+        levels = (
+            ", ".join(
+                f"{c} {d[f'gamma_{c}']}→{s[f'gamma_{c}']}" for c in COMPARISONS if d[f"gamma_{c}"] != s[f"gamma_{c}"]
+            )
+            if d and s
+            else "one engine scored it below the threshold"
+        )
+        names = f"{seen['name_py_l']} {seen['birthday_l']} / {seen['name_py_r']} {seen['birthday_r']}"
+        street = f"{seen['street_l']} / {seen['street_r']}"
+        probability = [f"{row['match_probability']:.4f}" if row else "< 0.8" for row in (d, s)]
+        out.append(f"| {key[0]}–{key[1]} | {names} | {street} | {levels} | {probability[0]} | {probability[1]} |")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--master", default="local[2]")
@@ -95,6 +123,17 @@ def main() -> None:
         + f". Pairs found by one engine only: {len(duck_p.keys() ^ spark_p.keys())}; largest difference in match "
         f"probability on the pairs both found: {largest:.2e}.",
     ]
+    apart = disagreements(duck_pairs, spark_pairs)
+    if apart:
+        lines += [
+            "",
+            "The pairs the engines score apart (levels: the comparison vector value on DuckDB → on Spark):",
+            "",
+            "| pair | names and birthdays | streets | levels that differ | DuckDB | Spark |",
+            "|---|---|---|---|---:|---:|",
+            *apart,
+        ]
+    print("\n".join(apart))
     write_section("Duplicate scan on Spark against DuckDB (FEBRL3)", lines, args.results)
 
 
