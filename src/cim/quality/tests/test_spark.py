@@ -61,6 +61,9 @@ def scores(pairs) -> dict:
 
 @pytest.mark.spark
 def test_spark_finds_the_pairs_and_clusters_duckdb_finds():
+    """On these records the engines agree on every pair. Where they do not (bench/RESULTS.md lists the pairs of
+    FEBRL3 they score apart, none of them among these records), it is a Jaro-Winkler level: the jar's
+    implementation scores some strings with typos lower than DuckDB's."""
     from cim.quality import spark
 
     table = febrl_features(600)
