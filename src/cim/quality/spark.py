@@ -37,7 +37,9 @@ def spark_api(master: str) -> Iterator:
     )
     local = master.startswith("local")
     if local:
-        builder = builder.config("spark.ui.enabled", "false")  # no web UI on a port of this machine
+        # Driver and executors are threads of this process: on loopback, with no web UI on a port of this machine.
+        builder = builder.config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
+        builder = builder.config("spark.ui.enabled", "false")
     session = builder.getOrCreate()
     try:
         session.sparkContext.setLogLevel("ERROR")
