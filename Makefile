@@ -45,14 +45,15 @@ lint: install-dev
 migrations-check: install-dev
 	$(BIN)/cim makemigrations --check --dry-run
 
-# SQLite always; PostgreSQL too when CIM_TEST_POSTGRES_URL is set or a server answers on 127.0.0.1:5432.
+# SQLite always; PostgreSQL too when CIM_TEST_POSTGRES_URL is set or a server answers on 127.0.0.1:5432 (without the
+# Spark engine's tests: they compare engines, not databases).
 test: install-dev assets messages lint migrations-check
 	$(BIN)/pytest -n 2 -q
 	@pg_url="$${CIM_TEST_POSTGRES_URL:-}"; \
 	if [ -z "$$pg_url" ] && $(BIN)/python -c "import socket; socket.create_connection(('127.0.0.1', 5432), 1)" 2>/dev/null; then \
 	  pg_url="postgres://postgres@127.0.0.1:5432/cim"; fi; \
 	if [ -n "$$pg_url" ]; then echo "== PostgreSQL: $${pg_url%%@*}@…"; \
-	  CIM_DATABASE_URL="$$pg_url" $(BIN)/pytest -n 2 -q -m "not browser"; \
+	  CIM_DATABASE_URL="$$pg_url" $(BIN)/pytest -n 2 -q -m "not browser and not spark"; \
 	else echo "== PostgreSQL: no server, skipped"; fi
 
 # The production stack of docs/deploy.md on loopback (PostgreSQL, Redis, gunicorn, 2 workers, nginx with TLS),
@@ -68,6 +69,7 @@ bench: install-dev
 	$(BIN)/python bench/dedupe_bench.py
 	$(BIN)/python bench/dedupe_speed.py
 	$(BIN)/python bench/care_bench.py
+	$(BIN)/python bench/dedupe_spark_bench.py
 	$(BIN)/python bench/history_bench.py
 	$(BIN)/python bench/clv_bench.py
 	$(BIN)/python bench/segments_bench.py

@@ -10,9 +10,9 @@ from cim.analytics.dashboard_api import router as dashboard_router
 from cim.analytics.mining_api import router as mining_router
 from cim.analytics.sentiment_api import router as sentiment_router
 from cim.audit.api import router as audit_router
+from cim.automation.care_api import router as care_router
 from cim.automation.rules_api import router as rules_router
 from cim.automation.webhooks_api import router as webhooks_router
-from cim.automation.care_api import router as care_router
 from cim.backups.api import router as backups_router
 from cim.core.api_auth import API_AUTH
 from cim.core.api_errors import install_error_handlers

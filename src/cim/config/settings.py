@@ -252,6 +252,10 @@ CIM_DUPLICATE_THRESHOLD = float(os.environ.get("CIM_DUPLICATE_THRESHOLD", "0.8")
 CIM_AUTO_MERGE_THRESHOLD = (
     float(os.environ["CIM_AUTO_MERGE_THRESHOLD"]) if os.environ.get("CIM_AUTO_MERGE_THRESHOLD") else None
 )
+# The engine of the duplicate scan: "duckdb" (in this process) or "spark" (Splink on Spark, at CIM_SPARK_MASTER:
+# a cluster's URL such as spark://host:7077, or local[N] for N threads here).
+CIM_DEDUPE_ENGINE = os.environ.get("CIM_DEDUPE_ENGINE", "duckdb")
+CIM_SPARK_MASTER = os.environ.get("CIM_SPARK_MASTER", "local[2]")
 # Customers not reviewed for this many months are due for their periodic review (定期核对).
 CIM_REVIEW_MONTHS = int(os.environ.get("CIM_REVIEW_MONTHS", "12"))
 # A follow-up reminds its owner this many minutes before it is due, unless a time is chosen.

@@ -167,7 +167,8 @@ def settings_creator():
         link_type="dedupe_only",
         comparisons=[
             name,
-            cl.DateOfBirthComparison("birthday", input_is_string=True, datetime_format="%Y-%m-%d"),
+            # ISO dates, in the format each engine writes them (DuckDB "%Y-%m-%d", Spark "yyyy-MM-dd").
+            cl.DateOfBirthComparison("birthday", input_is_string=True),
             cl.ArrayIntersectAtSizes("phones", [1]),
             cl.ArrayIntersectAtSizes("emails", [1]),
             address,
@@ -378,19 +379,56 @@ def _register_term_frequencies(db_api, linker, table, model: dict) -> None:
         linker.table_management.register_term_frequency_lookup(db_api.register(lookup), column)
 
 
-def predict(table, model: dict, *, threshold: float):
+def predict(table, model: dict, *, threshold: float, db_api=None):
     """Every pair of records in `table` that the blocking rules bring together and the model scores at
-    `threshold` or above, with clusters: (pairs, clusters) as Arrow tables."""
+    `threshold` or above, with clusters: (pairs, clusters) as Arrow tables. The SQL runs on `db_api`'s engine (an
+    in-memory DuckDB by default, Spark for `cim dedupe --engine spark`: `cim.quality.spark`)."""
     from splink.internals.duckdb.database_api import DuckDBAPI
 
-    db_api = DuckDBAPI()
-    settings = {k: v for k, v in model.items() if not k.startswith("cim_")}
+    db_api = db_api or DuckDBAPI()
+    settings = settings_for(model, db_api)
     settings["blocking_rules_to_generate_predictions"] = blocking_rules(table)
     linker = _linker(db_api, table, settings)
     _register_term_frequencies(db_api, linker, table, model)
     pairs = linker.inference.predict(threshold_match_probability=threshold)
     clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(pairs, threshold)
-    return pairs.as_duckdbpyrelation().to_arrow_table(), clusters.as_duckdbpyrelation().to_arrow_table()
+    return pairs.as_pyarrow_table(), clusters.as_pyarrow_table()
+
+
+class OtherComparisons(ValueError):
+    """A model whose comparisons are not those this version makes, so that they cannot be written for another
+    engine."""
+
+
+# What the model learnt about each comparison level, which another engine's SQL for that level takes over.
+LEARNT = ("m_probability", "u_probability", "tf_adjustment_column", "tf_adjustment_weight")
+
+
+def settings_for(model: dict, db_api) -> dict:
+    """The model's Splink settings in the SQL of `db_api`'s engine. A model keeps its comparisons in the SQL of the
+    engine it was trained on (DuckDB); another engine gets the same comparisons written by Splink for it (date
+    parsing, array and similarity functions differ), with the model's learnt probabilities."""
+    settings = {k: v for k, v in model.items() if not k.startswith("cim_")}
+    dialect = db_api.sql_dialect.sql_dialect_str
+    if dialect == model.get("sql_dialect", "duckdb"):
+        return settings
+    written = settings_creator().create_settings_dict(dialect)["comparisons"]
+    if _levels(written) != _levels(settings["comparisons"]):
+        raise OtherComparisons(
+            "The matching model was trained with other comparisons than this version of CIM makes: train it again "
+            "(cim dedupe --train) to use it on another engine."
+        )
+    for comparison, learnt in zip(written, settings["comparisons"], strict=True):
+        for level, known in zip(comparison["comparison_levels"], learnt["comparison_levels"], strict=True):
+            level.update({key: known[key] for key in LEARNT if key in known})
+    return {**settings, "comparisons": written}
+
+
+def _levels(comparisons: list[dict]) -> list:
+    return [
+        (c["output_column_name"], [level.get("label_for_charts") for level in c["comparison_levels"]])
+        for c in comparisons
+    ]
 
 
 MIN_POPULATION = 10_000

@@ -68,16 +68,26 @@ def duplicates_scan(
     threshold: float | None = None,
     clusters_path: Path | None = None,
     progress: Callable[[int], None] | None = None,
+    engine: str | None = None,
+    spark_master: str | None = None,
 ) -> ScanResult:
     """Score every pair of customers the blocking rules bring together; record those at `threshold` or above as
-    pairs awaiting review (pairs a person decided stay decided), and optionally write the clusters to a CSV."""
+    pairs awaiting review (pairs a person decided stay decided), and optionally write the clusters to a CSV.
+    The model runs on `engine` (CIM_DEDUPE_ENGINE by default): DuckDB here, or Spark at `spark_master`
+    (CIM_SPARK_MASTER by default)."""
     started = time.monotonic()
     threshold = duplicate_threshold() if threshold is None else threshold
     with replica_reads():
         table = _features_table(progress)
     if table is None:
         return ScanResult(0, 0, 0, time.monotonic() - started)
-    pairs, clusters = matching.predict(table, match_model_current(), threshold=threshold)
+    if (engine or settings.CIM_DEDUPE_ENGINE) == "spark":
+        from cim.quality import spark
+
+        master = spark_master or settings.CIM_SPARK_MASTER
+        pairs, clusters = spark.predict(table, match_model_current(), threshold=threshold, master=master)
+    else:
+        pairs, clusters = matching.predict(table, match_model_current(), threshold=threshold)
     found = _pairs_from(pairs)
     # Customers with the same ID number are one person whatever the model says: recorded for review, never merged
     # automatically (the model did not compare them).

@@ -17,8 +17,8 @@ from cim.activities.models import Notification
 from cim.activities.orders import order_create, product_save
 from cim.analytics.acquisition import acquisition_cost_set
 from cim.analytics.schedules import report_schedule_create
-from cim.automation.rules_services import rule_create
 from cim.automation.care import care_plan_create
+from cim.automation.rules_services import rule_create
 from cim.backups.models import Backup
 from cim.config.api import api
 from cim.customers import configuration

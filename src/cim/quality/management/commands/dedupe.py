@@ -1,11 +1,16 @@
+import importlib.util
 from pathlib import Path
 
+from django.conf import settings
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from cim.accounts.models import User
 from cim.core.commands import ReportingCommand
+from cim.quality.matching import OtherComparisons
 from cim.quality.services import duplicates_scan, match_model_train
+
+ENGINES = ("duckdb", "spark")
 
 
 class Command(ReportingCommand):
@@ -24,10 +29,38 @@ class Command(ReportingCommand):
             help="write every customer in a duplicate cluster (cluster_id, customer_number, external_id, "
             "match_probability)",
         )
+        parser.add_argument(
+            "--engine",
+            choices=ENGINES,
+            help="where the model runs: duckdb (in this process) or spark (Splink on Spark); default "
+            "CIM_DEDUPE_ENGINE, else duckdb",
+        )
+        parser.add_argument(
+            "--spark-master",
+            metavar="URL",
+            help="the Spark master for --engine spark: a cluster (spark://host:7077) or local[N]; default "
+            "CIM_SPARK_MASTER, else local[2]",
+        )
 
-    def handle(self, *args, train: bool, threshold: float | None, clusters: Path | None, **options):
+    def handle(
+        self,
+        *args,
+        train: bool,
+        threshold: float | None,
+        clusters: Path | None,
+        engine: str | None,
+        spark_master: str | None,
+        **options,
+    ):
         if threshold is not None and not 0 < threshold < 1:
             raise self.fail("--threshold is a probability between 0 and 1.")
+        engine = engine or settings.CIM_DEDUPE_ENGINE
+        if engine not in ENGINES:
+            raise self.fail(f"CIM_DEDUPE_ENGINE is one of {', '.join(ENGINES)}, not {engine!r}.")
+        if spark_master and engine != "spark":
+            raise self.fail("--spark-master is for --engine spark.")
+        if engine == "spark" and importlib.util.find_spec("pyspark") is None:
+            raise self.fail("The Spark engine needs pyspark: pip install 'cim[spark]' (docs/quality.md).")
         actor = User.objects.filter(is_active=True, role="administrator").order_by("pk").first()
         with Progress(
             SpinnerColumn(),
@@ -45,9 +78,17 @@ class Command(ReportingCommand):
                 if trained is None:
                     self.stderr.write("Too few customers to train on: the model CIM ships is used.")
             task = progress.add_task("scanning", total=None)
-            result = duplicates_scan(
-                actor=actor, threshold=threshold, clusters_path=clusters, progress=lambda n: progress.advance(task, n)
-            )
+            try:
+                result = duplicates_scan(
+                    actor=actor,
+                    threshold=threshold,
+                    clusters_path=clusters,
+                    progress=lambda n: progress.advance(task, n),
+                    engine=engine,
+                    spark_master=spark_master,
+                )
+            except OtherComparisons as error:
+                raise self.fail(str(error)) from error
         summary = (
             f"{result.customers:,} customers scanned in {result.seconds:.1f} s: {result.pairs:,} likely duplicate "
             f"pairs in {result.clusters:,} clusters, awaiting review."
@@ -65,5 +106,6 @@ class Command(ReportingCommand):
                 "seconds": round(result.seconds, 2),
                 "merged": result.merged,
                 "trained": trained is not None,
+                "engine": engine,
             },
         )
