@@ -45,6 +45,7 @@ class Perm(models.TextChoices):
     AUDIT_VIEW = "audit.view", _("View the audit log")
     PRIVACY_MANAGE = "privacy.manage", _("Handle data-subject requests, erasure, retention and privacy registers")
     BACKUP_MANAGE = "backup.manage", _("Make and verify backups")
+    MESSAGE_SEND = "message.send", _("Send messages to customers and manage message templates")
 
 
 _EDITOR = {
@@ -73,6 +74,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             Perm.ANALYTICS_VIEW,
             Perm.ANALYTICS_MANAGE,
             Perm.SEGMENT_MANAGE,
+            Perm.MESSAGE_SEND,
         }
     ),
     Role.SALES: frozenset(_EDITOR | {Perm.ORDER_MANAGE}),
@@ -90,6 +92,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             Perm.ANALYTICS_VIEW,
             Perm.ANALYTICS_MANAGE,
             Perm.SEGMENT_MANAGE,
+            Perm.MESSAGE_SEND,
         }
     ),
     Role.ANALYST: frozenset(
