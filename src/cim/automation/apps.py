@@ -8,4 +8,4 @@ class AutomationConfig(AppConfig):
     verbose_name = _("Automation")
 
     def ready(self) -> None:
-        from cim.automation import tasks, tasks_messages  # noqa: F401  (registers the periodic jobs)
+        from cim.automation import message_timeline, tasks, tasks_messages  # noqa: F401  (periodic jobs, timeline)
