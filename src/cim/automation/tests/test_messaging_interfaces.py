@@ -162,3 +162,21 @@ def test_messages_are_on_the_customers_timeline(admin_user, fang, template):
     )
     [entry] = message_entries(customer_id=fang.pk, before=None, limit=10)
     assert entry.kind == "message" and "问候" in entry.title and len(entry.badges) == 2
+
+
+def test_erasure_blanks_what_messages_hold_about_the_customer(admin_user, fang, template):
+    from cim.privacy.erasure import customer_erase
+
+    Message.objects.create(
+        customer=fang,
+        channel="email",
+        purpose="marketing",
+        template=template,
+        key="e",
+        context={"coupon": "王芳-88"},
+        error="550 fang@example.com unknown",
+        address_key="abc",
+    )
+    customer_erase(customer=fang, actor=admin_user, reason="本人要求")
+    message = Message.objects.get()
+    assert (message.context, message.error) == ({}, "")
