@@ -84,9 +84,8 @@ def _parsed(values: dict) -> dict:
     try:
         params = json.loads(values["params_text"]) if values["params_text"] else {}
     except ValueError:
-        raise ValidationError(
-            {"params": [_('Write the parameters as JSON, e.g. {"name": "{{ customer.display_name }}"}.')]}
-        ) from None
+        message = _("Write the parameters as a JSON object, e.g. %(example)s.") % {"example": PARAMS_EXAMPLE}
+        raise ValidationError({"params": [message]}) from None
     data["params"] = params
     return data
 
