@@ -410,6 +410,8 @@ class DeliverRun:
     review: int = 0
     # Stopped at the limit with messages possibly still due: the caller should run again.
     more: bool = False
+    # A provider could not be reached: the run stopped, its messages wait in the queue for the next one.
+    unavailable: bool = False
 
 
 @dataclass(frozen=True)
@@ -499,9 +501,20 @@ def messages_deliver(*, limit: int = 20_000, batch_size: int = 500, worker: str 
             by_channel[message.channel].append(message)
         for channel, messages in by_channel.items():
             ready = _screen(messages, now, run)
-            if ready:
-                with provider_for(channel) as provider:
-                    _send(provider, ready, run)
+            if not ready:
+                continue
+            provider = provider_for(channel)
+            try:
+                provider.__enter__()
+            except Exception:  # the server cannot be reached: the messages go back to the queue untouched
+                logger.warning("Message provider %s unavailable; messages left queued", provider.name, exc_info=True)
+                _finish([out.message for out in ready], timezone.now())
+                run.unavailable = True
+                return run
+            try:
+                _send(provider, ready, run)
+            finally:
+                provider.__exit__(None, None, None)
     return run
 
 
