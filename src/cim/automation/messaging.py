@@ -374,7 +374,7 @@ def messages_queue(
                 action="messages.queue",
                 target=None,
                 target_type="automation.message",
-                target_id=key_prefix[:64],
+                target_id=key_prefix[:40],  # the audit log keeps ids of up to 40 characters
                 note=f"channel={channel} purpose={purpose} origin={origin} queued={result.queued} "
                 f"suppressed={sum(result.suppressed.values())}",
             )
