@@ -28,6 +28,9 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from cim.audit.services import audit_record
+
+# Delivery receipts live with tracking; named here too, where the messaging contract (ISSUE 8) puts them.
+from cim.automation.message_tracking import message_status_update as message_status_update
 from cim.automation.models import Message, MessageTemplate, SuppressedAddress
 from cim.automation.models.messages import Channel, MessageStatus, SuppressionReason
 from cim.core.blind_index import blind_index
