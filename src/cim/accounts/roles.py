@@ -48,6 +48,7 @@ class Perm(models.TextChoices):
     BACKUP_MANAGE = "backup.manage", _("Make and verify backups")
     AUTOMATION_MANAGE = "automation.manage", _("Build, dry-run and switch on automation rules")
     WEBHOOK_MANAGE = "webhook.manage", _("Manage webhook endpoints and replay deliveries")
+    MESSAGE_SEND = "message.send", _("Send messages to customers and manage message templates")
 
 
 _EDITOR = {
@@ -78,6 +79,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             Perm.SEGMENT_MANAGE,
             Perm.AUTOMATION_MANAGE,
             Perm.CARE_MANAGE,
+            Perm.MESSAGE_SEND,
         }
     ),
     Role.SALES: frozenset(_EDITOR | {Perm.ORDER_MANAGE}),
@@ -97,6 +99,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             Perm.SEGMENT_MANAGE,
             Perm.AUTOMATION_MANAGE,
             Perm.CARE_MANAGE,
+            Perm.MESSAGE_SEND,
         }
     ),
     Role.ANALYST: frozenset(

@@ -10,6 +10,7 @@ class AutomationConfig(AppConfig):
     def ready(self) -> None:
         # Register the periodic jobs, the events consumers (rules; webhooks through their sender) and the timeline.
         from cim.automation import (  # noqa: F401
+            message_timeline,
             rules,
             rules_timeline,
             tasks,

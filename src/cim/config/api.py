@@ -11,6 +11,7 @@ from cim.analytics.mining_api import router as mining_router
 from cim.analytics.sentiment_api import router as sentiment_router
 from cim.audit.api import router as audit_router
 from cim.automation.care_api import router as care_router
+from cim.automation.messages_api import router as messages_router
 from cim.automation.rules_api import router as rules_router
 from cim.automation.webhooks_api import router as webhooks_router
 from cim.backups.api import router as backups_router
@@ -57,3 +58,4 @@ api.add_router("/", accounts_router)
 api.add_router("/", audit_router)
 api.add_router("/", backups_router)
 api.add_router("/", webhooks_router)
+api.add_router("/", messages_router)

@@ -330,3 +330,25 @@ def test_a_template_failing_for_one_customer_fails_that_message_only(admin_user,
     monkeypatch.setattr(messaging, "customer_contexts", lambda ids: {pk: {"zero": 0} for pk in ids})
     run = messages_deliver()
     assert run.failed == 1 and Message.objects.get().status == "failed"
+
+
+def test_a_run_stops_at_its_limit_and_says_there_is_more(admin_user):
+    sms = MessageTemplate.objects.create(name="短信", channel="sms", purpose="marketing", body="您好")
+    people = [customer(admin_user, f"客户{n}", phone=f"1380013800{n}") for n in range(3)]
+    messages_queue(customer_ids=[p.pk for p in people], template=sms, key_prefix="lim", actor=admin_user)
+    first = messages_deliver(limit=2, batch_size=1)
+    assert (first.sent, first.more) == (2, True)
+    second = messages_deliver(limit=2)
+    assert (second.sent, second.more) == (1, False)
+
+
+def test_an_smtp_server_that_cannot_be_reached_leaves_messages_queued(admin_user, welcome, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", _free_port()  # nobody listens there
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    fang = customer(admin_user, "王芳", "fang@example.com")
+    messages_queue(customer_ids=[fang.pk], template=welcome, key_prefix="down", actor=admin_user)
+    run = messages_deliver()
+    assert run.unavailable and run.sent == 0
+    message = Message.objects.get()
+    assert (message.status, message.claimed_by, message.claimed_until) == ("queued", "", None)
