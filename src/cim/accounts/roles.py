@@ -40,6 +40,7 @@ class Perm(models.TextChoices):
     ANALYTICS_VIEW = "analytics.view", _("View customer analytics (RFM, lifetime value)")
     ANALYTICS_MANAGE = "analytics.manage", _("Enter acquisition costs and schedule reports")
     SEGMENT_MANAGE = "segment.manage", _("Create and edit segments, static lists and tag rules")
+    CAMPAIGN_MANAGE = "campaign.manage", _("Create, send, pause and cancel email campaigns")
     SETTINGS_MANAGE = "settings.manage", _("Manage tags, custom fields and numbering")
     USERS_MANAGE = "users.manage", _("Manage users and teams")
     AUDIT_VIEW = "audit.view", _("View the audit log")
@@ -73,6 +74,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             Perm.ANALYTICS_VIEW,
             Perm.ANALYTICS_MANAGE,
             Perm.SEGMENT_MANAGE,
+            Perm.CAMPAIGN_MANAGE,
         }
     ),
     Role.SALES: frozenset(_EDITOR | {Perm.ORDER_MANAGE}),
@@ -90,6 +92,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             Perm.ANALYTICS_VIEW,
             Perm.ANALYTICS_MANAGE,
             Perm.SEGMENT_MANAGE,
+            Perm.CAMPAIGN_MANAGE,
         }
     ),
     Role.ANALYST: frozenset(

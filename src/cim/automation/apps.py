@@ -9,3 +9,4 @@ class AutomationConfig(AppConfig):
 
     def ready(self) -> None:
         from cim.automation import tasks  # noqa: F401  (registers the periodic dispatch)
+        from cim.automation import bounces, tasks_campaigns  # noqa: F401  (anymail receivers, periodic jobs)

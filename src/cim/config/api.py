@@ -10,6 +10,7 @@ from cim.analytics.dashboard_api import router as dashboard_router
 from cim.analytics.mining_api import router as mining_router
 from cim.analytics.sentiment_api import router as sentiment_router
 from cim.audit.api import router as audit_router
+from cim.automation.campaigns_api import router as campaigns_router
 from cim.backups.api import router as backups_router
 from cim.core.api_auth import API_AUTH
 from cim.core.api_errors import install_error_handlers
@@ -47,6 +48,7 @@ api.add_router("/", acquisition_router)
 api.add_router("/", dashboard_router)
 api.add_router("/", sentiment_router)
 api.add_router("/", segments_router)
+api.add_router("/", campaigns_router)
 api.add_router("/", service_router)
 api.add_router("/", accounts_router)
 api.add_router("/", audit_router)

@@ -245,6 +245,7 @@ CUSTOMER_DATA: tuple[CustomerData, ...] = (
     CustomerData("privacy.consent", "customer", OnErase.ANONYMISE),
     CustomerData("privacy.datasubjectrequest", "customer", OnErase.ANONYMISE),
     CustomerData("privacy.processingrestriction", "customer", OnErase.KEEP),
+    CustomerData("automation.campaignconversion", "customer", OnErase.KEEP),
     # Derived copies: the search document is rebuilt, pairs and merge snapshots are wiped (see erasure.py).
     CustomerData("search.searchdocument", "customer", OnErase.DELETE, export=False),
     CustomerData("quality.duplicatecandidate", "customer", OnErase.DELETE, export=False),
