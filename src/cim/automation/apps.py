@@ -8,5 +8,8 @@ class AutomationConfig(AppConfig):
     verbose_name = _("Automation")
 
     def ready(self) -> None:
-        from cim.automation import tasks  # noqa: F401  (registers the periodic dispatch)
-        from cim.automation import bounces, tasks_campaigns  # noqa: F401  (anymail receivers, periodic jobs)
+        from cim.automation import (  # noqa: F401  (anymail receivers, periodic jobs)
+            bounces,
+            tasks,
+            tasks_campaigns,
+        )

@@ -17,6 +17,7 @@ from email.message import Message as EmailMessage
 from email.parser import HeaderParser
 
 from anymail.signals import EventType, inbound, tracking
+from django.conf import settings
 from django.dispatch import receiver
 
 from cim.automation.messaging import message_status_update
@@ -32,9 +33,14 @@ ANYMAIL_STATUS = {
     EventType.FAILED: MessageStatus.FAILED,
     EventType.COMPLAINED: MessageStatus.COMPLAINED,
 }
-# The provider name messaging records for messages sent through anymail, and for plain SMTP.
-ANYMAIL_PROVIDER = "anymail"
+# The provider name messaging records for messages sent over plain SMTP.
 SMTP_PROVIDER = "smtp"
+
+
+def _anymail_provider() -> str:
+    """The name messaging records for messages sent through the configured Django email backend (anymail's
+    `anymail.backends.mailgun.EmailBackend` → `mailgun`)."""
+    return settings.EMAIL_BACKEND.rsplit(".", 2)[-2][:30]
 
 
 @receiver(tracking, dispatch_uid="cim.automation.bounces.anymail_tracking")
@@ -44,7 +50,7 @@ def anymail_tracking(sender, event, esp_name, **kwargs) -> None:
         return
     detail = " ".join(str(part) for part in (event.reject_reason, event.mta_response or event.description) if part)
     message_status_update(
-        provider=ANYMAIL_PROVIDER, provider_message_id=event.message_id, status=status, detail=detail[:300]
+        provider=_anymail_provider(), provider_message_id=event.message_id, status=status, detail=detail[:300]
     )
 
 
@@ -107,7 +113,10 @@ def report_notices(report: EmailMessage) -> list[Notice]:
     kind = report.get_param("report-type", "").lower()
     notices = []
     for part in report.walk():
-        if kind == "delivery-status" and part.get_content_type() in ("message/delivery-status", "message/global-delivery-status"):
+        if kind == "delivery-status" and part.get_content_type() in (
+            "message/delivery-status",
+            "message/global-delivery-status",
+        ):
             for block in _fields(part)[1:]:  # the first block is about the whole message, the others per recipient
                 action = (block.get("Action") or "").strip().lower()
                 status = (block.get("Status") or "").strip()

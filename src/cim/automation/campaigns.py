@@ -8,6 +8,7 @@ message of a campaign has the key `campaign:<id>:customer:<id>`, so a customer g
 whatever happens (a restart, a resumed pause, the winner sent after the test) and queueing again is a no-op.
 """
 
+import logging
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,8 @@ from cim.privacy.models import ConsentPurpose
 from cim.quality.normalize import clean_text
 from cim.segments.models import Segment, SegmentMember
 from cim.segments.services import current_customers, segment_refresh
+
+logger = logging.getLogger(__name__)
 
 LABELS = "ABCDE"
 EDITABLE = frozenset(
@@ -290,8 +293,8 @@ def campaign_start(*, campaign: Campaign, actor) -> Campaign:
             _("This campaign is already sending or has ended."),
         )
         resumed = campaign.status == Campaign.Status.PAUSED
-        campaign.status = Campaign.Status.TESTING if campaign.test_ends_at and not campaign.winner_id else (
-            Campaign.Status.SENDING
+        campaign.status = (
+            Campaign.Status.TESTING if campaign.test_ends_at and not campaign.winner_id else (Campaign.Status.SENDING)
         )
         campaign.started_at = campaign.started_at or timezone.now()
         campaign.save(update_fields=["status", "started_at", "updated_at"])
@@ -358,8 +361,8 @@ def _queue_advance() -> None:
 
     try:
         campaigns_advance_task.enqueue()
-    except Exception:  # noqa: BLE001 - the periodic run takes it a minute later
-        pass
+    except Exception:  # the queue being away must not fail the start; the minute job takes the campaign
+        logger.warning("Could not queue the campaign step; the periodic run will take it", exc_info=True)
 
 
 def audience_ids(campaign: Campaign) -> list[int]:
@@ -434,7 +437,7 @@ def _queue_test(campaign: Campaign, variants: list[CampaignVariant], advance: Ad
     """The test share of the audience, drawn at random, in equal parts to each variant."""
     ids = audience_ids(campaign)
     size = len(ids) * campaign.test_percent // 100
-    chosen = random.Random(campaign.pk).sample(ids, size)  # noqa: S311 - a fair draw, not a secret
+    chosen = random.Random(campaign.pk).sample(ids, size)
     for index, variant in enumerate(variants):
         _queue(campaign, variant, sorted(chosen[index :: len(variants)]), advance, now)
     campaign.status = Campaign.Status.TESTING

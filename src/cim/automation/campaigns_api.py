@@ -265,5 +265,7 @@ def report(request, campaign_id: int):
              "would get them")  # fmt: skip
 def preview(request, campaign_id: int, body: PreviewIn):
     _require(request, Perm.CAMPAIGN_MANAGE)
-    _customer, rendered = campaign_preview(campaign=campaign_get(pk=campaign_id), user=request.auth, number=body.customer)
+    _customer, rendered = campaign_preview(
+        campaign=campaign_get(pk=campaign_id), user=request.auth, number=body.customer
+    )
     return [{"label": label, "subject": r.subject, "body": r.body, "html": r.html or ""} for label, r in rendered]

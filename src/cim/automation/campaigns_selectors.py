@@ -157,7 +157,7 @@ def _hourly(messages: QuerySet) -> list[list]:
         )
         for hour, n in rows:
             counts.setdefault(hour, [hour.isoformat(), 0, 0])[index] = n
-    return [counts[hour] for hour in sorted(counts)][:24 * 14]
+    return [counts[hour] for hour in sorted(counts)][: 24 * 14]
 
 
 def campaign_preview(*, campaign: Campaign, user, number: str) -> tuple[Customer, list[tuple[str, object]]]:

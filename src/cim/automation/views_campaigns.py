@@ -82,7 +82,9 @@ def _variant_blocks(variants: list[dict], errors: dict) -> list[dict]:
                 "index": index,
                 "label": label,
                 **data,
-                "errors": {part: errors.get(f"{prefix}.{part}", []) for part in ("subject", "body", "html", "language")},
+                "errors": {
+                    part: errors.get(f"{prefix}.{part}", []) for part in ("subject", "body", "html", "language")
+                },
             }
         )
     return blocks

@@ -2,11 +2,10 @@
 
 import os
 from pathlib import Path
+from secrets import token_urlsafe
 
 import dj_database_url
 from csp.constants import NONE, SELF, UNSAFE_INLINE
-
-from secrets import token_urlsafe
 
 from cim.config.secrets import key_generate, load_or_create
 from cim.core.logging import logging_config

@@ -42,7 +42,9 @@ class Campaign(models.Model):
     # A/B test: this share of the audience gets the variants in equal parts; after the wait, the rest gets the one
     # with the best metric. 0 (or a single variant) sends the first variant to everyone.
     test_percent = models.PositiveSmallIntegerField(_("test share (%)"), default=0)
-    test_metric = models.CharField(_("winning metric"), max_length=20, choices=Metric.choices, default=Metric.CLICK_RATE)
+    test_metric = models.CharField(
+        _("winning metric"), max_length=20, choices=Metric.choices, default=Metric.CLICK_RATE
+    )
     test_wait_hours = models.PositiveIntegerField(_("test period (hours)"), default=4)
     winner = models.ForeignKey(
         "automation.CampaignVariant",
@@ -86,7 +88,9 @@ class Campaign(models.Model):
 class CampaignVariant(models.Model):
     """One version of a campaign's email (A, B, ...): its subject and content, kept as a messaging template."""
 
-    campaign = models.ForeignKey(Campaign, verbose_name=_("campaign"), on_delete=models.CASCADE, related_name="variants")
+    campaign = models.ForeignKey(
+        Campaign, verbose_name=_("campaign"), on_delete=models.CASCADE, related_name="variants"
+    )
     label = models.CharField(_("label"), max_length=2)
     # The messaging template holding this variant's subject and body; its messages point at it.
     template = models.OneToOneField(

@@ -5,8 +5,8 @@ from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.http import Http404
-from django.utils.dateparse import parse_datetime
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from cim.accounts.models import User
 from cim.automation.bounces import ReportRun, maildir_process, report_process
@@ -115,6 +115,7 @@ class Command(ReportingCommand):
         report = campaign_report(campaign=campaign)
         figures = lambda f: {**vars(f), "open_rate": f.open_rate, "click_rate": f.click_rate}  # noqa: E731
         t = report.total
+        winner = campaign.winner.label if campaign.winner_id else ""
         lines = [
             f"{campaign.name} [{campaign.status}]",
             f"sent {t.sent:,}, delivered {t.delivered:,}, bounced {t.bounced:,}, opened {t.opened:,}, "
@@ -122,7 +123,7 @@ class Command(ReportingCommand):
             f"{t.revenue}, cost {report.cost}, ROI {'-' if report.roi is None else f'{report.roi:.1%}'}",
             *(
                 f"  {v.label}: sent {v.sent:,}, open {v.open_rate:.1%}, click {v.click_rate:.1%}, "
-                f"conversion {v.conversion_rate:.1%}{' (winner)' if campaign.winner and campaign.winner.label == v.label else ''}"
+                f"conversion {v.conversion_rate:.1%}{' (winner)' if campaign.winner_id and winner == v.label else ''}"
                 for v in report.variants
             ),
         ]
@@ -165,9 +166,10 @@ class Command(ReportingCommand):
 
     def _advance(self, **options):
         run = campaigns_advance()
+        reasons = ", ".join(f"{k} {v:,}" for k, v in run.suppressed.items())
         self.report(
             f"{run.campaigns} campaigns advanced: {run.queued:,} messages queued, "
-            f"{sum(run.suppressed.values()):,} not sent ({', '.join(f'{k} {v:,}' for k, v in run.suppressed.items()) or '-'}).",
+            f"{sum(run.suppressed.values()):,} not sent ({reasons or '-'}).",
             {"campaigns": run.campaigns, "queued": run.queued, "suppressed": run.suppressed},
         )
 
