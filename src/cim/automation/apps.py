@@ -8,8 +8,5 @@ class AutomationConfig(AppConfig):
     verbose_name = _("Automation")
 
     def ready(self) -> None:
-        from cim.automation import (  # noqa: F401  (anymail receivers, periodic jobs)
-            bounces,
-            tasks,
-            tasks_campaigns,
-        )
+        from cim.automation import tasks, tasks_messages  # noqa: F401  (registers the periodic jobs)
+        from cim.automation import bounces, tasks_campaigns  # noqa: F401  (anymail receivers, campaign jobs)

@@ -306,6 +306,35 @@ ANYMAIL = {
 # SMS verification codes: a dotted path to a cim.ingest.sms.SmsSender.
 CIM_SMS_BACKEND = os.environ.get("CIM_SMS_BACKEND", "cim.ingest.sms.ConsoleSmsSender")
 CIM_SMS_FILE = Path(os.environ.get("CIM_SMS_FILE", DATA_DIR / "sms-outbox.jsonl"))
+# Messages to customers (docs/messages.md): caps per purpose ("purpose=count/days"), quiet hours in TIME_ZONE,
+# the SMS and WeChat providers and their credentials.
+CIM_MESSAGE_CAPS = os.environ.get("CIM_MESSAGE_CAPS", "marketing=3/7,events=3/7,research=2/30")
+CIM_MESSAGE_QUIET_HOURS = os.environ.get("CIM_MESSAGE_QUIET_HOURS", "21:00-08:00")
+CIM_MESSAGE_QUIET_HOURS_EXEMPT = os.environ.get("CIM_MESSAGE_QUIET_HOURS_EXEMPT", "service")
+CIM_MESSAGE_LEASE_SECONDS = int(os.environ.get("CIM_MESSAGE_LEASE_SECONDS", "300"))
+CIM_MESSAGE_MAX_ATTEMPTS = int(os.environ.get("CIM_MESSAGE_MAX_ATTEMPTS", "5"))
+CIM_MESSAGE_OUTBOX_DIR = Path(os.environ.get("CIM_MESSAGE_OUTBOX_DIR", DATA_DIR / "outbox"))
+CIM_MESSAGE_SMS_PROVIDER = os.environ.get("CIM_MESSAGE_SMS_PROVIDER", "file")
+CIM_MESSAGE_WECHAT_PROVIDER = os.environ.get("CIM_MESSAGE_WECHAT_PROVIDER", "file")
+# The ExternalId system whose value is the customer's WeChat id (official-account openid or WeCom userid).
+CIM_WECHAT_ID_SYSTEM = os.environ.get("CIM_WECHAT_ID_SYSTEM", "wechat")
+CIM_ALIYUN_ACCESS_KEY_ID = os.environ.get("CIM_ALIYUN_ACCESS_KEY_ID", "")
+CIM_ALIYUN_ACCESS_KEY_SECRET = os.environ.get("CIM_ALIYUN_ACCESS_KEY_SECRET", "")
+CIM_ALIYUN_SMS_SIGN_NAME = os.environ.get("CIM_ALIYUN_SMS_SIGN_NAME", "")
+CIM_ALIYUN_SMS_ENDPOINT = os.environ.get("CIM_ALIYUN_SMS_ENDPOINT", "https://dysmsapi.aliyuncs.com")
+CIM_TENCENT_SECRET_ID = os.environ.get("CIM_TENCENT_SECRET_ID", "")
+CIM_TENCENT_SECRET_KEY = os.environ.get("CIM_TENCENT_SECRET_KEY", "")
+CIM_TENCENT_SMS_APP_ID = os.environ.get("CIM_TENCENT_SMS_APP_ID", "")
+CIM_TENCENT_SMS_SIGN_NAME = os.environ.get("CIM_TENCENT_SMS_SIGN_NAME", "")
+CIM_TENCENT_SMS_REGION = os.environ.get("CIM_TENCENT_SMS_REGION", "ap-guangzhou")
+CIM_TENCENT_SMS_ENDPOINT = os.environ.get("CIM_TENCENT_SMS_ENDPOINT", "https://sms.tencentcloudapi.com")
+CIM_WECOM_CORP_ID = os.environ.get("CIM_WECOM_CORP_ID", "")
+CIM_WECOM_SECRET = os.environ.get("CIM_WECOM_SECRET", "")
+CIM_WECOM_AGENT_ID = os.environ.get("CIM_WECOM_AGENT_ID", "")
+CIM_WECOM_ENDPOINT = os.environ.get("CIM_WECOM_ENDPOINT", "https://qyapi.weixin.qq.com")
+CIM_WECHAT_APP_ID = os.environ.get("CIM_WECHAT_APP_ID", "")
+CIM_WECHAT_APP_SECRET = os.environ.get("CIM_WECHAT_APP_SECRET", "")
+CIM_WECHAT_ENDPOINT = os.environ.get("CIM_WECHAT_ENDPOINT", "https://api.weixin.qq.com")
 # Public form rate limits count in the cache: per process unless CIM_REDIS_URL shares them between processes.
 CIM_REDIS_URL = os.environ.get("CIM_REDIS_URL", "")
 # Imports of millions of rows run for minutes: RQ would stop a job after 3 by default.

@@ -108,6 +108,22 @@ REGISTRY: tuple[PersonalField, ...] = (
     PersonalField("quality.mergerecord", "moved", _S, MaskKind.TEXT),
     PersonalField("quality.mergerecord", "removed", _S, MaskKind.TEXT),
     PersonalField("quality.mergerecord", "provenance", _P, MaskKind.TEXT),
+    # What a sender added to a message's template context, and what a provider answered (it may quote an address).
+    PersonalField("automation.message", "context", _P, MaskKind.TEXT),
+    PersonalField("automation.message", "error", _P, MaskKind.TEXT),
+)
+
+# The customer fields a message template may use (`{{ customer.given_name }}`): personal but never sensitive, so a
+# template cannot put a phone number, an ID number or a birthday into a message (docs/messages.md).
+MESSAGE_CONTEXT_FIELDS: tuple[str, ...] = (
+    "number",
+    "display_name",
+    "family_name",
+    "given_name",
+    "english_name",
+    "gender",
+    "company",
+    "job_title",
 )
 
 # Fields of the models above that are not personal: keys, codes, choices about the relationship, bookkeeping.
@@ -198,6 +214,12 @@ NOT_PERSONAL: dict[str, frozenset[str]] = {
     "quality.mergerecord": frozenset(
         {"created_at", "created_by", "id", "merged_ids", "pairs_before", "survivor", "undone_at", "undone_by"}
     ),
+    # The address a message went to is kept only as its keyed hash, like the contacts' match keys.
+    "automation.message": frozenset(
+        {"address_key", "attempts", "campaign_id", "channel", "claimed_by", "claimed_until", "clicked_at"}
+        | {"created_at", "customer", "id", "key", "opened_at", "origin", "provider", "provider_message_id"}
+        | {"purpose", "reason", "rule_run_id", "send_after", "sent_at", "status", "status_at", "template"}
+    ),
 }
 
 
@@ -245,6 +267,7 @@ CUSTOMER_DATA: tuple[CustomerData, ...] = (
     CustomerData("privacy.consent", "customer", OnErase.ANONYMISE),
     CustomerData("privacy.datasubjectrequest", "customer", OnErase.ANONYMISE),
     CustomerData("privacy.processingrestriction", "customer", OnErase.KEEP),
+    CustomerData("automation.message", "customer", OnErase.ANONYMISE),
     CustomerData("automation.campaignconversion", "customer", OnErase.KEEP),
     # Derived copies: the search document is rebuilt, pairs and merge snapshots are wiped (see erasure.py).
     CustomerData("search.searchdocument", "customer", OnErase.DELETE, export=False),
