@@ -91,7 +91,7 @@ def _variants(raw, errors: dict) -> list[dict]:
     for index, item in enumerate(raw):
         item = item if isinstance(item, dict) else {}
         prefix = f"variants.{index}"
-        subject = clean_text(item.get("subject") or "")
+        subject = " ".join(str(item.get("subject") or "").split())  # as written: no NFKC folding of its punctuation
         body = str(item.get("body") or "").strip()
         html = str(item.get("html") or "").strip()
         language = item.get("language") or "zh-hans"
@@ -403,7 +403,8 @@ def _queue(campaign: Campaign, variant: CampaignVariant, ids: list[int], advance
 
 def campaign_advance(*, campaign: Campaign, now: datetime | None = None) -> Advance:
     """Do the campaign's next step, if it is due: start a scheduled one; queue the A/B test's share, or everyone;
-    after the test period, pick the winner and queue the rest. Idempotent: a step done twice queues nothing new."""
+    after the test period, pick the winner and queue the rest; once nothing is left to hand over, mark it sent.
+    Idempotent: a step done twice queues nothing new."""
     now = now or timezone.now()
     advance = Advance()
     with transaction.atomic():
@@ -426,9 +427,16 @@ def campaign_advance(*, campaign: Campaign, now: datetime | None = None) -> Adva
             audit_record(
                 actor=None, action="campaign.winner", target=campaign, fields=["winner"], note=campaign.winner.label
             )
-            _finish(campaign, campaign.winner, advance, now)
+            _queue_rest(campaign, campaign.winner, advance, now)
+        elif campaign.queued_at is None:
+            _queue_rest(campaign, campaign.winner or variants[0], advance, now)
+        elif not Message.objects.filter(
+            campaign_id=campaign.pk, status__in=[MessageStatus.QUEUED, MessageStatus.SENDING]
+        ).exists():
+            campaign.status = Campaign.Status.SENT
+            campaign.finished_at = now
         else:
-            _finish(campaign, campaign.winner or variants[0], advance, now)
+            return advance
         campaign.save()
     return advance
 
@@ -444,11 +452,12 @@ def _queue_test(campaign: Campaign, variants: list[CampaignVariant], advance: Ad
     campaign.test_ends_at = now + timedelta(hours=campaign.test_wait_hours)
 
 
-def _finish(campaign: Campaign, variant: CampaignVariant, advance: Advance, now) -> None:
-    """Everyone in the audience not yet messaged gets `variant`; the test group already has its message (same key)."""
+def _queue_rest(campaign: Campaign, variant: CampaignVariant, advance: Advance, now) -> None:
+    """Everyone in the audience not yet messaged gets `variant`; the test group already has its message (same key).
+    The campaign is sent once messaging has handed every message over (a later step)."""
     _queue(campaign, variant, audience_ids(campaign), advance, now)
-    campaign.status = Campaign.Status.SENT
-    campaign.finished_at = now
+    campaign.status = Campaign.Status.SENDING
+    campaign.queued_at = now
 
 
 def campaigns_advance(*, now: datetime | None = None) -> Advance:

@@ -60,6 +60,8 @@ class Campaign(models.Model):
     cost = models.DecimalField(_("cost"), max_digits=14, decimal_places=2, default=0)
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     test_ends_at = models.DateTimeField(_("test ends at"), null=True, blank=True)
+    # When the whole audience was handed to messaging; the campaign is sent once messaging has sent them all.
+    queued_at = models.DateTimeField(_("audience queued at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

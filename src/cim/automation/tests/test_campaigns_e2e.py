@@ -91,9 +91,10 @@ VARIANT = {
 
 
 def run(campaign, now=None):
-    """What the worker does: advance the campaign, then deliver what is due."""
+    """What the worker does: advance the campaign, deliver what is due, and advance again (sent once all went)."""
     advance = campaign_advance(campaign=campaign, now=now)
     messages_deliver()
+    campaign_advance(campaign=campaign, now=now)
     campaign.refresh_from_db()
     return advance
 
