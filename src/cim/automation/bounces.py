@@ -20,6 +20,7 @@ from anymail.signals import EventType, inbound, tracking
 from django.conf import settings
 from django.dispatch import receiver
 
+from cim.automation.message_tracking import message_status_update
 from cim.automation.models.messages import MessageStatus
 
 logger = logging.getLogger(__name__)
@@ -34,12 +35,6 @@ ANYMAIL_STATUS = {
 }
 # The provider name messaging records for messages sent over plain SMTP.
 SMTP_PROVIDER = "smtp"
-
-
-def message_status_update(**kwargs):
-    from cim.automation.messaging import message_status_update
-
-    return message_status_update(**kwargs)
 
 
 def _anymail_provider() -> str:

@@ -32,6 +32,11 @@ class EventType:
 
 
 _CUSTOMER_FIELDS = {"fields": _("names of the fields that changed")}
+_MESSAGE_FIELDS = {
+    "message": _("the message's id"),
+    "channel": _("email, sms or wechat"),
+    "campaign": _("the campaign's id, when a campaign sent it"),
+}
 
 CATALOGUE: dict[str, EventType] = {
     event.name: event
@@ -81,6 +86,11 @@ CATALOGUE: dict[str, EventType] = {
             _("A customer answered a survey."),
             {"survey": _("the survey's id"), "score": _("the score given")},
         ),
+        EventType("message.delivered", _("A message reached the customer."), _MESSAGE_FIELDS),
+        EventType("message.bounced", _("A message could not be delivered."), _MESSAGE_FIELDS),
+        EventType("message.complained", _("The customer marked a message as spam."), _MESSAGE_FIELDS),
+        EventType("message.opened", _("The customer opened an email (first time)."), _MESSAGE_FIELDS),
+        EventType("message.clicked", _("The customer clicked a link in an email (first time)."), _MESSAGE_FIELDS),
         EventType(
             "form.submitted",
             _("A collection form was submitted."),

@@ -7,19 +7,26 @@ message may have been accepted — so the message is recorded as handed over bef
 """
 
 import contextlib
+import hashlib
+import hmac
 import json
 import re
 import smtplib
 import threading
+import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote, urlsplit
 
+import httpx
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.message import make_msgid, sanitize_address
 from django.utils import timezone
 
+from cim.automation.message_tracking import email_tracking
 from cim.automation.messaging import NotDelivered, Outgoing
 from cim.automation.models.messages import Channel
 
@@ -42,17 +49,22 @@ class Provider:
 
 
 def email_message(out: Outgoing) -> EmailMultiAlternatives:
-    """The email of `out`, with a Message-ID of ours that delivery receipts and bounces name."""
+    """The email of `out`, with a Message-ID of ours that delivery receipts and bounces name, an unsubscribe link
+    and header, and click and open tracking."""
     domain = settings.DEFAULT_FROM_EMAIL.rpartition("@")[2].strip(" >") or "localhost"
+    language = out.template.language if out.template else settings.LANGUAGE_CODE
+    text, html, headers = email_tracking(
+        out.message, text=out.rendered.body, html_body=out.rendered.html, language=language
+    )
     email = EmailMultiAlternatives(
         subject=out.rendered.subject,
-        body=out.rendered.body,
+        body=text,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[out.address],
-        headers={"Message-ID": make_msgid(idstring=f"cim.{out.message.pk}", domain=domain)},
+        headers={"Message-ID": make_msgid(idstring=f"cim.{out.message.pk}", domain=domain), **headers},
     )
-    if out.rendered.html:
-        email.attach_alternative(out.rendered.html, "text/html")
+    if html:
+        email.attach_alternative(html, "text/html")
     return email
 
 
@@ -173,10 +185,262 @@ class FileProvider(Provider):
         return provider_message_id
 
 
+class _HttpProvider(Provider):
+    """What the gateways' HTTP APIs share: one httpx client per batch, and their answers read the same way."""
+
+    timeout = 10.0
+
+    def __enter__(self):
+        self.client = httpx.Client(timeout=self.timeout)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.client.close()
+
+    def _post(self, url: str, commit: Commit, **kwargs) -> dict:
+        """POST after the commit; a request that never reached the gateway is known not delivered."""
+        commit()
+        try:
+            response = self.client.post(url, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+            raise NotDelivered(f"{type(error).__name__}: {error}", retry=True) from error
+        if response.status_code >= 500:
+            raise NotDelivered(f"HTTP {response.status_code}", retry=True)
+        try:
+            return response.json()
+        except ValueError:
+            raise NotDelivered(f"HTTP {response.status_code}: not JSON", retry=False) from None
+
+
+def _rfc3986(value: str) -> str:
+    return quote(value, safe="-_.~")
+
+
+def _phone_for_aliyun(e164: str) -> str:
+    # Mainland numbers without the country code, others with it but without the "+" (SendSms PhoneNumbers).
+    return e164[3:] if e164.startswith("+86") else e164.lstrip("+")
+
+
+class AliyunSms(_HttpProvider):
+    """Aliyun SMS (dysmsapi SendSms, version 2017-05-25), signed with ACS3-HMAC-SHA256 (Aliyun's V3 signature):
+    CIM_ALIYUN_ACCESS_KEY_ID, CIM_ALIYUN_ACCESS_KEY_SECRET, CIM_ALIYUN_SMS_SIGN_NAME, CIM_ALIYUN_SMS_ENDPOINT."""
+
+    name = "aliyun"
+    channel = Channel.SMS
+    action, version = "SendSms", "2017-05-25"
+    # Codes for which another try later may work: flow control and the gateway's own trouble.
+    retry_codes = {"isv.BUSINESS_LIMIT_CONTROL", "isp.SYSTEM_ERROR", "Throttling.User", "ServiceUnavailable"}
+
+    def request(self, query: dict[str, str], *, now: datetime | None = None, nonce: str = "") -> tuple[str, dict]:
+        """The URL and headers of a signed SendSms request (parameters in the query, empty body)."""
+        endpoint = settings.CIM_ALIYUN_SMS_ENDPOINT.rstrip("/")
+        host = urlsplit(endpoint).netloc
+        canonical_query = "&".join(f"{_rfc3986(k)}={_rfc3986(v)}" for k, v in sorted(query.items()))
+        payload_hash = hashlib.sha256(b"").hexdigest()
+        headers = {
+            "host": host,
+            "x-acs-action": self.action,
+            "x-acs-content-sha256": payload_hash,
+            "x-acs-date": (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "x-acs-signature-nonce": nonce or uuid.uuid4().hex,
+            "x-acs-version": self.version,
+        }
+        signed = sorted(headers)
+        canonical_headers = "".join(f"{name}:{headers[name].strip()}\n" for name in signed)
+        canonical_request = "\n".join(["POST", "/", canonical_query, canonical_headers, ";".join(signed), payload_hash])
+        to_sign = "ACS3-HMAC-SHA256\n" + hashlib.sha256(canonical_request.encode()).hexdigest()
+        signature = hmac.new(settings.CIM_ALIYUN_ACCESS_KEY_SECRET.encode(), to_sign.encode(), "sha256").hexdigest()
+        headers["Authorization"] = (
+            f"ACS3-HMAC-SHA256 Credential={settings.CIM_ALIYUN_ACCESS_KEY_ID},"
+            f"SignedHeaders={';'.join(signed)},Signature={signature}"
+        )
+        return f"{endpoint}/?{canonical_query}", headers
+
+    def send(self, out: Outgoing, commit: Commit) -> str:
+        query = {
+            "PhoneNumbers": _phone_for_aliyun(out.address),
+            "SignName": settings.CIM_ALIYUN_SMS_SIGN_NAME,
+            "TemplateCode": out.template.provider_template_id if out.template else "",
+            "TemplateParam": json.dumps(out.rendered.params, ensure_ascii=False, separators=(",", ":")),
+            "OutId": str(out.message.pk),
+        }
+        url, headers = self.request(query)
+        answer = self._post(url, commit, headers=headers)
+        if answer.get("Code") != "OK":
+            code = str(answer.get("Code", ""))
+            raise NotDelivered(f"{code}: {answer.get('Message', '')}", retry=code in self.retry_codes)
+        return str(answer.get("BizId", ""))
+
+
+class TencentSms(_HttpProvider):
+    """Tencent Cloud SMS (SendSms, version 2021-01-11), signed with TC3-HMAC-SHA256: CIM_TENCENT_SECRET_ID,
+    CIM_TENCENT_SECRET_KEY, CIM_TENCENT_SMS_APP_ID, CIM_TENCENT_SMS_SIGN_NAME, CIM_TENCENT_SMS_REGION,
+    CIM_TENCENT_SMS_ENDPOINT."""
+
+    name = "tencent"
+    channel = Channel.SMS
+    service, action, version = "sms", "SendSms", "2021-01-11"
+    retry_codes = {
+        "LimitExceeded",
+        "InternalError",
+        "RequestLimitExceeded",
+        "FailedOperation.InsufficientBalanceInSmsPackage",
+    }
+
+    def request(self, body: bytes, *, now: datetime | None = None) -> tuple[str, dict]:
+        endpoint = settings.CIM_TENCENT_SMS_ENDPOINT.rstrip("/")
+        host = urlsplit(endpoint).netloc
+        now = now or datetime.now(UTC)
+        timestamp, day = str(int(now.timestamp())), now.astimezone(UTC).strftime("%Y-%m-%d")
+        content_type = "application/json; charset=utf-8"
+        canonical_headers = f"content-type:{content_type}\nhost:{host}\nx-tc-action:{self.action.lower()}\n"
+        signed_headers = "content-type;host;x-tc-action"
+        canonical_request = "\n".join(
+            ["POST", "/", "", canonical_headers, signed_headers, hashlib.sha256(body).hexdigest()]
+        )
+        scope = f"{day}/{self.service}/tc3_request"
+        to_sign = f"TC3-HMAC-SHA256\n{timestamp}\n{scope}\n{hashlib.sha256(canonical_request.encode()).hexdigest()}"
+
+        def mac(key: bytes, text: str) -> bytes:
+            return hmac.new(key, text.encode(), "sha256").digest()
+
+        key = mac(mac(mac(("TC3" + settings.CIM_TENCENT_SECRET_KEY).encode(), day), self.service), "tc3_request")
+        signature = hmac.new(key, to_sign.encode(), "sha256").hexdigest()
+        headers = {
+            "Authorization": f"TC3-HMAC-SHA256 Credential={settings.CIM_TENCENT_SECRET_ID}/{scope}, "
+            f"SignedHeaders={signed_headers}, Signature={signature}",
+            "Content-Type": content_type,
+            "Host": host,
+            "X-TC-Action": self.action,
+            "X-TC-Timestamp": timestamp,
+            "X-TC-Version": self.version,
+            "X-TC-Region": settings.CIM_TENCENT_SMS_REGION,
+        }
+        return endpoint + "/", headers
+
+    def send(self, out: Outgoing, commit: Commit) -> str:
+        # Tencent's template parameters are positional ({1}, {2}...): ours in the order of their names.
+        params = out.rendered.params
+        ordered = [params[k] for k in sorted(params, key=lambda k: (not k.isdigit(), int(k) if k.isdigit() else 0, k))]
+        body = json.dumps(
+            {
+                "PhoneNumberSet": [out.address],
+                "SmsSdkAppId": settings.CIM_TENCENT_SMS_APP_ID,
+                "SignName": settings.CIM_TENCENT_SMS_SIGN_NAME,
+                "TemplateId": out.template.provider_template_id if out.template else "",
+                "TemplateParamSet": ordered,
+                "SessionContext": str(out.message.pk),
+            },
+            ensure_ascii=False,
+        ).encode()
+        url, headers = self.request(body)
+        answer = self._post(url, commit, headers=headers, content=body).get("Response", {})
+        if "Error" in answer:
+            code = str(answer["Error"].get("Code", ""))
+            raise NotDelivered(f"{code}: {answer['Error'].get('Message', '')}", retry=code in self.retry_codes)
+        status = (answer.get("SendStatusSet") or [{}])[0]
+        if status.get("Code") != "Ok":
+            code = str(status.get("Code", ""))
+            raise NotDelivered(f"{code}: {status.get('Message', '')}", retry=code in self.retry_codes)
+        return str(status.get("SerialNo", ""))
+
+
+class _WeChatApi(_HttpProvider):
+    """The access token both WeChat APIs want, fetched before the first commit and again when it runs out."""
+
+    # -1 busy, 40001/40014/42001 token invalid or expired, 45009 over the daily limit.
+    retry_codes = {-1, 40001, 40014, 42001, 45009}
+
+    def __enter__(self):
+        super().__enter__()
+        self.token, self.token_until = "", 0.0
+        return self
+
+    def _token_request(self) -> tuple[str, dict]:
+        raise NotImplementedError
+
+    def access_token(self) -> str:
+        if not self.token or time.monotonic() > self.token_until:
+            url, params = self._token_request()
+            try:
+                answer = self.client.get(url, params=params).json()
+            except (httpx.HTTPError, ValueError) as error:
+                raise NotDelivered(f"access token: {error}", retry=True) from error
+            if not answer.get("access_token"):
+                raise NotDelivered(f"access token: {answer.get('errcode')} {answer.get('errmsg')}", retry=True)
+            # Renewed a few minutes early, so a token never expires between the commit and the request.
+            self.token = answer["access_token"]
+            self.token_until = time.monotonic() + int(answer.get("expires_in", 7200)) - 300
+        return self.token
+
+    def _answer(self, answer: dict) -> str:
+        code = answer.get("errcode", 0)
+        if code:
+            if code in (40001, 40014, 42001):
+                self.token = ""
+            raise NotDelivered(f"{code}: {answer.get('errmsg', '')}", retry=code in self.retry_codes)
+        return str(answer.get("msgid", ""))
+
+
+class WeComMessage(_WeChatApi):
+    """A WeCom (企业微信) application message to a member or an external contact's userid (message/send, text):
+    CIM_WECOM_CORP_ID, CIM_WECOM_SECRET, CIM_WECOM_AGENT_ID, CIM_WECOM_ENDPOINT."""
+
+    name = "wecom"
+    channel = Channel.WECHAT
+
+    def _token_request(self):
+        url = settings.CIM_WECOM_ENDPOINT.rstrip("/") + "/cgi-bin/gettoken"
+        return url, {"corpid": settings.CIM_WECOM_CORP_ID, "corpsecret": settings.CIM_WECOM_SECRET}
+
+    def send(self, out: Outgoing, commit: Commit) -> str:
+        token = self.access_token()
+        url = settings.CIM_WECOM_ENDPOINT.rstrip("/") + "/cgi-bin/message/send"
+        body = {
+            "touser": out.address,
+            "msgtype": "text",
+            "agentid": int(settings.CIM_WECOM_AGENT_ID or 0),
+            "text": {"content": out.rendered.body},
+        }
+        return self._answer(self._post(url, commit, params={"access_token": token}, json=body))
+
+
+class OfficialAccountTemplate(_WeChatApi):
+    """An official account (公众号) template message to a follower's openid (message/template/send), the template
+    registered in the account's backend (`provider_template_id`), its fields from the template's `params` (a
+    `url` parameter becomes the message's link): CIM_WECHAT_APP_ID, CIM_WECHAT_APP_SECRET, CIM_WECHAT_ENDPOINT."""
+
+    name = "official_account"
+    channel = Channel.WECHAT
+
+    def _token_request(self):
+        url = settings.CIM_WECHAT_ENDPOINT.rstrip("/") + "/cgi-bin/token"
+        params = {"grant_type": "client_credential", "appid": settings.CIM_WECHAT_APP_ID}
+        return url, {**params, "secret": settings.CIM_WECHAT_APP_SECRET}
+
+    def send(self, out: Outgoing, commit: Commit) -> str:
+        token = self.access_token()
+        params = dict(out.rendered.params)
+        link = params.pop("url", "")
+        body = {
+            "touser": out.address,
+            "template_id": out.template.provider_template_id if out.template else "",
+            "data": {key: {"value": value} for key, value in params.items()},
+        }
+        if link:
+            body["url"] = link
+        url = settings.CIM_WECHAT_ENDPOINT.rstrip("/") + "/cgi-bin/message/template/send"
+        return self._answer(self._post(url, commit, params={"access_token": token}, json=body))
+
+
 # Providers by channel and the name a CIM_MESSAGE_<CHANNEL>_PROVIDER setting gives them.
 PROVIDERS: dict[str, dict[str, Callable[[], Provider]]] = {
-    Channel.SMS: {"file": lambda: FileProvider(Channel.SMS)},
-    Channel.WECHAT: {"file": lambda: FileProvider(Channel.WECHAT)},
+    Channel.SMS: {"file": lambda: FileProvider(Channel.SMS), "aliyun": AliyunSms, "tencent": TencentSms},
+    Channel.WECHAT: {
+        "file": lambda: FileProvider(Channel.WECHAT),
+        "wecom": WeComMessage,
+        "official_account": OfficialAccountTemplate,
+    },
 }
 
 

@@ -601,7 +601,9 @@ def _send(provider, ready: list[Outgoing], run: DeliverRun) -> None:
             attempts = m.attempts + 1
             values = {"status_at": now, "error": str(error)[:1000]}
             if error.retry and attempts < settings.CIM_MESSAGE_MAX_ATTEMPTS:
-                values.update(status=MessageStatus.QUEUED, send_after=now + _backoff(attempts), attempts=attempts)
+                values.update(
+                    status=MessageStatus.QUEUED, send_after=now + _backoff(attempts), attempts=attempts, sent_at=None
+                )
                 run.retried += 1
             else:
                 values.update(status=MessageStatus.FAILED, attempts=attempts)

@@ -313,6 +313,9 @@ CIM_MESSAGE_QUIET_HOURS = os.environ.get("CIM_MESSAGE_QUIET_HOURS", "21:00-08:00
 CIM_MESSAGE_QUIET_HOURS_EXEMPT = os.environ.get("CIM_MESSAGE_QUIET_HOURS_EXEMPT", "service")
 CIM_MESSAGE_LEASE_SECONDS = int(os.environ.get("CIM_MESSAGE_LEASE_SECONDS", "300"))
 CIM_MESSAGE_MAX_ATTEMPTS = int(os.environ.get("CIM_MESSAGE_MAX_ATTEMPTS", "5"))
+# An inbox whose "unsubscribe <token>" mails a mail processor hands to message_unsubscribe: the mailto: link of
+# List-Unsubscribe (RFC 2369); without it only the one-click HTTPS link is offered.
+CIM_MESSAGE_UNSUBSCRIBE_EMAIL = os.environ.get("CIM_MESSAGE_UNSUBSCRIBE_EMAIL", "")
 CIM_MESSAGE_OUTBOX_DIR = Path(os.environ.get("CIM_MESSAGE_OUTBOX_DIR", DATA_DIR / "outbox"))
 CIM_MESSAGE_SMS_PROVIDER = os.environ.get("CIM_MESSAGE_SMS_PROVIDER", "file")
 CIM_MESSAGE_WECHAT_PROVIDER = os.environ.get("CIM_MESSAGE_WECHAT_PROVIDER", "file")
