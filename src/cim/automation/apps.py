@@ -8,5 +8,5 @@ class AutomationConfig(AppConfig):
     verbose_name = _("Automation")
 
     def ready(self) -> None:
-        from cim.automation import tasks, tasks_messages  # noqa: F401  (registers the periodic jobs)
-        from cim.automation import bounces, tasks_campaigns  # noqa: F401  (anymail receivers, campaign jobs)
+        # The periodic jobs register themselves; `bounces` connects the anymail receivers.
+        from cim.automation import bounces, tasks, tasks_campaigns, tasks_messages  # noqa: F401
