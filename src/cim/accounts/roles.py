@@ -46,6 +46,7 @@ class Perm(models.TextChoices):
     AUDIT_VIEW = "audit.view", _("View the audit log")
     PRIVACY_MANAGE = "privacy.manage", _("Handle data-subject requests, erasure, retention and privacy registers")
     BACKUP_MANAGE = "backup.manage", _("Make and verify backups")
+    MESSAGE_SEND = "message.send", _("Send messages to customers and manage message templates")
 
 
 _EDITOR = {
@@ -75,6 +76,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             Perm.ANALYTICS_MANAGE,
             Perm.SEGMENT_MANAGE,
             Perm.CAMPAIGN_MANAGE,
+            Perm.MESSAGE_SEND,
         }
     ),
     Role.SALES: frozenset(_EDITOR | {Perm.ORDER_MANAGE}),
@@ -93,6 +95,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             Perm.ANALYTICS_MANAGE,
             Perm.SEGMENT_MANAGE,
             Perm.CAMPAIGN_MANAGE,
+            Perm.MESSAGE_SEND,
         }
     ),
     Role.ANALYST: frozenset(

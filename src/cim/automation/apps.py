@@ -8,5 +8,6 @@ class AutomationConfig(AppConfig):
     verbose_name = _("Automation")
 
     def ready(self) -> None:
-        # The periodic jobs register themselves; `bounces` connects the anymail receivers.
-        from cim.automation import bounces, tasks, tasks_campaigns, tasks_messages  # noqa: F401
+        # The periodic jobs register themselves; `bounces` connects the anymail receivers, `message_timeline` the
+        # messages on the customer timeline.
+        from cim.automation import bounces, message_timeline, tasks, tasks_campaigns, tasks_messages  # noqa: F401

@@ -408,6 +408,8 @@ class DeliverRun:
     suppressed: int = 0
     deferred: int = 0
     review: int = 0
+    # Stopped at the limit with messages possibly still due: the caller should run again.
+    more: bool = False
 
 
 @dataclass(frozen=True)
@@ -491,6 +493,7 @@ def messages_deliver(*, limit: int = 20_000, batch_size: int = 500, worker: str 
         if not batch:
             break
         handled += len(batch)
+        run.more = handled >= limit
         by_channel: dict[str, list[Message]] = defaultdict(list)
         for message in batch:
             by_channel[message.channel].append(message)

@@ -11,6 +11,7 @@ from cim.analytics.mining_api import router as mining_router
 from cim.analytics.sentiment_api import router as sentiment_router
 from cim.audit.api import router as audit_router
 from cim.automation.campaigns_api import router as campaigns_router
+from cim.automation.messages_api import router as messages_router
 from cim.backups.api import router as backups_router
 from cim.core.api_auth import API_AUTH
 from cim.core.api_errors import install_error_handlers
@@ -53,3 +54,4 @@ api.add_router("/", service_router)
 api.add_router("/", accounts_router)
 api.add_router("/", audit_router)
 api.add_router("/", backups_router)
+api.add_router("/", messages_router)

@@ -330,3 +330,13 @@ def test_a_template_failing_for_one_customer_fails_that_message_only(admin_user,
     monkeypatch.setattr(messaging, "customer_contexts", lambda ids: {pk: {"zero": 0} for pk in ids})
     run = messages_deliver()
     assert run.failed == 1 and Message.objects.get().status == "failed"
+
+
+def test_a_run_stops_at_its_limit_and_says_there_is_more(admin_user):
+    sms = MessageTemplate.objects.create(name="短信", channel="sms", purpose="marketing", body="您好")
+    people = [customer(admin_user, f"客户{n}", phone=f"1380013800{n}") for n in range(3)]
+    messages_queue(customer_ids=[p.pk for p in people], template=sms, key_prefix="lim", actor=admin_user)
+    first = messages_deliver(limit=2, batch_size=1)
+    assert (first.sent, first.more) == (2, True)
+    second = messages_deliver(limit=2)
+    assert (second.sent, second.more) == (1, False)

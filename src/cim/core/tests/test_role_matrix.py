@@ -17,6 +17,7 @@ from cim.activities.models import Notification
 from cim.activities.orders import order_create, product_save
 from cim.analytics.acquisition import acquisition_cost_set
 from cim.analytics.schedules import report_schedule_create
+from cim.automation.models import Message, MessageTemplate
 from cim.backups.models import Backup
 from cim.config.api import api
 from cim.customers import configuration
@@ -49,6 +50,7 @@ COST_KEEPERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING, Role
 PRIVACY = frozenset({Role.ADMINISTRATOR})  # privacy.manage
 AUDITORS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.AUDITOR})  # audit.view
 CAMPAIGNERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING})  # campaign.manage
+SENDERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING})  # message.send
 
 # (method, OpenAPI path) → the roles allowed to call it.
 MATRIX: dict[tuple[str, str], frozenset[str]] = {
@@ -152,6 +154,14 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("PATCH", "/api/v1/callback-plans/{plan_id}"): ADMINS,
     ("POST", "/api/v1/callback-plans/run"): ADMINS,
     ("GET", "/api/v1/segments"): ALL,
+    ("GET", "/api/v1/message-templates"): SENDERS,
+    ("POST", "/api/v1/message-templates"): SENDERS,
+    ("GET", "/api/v1/message-templates/{template_id}"): SENDERS,
+    ("PATCH", "/api/v1/message-templates/{template_id}"): SENDERS,
+    ("POST", "/api/v1/message-templates/{template_id}/preview"): SENDERS,
+    ("POST", "/api/v1/messages"): SENDERS,
+    ("GET", "/api/v1/messages"): ALL,
+    ("GET", "/api/v1/messages/{message_id}"): ALL,
     ("GET", "/api/v1/segments/fields"): ALL,
     ("POST", "/api/v1/segments/preview"): SEGMENTERS,
     ("POST", "/api/v1/segments"): SEGMENTERS,
@@ -261,6 +271,10 @@ BODIES = {
     },
     ("PATCH", "/api/v1/analytics/report-schedules/{schedule_id}"): {"frequency": "monthly"},
     ("POST", "/api/v1/segments/preview"): {"rules": {"rules": []}},
+    ("POST", "/api/v1/message-templates"): {"name": "矩阵模板", "purpose": "marketing", "body": "您好"},
+    ("PATCH", "/api/v1/message-templates/{template_id}"): {"subject": "改过"},
+    ("POST", "/api/v1/message-templates/{template_id}/preview"): {"customer": "{number}"},
+    ("POST", "/api/v1/messages"): {"template": "{template_id}", "customers": ["{number}"]},
     ("POST", "/api/v1/segments"): {
         "name": "矩阵分群",
         "rules": {"rules": [{"field": "gender", "operator": "eq", "value": "female"}]},
@@ -413,6 +427,12 @@ def world(users, admin_user):
     return {"tag": tag}
 
 
+def _messages(customer) -> dict:
+    template = MessageTemplate.objects.create(name="矩阵", channel="sms", purpose="marketing", body="您好")
+    message = Message.objects.create(customer=customer, channel="sms", purpose="marketing", key=f"m:{customer.pk}")
+    return {"template_id": template.pk, "message_id": message.pk}
+
+
 def _call(client: Client, method: str, path: str, body):
     if method == "GET":
         return client.get(path)
@@ -432,6 +452,7 @@ def test_role_matrix(api_client, users, admin_user, world, role, method, path):
     ids.update(_follow_ups(customer, admin_user, user))
     ids.update(segment_id=segment_create(actor=admin_user, name="矩阵名单", kind="static").pk)
     ids.update(campaign_id=_campaign(ids["segment_id"], admin_user, path))
+    ids.update(_messages(customer))
     acquisition_cost_set(channel="website", month="2026-01", amount="100", actor=admin_user)
     ids.update(channel="website", month="2026-01")
     schedule = {"name": "矩阵日报", "report": "rfm", "frequency": "daily", "recipients": ["boss@example.com"]}
@@ -455,6 +476,7 @@ def test_role_matrix(api_client, users, admin_user, world, role, method, path):
         .replace("{other}", other.number)
         .replace("{saved_view_id}", str(ids["saved_view_id"]))
         .replace("{segment_id}", str(ids["segment_id"]))
+        .replace('"{template_id}"', str(ids["template_id"]))
     )
     before = (Customer.objects.count(), customer.status)
 
@@ -478,6 +500,7 @@ def test_every_operation_needs_authentication(world, admin_user, method, path):
     ids.update(ticket_number="T-2026-000001", priority="normal")
     ids.update(follow_up_id=1, notification_id=1, plan_id=1, channel="website", month="2026-01", segment_id=1)
     ids.update(schedule_id=1, request_id=1, rule_id=1, entry_id=1, token_id=1, backup_id=1, campaign_id=1)
+    ids.update(template_id=1, message_id=1)
     url = path.format(number=customer.number, tag_id=world["tag"].pk, key="level", pair_id=1, merge_id=1, **ids)
     response = _call(Client(), method, url, BODIES.get((method, path)))
     assert response.status_code == 401
