@@ -28,6 +28,9 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from cim.audit.services import audit_record
+
+# Delivery receipts live with tracking; named here too, where the messaging contract (ISSUE 8) puts them.
+from cim.automation.message_tracking import message_status_update as message_status_update
 from cim.automation.models import Message, MessageTemplate, SuppressedAddress
 from cim.automation.models.messages import Channel, MessageStatus, SuppressionReason
 from cim.core.blind_index import blind_index
@@ -374,7 +377,7 @@ def messages_queue(
                 action="messages.queue",
                 target=None,
                 target_type="automation.message",
-                target_id=key_prefix[:64],
+                target_id=key_prefix[:40],  # the audit log keeps ids of up to 40 characters
                 note=f"channel={channel} purpose={purpose} origin={origin} queued={result.queued} "
                 f"suppressed={sum(result.suppressed.values())}",
             )
@@ -410,6 +413,8 @@ class DeliverRun:
     review: int = 0
     # Stopped at the limit with messages possibly still due: the caller should run again.
     more: bool = False
+    # A provider could not be reached: the run stopped, its messages wait in the queue for the next one.
+    unavailable: bool = False
 
 
 @dataclass(frozen=True)
@@ -499,9 +504,20 @@ def messages_deliver(*, limit: int = 20_000, batch_size: int = 500, worker: str 
             by_channel[message.channel].append(message)
         for channel, messages in by_channel.items():
             ready = _screen(messages, now, run)
-            if ready:
-                with provider_for(channel) as provider:
-                    _send(provider, ready, run)
+            if not ready:
+                continue
+            provider = provider_for(channel)
+            try:
+                provider.__enter__()
+            except Exception:  # the server cannot be reached: the messages go back to the queue untouched
+                logger.warning("Message provider %s unavailable; messages left queued", provider.name, exc_info=True)
+                _finish([out.message for out in ready], timezone.now())
+                run.unavailable = True
+                return run
+            try:
+                _send(provider, ready, run)
+            finally:
+                provider.__exit__(None, None, None)
     return run
 
 

@@ -340,3 +340,15 @@ def test_a_run_stops_at_its_limit_and_says_there_is_more(admin_user):
     assert (first.sent, first.more) == (2, True)
     second = messages_deliver(limit=2)
     assert (second.sent, second.more) == (1, False)
+
+
+def test_an_smtp_server_that_cannot_be_reached_leaves_messages_queued(admin_user, welcome, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", _free_port()  # nobody listens there
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    fang = customer(admin_user, "王芳", "fang@example.com")
+    messages_queue(customer_ids=[fang.pk], template=welcome, key_prefix="down", actor=admin_user)
+    run = messages_deliver()
+    assert run.unavailable and run.sent == 0
+    message = Message.objects.get()
+    assert (message.status, message.claimed_by, message.claimed_until) == ("queued", "", None)

@@ -180,3 +180,26 @@ def test_erasure_blanks_what_messages_hold_about_the_customer(admin_user, fang, 
     customer_erase(customer=fang, actor=admin_user, reason="本人要求")
     message = Message.objects.get()
     assert (message.context, message.error) == ({}, "")
+
+
+def test_the_message_list_costs_the_same_queries_for_more_rows(client, api_client, users, fang, template):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    manager = users[Role.MARKETING]
+    client.force_login(manager)
+    api = api_client(manager)
+
+    def counts() -> tuple[int, int]:
+        with CaptureQueriesContext(connection) as page:
+            client.get(reverse("automation:message_list"))
+        with CaptureQueriesContext(connection) as endpoint:
+            api.get("/api/v1/messages")
+        return len(page), len(endpoint)
+
+    Message.objects.create(customer=fang, channel="email", purpose="marketing", template=template, key="q0")
+    counts()  # warm: the token's first use is recorded once
+    few = counts()
+    for n in range(1, 6):
+        Message.objects.create(customer=fang, channel="email", purpose="marketing", template=template, key=f"q{n}")
+    assert counts() == few
