@@ -41,6 +41,7 @@ class Perm(models.TextChoices):
     ANALYTICS_MANAGE = "analytics.manage", _("Enter acquisition costs and schedule reports")
     SEGMENT_MANAGE = "segment.manage", _("Create and edit segments, static lists and tag rules")
     CARE_MANAGE = "care.manage", _("Manage customer care plans and run them")
+    CAMPAIGN_MANAGE = "campaign.manage", _("Create, send, pause and cancel email campaigns")
     SETTINGS_MANAGE = "settings.manage", _("Manage tags, custom fields and numbering")
     USERS_MANAGE = "users.manage", _("Manage users and teams")
     AUDIT_VIEW = "audit.view", _("View the audit log")
@@ -79,6 +80,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             Perm.SEGMENT_MANAGE,
             Perm.AUTOMATION_MANAGE,
             Perm.CARE_MANAGE,
+            Perm.CAMPAIGN_MANAGE,
             Perm.MESSAGE_SEND,
         }
     ),
@@ -99,6 +101,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             Perm.SEGMENT_MANAGE,
             Perm.AUTOMATION_MANAGE,
             Perm.CARE_MANAGE,
+            Perm.CAMPAIGN_MANAGE,
             Perm.MESSAGE_SEND,
         }
     ),

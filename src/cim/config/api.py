@@ -10,6 +10,7 @@ from cim.analytics.dashboard_api import router as dashboard_router
 from cim.analytics.mining_api import router as mining_router
 from cim.analytics.sentiment_api import router as sentiment_router
 from cim.audit.api import router as audit_router
+from cim.automation.campaigns_api import router as campaigns_router
 from cim.automation.care_api import router as care_router
 from cim.automation.messages_api import router as messages_router
 from cim.automation.rules_api import router as rules_router
@@ -53,6 +54,7 @@ api.add_router("/", sentiment_router)
 api.add_router("/", segments_router)
 api.add_router("/", rules_router)
 api.add_router("/", care_router)
+api.add_router("/", campaigns_router)
 api.add_router("/", service_router)
 api.add_router("/", accounts_router)
 api.add_router("/", audit_router)

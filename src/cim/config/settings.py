@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from secrets import token_urlsafe
 
 import dj_database_url
 from csp.constants import NONE, SELF, UNSAFE_INLINE
@@ -301,6 +302,13 @@ EMAIL_USE_SSL = _env_bool("CIM_EMAIL_USE_SSL", False)  # port 465
 EMAIL_USE_TLS = _env_bool("CIM_EMAIL_USE_TLS", not EMAIL_USE_SSL)  # STARTTLS, port 587
 EMAIL_TIMEOUT = 10
 DEFAULT_FROM_EMAIL = os.environ.get("CIM_EMAIL_FROM", "CIM <noreply@localhost>")
+# django-anymail's webhooks (/anymail/<esp>/tracking/ and /inbound/) take `user:password` basic auth: give the ESP
+# https://USER:PASSWORD@host/anymail/... with this secret (docs/campaigns.md); generated when not set.
+ANYMAIL = {
+    "WEBHOOK_SECRET": load_or_create(
+        DATA_DIR, "CIM_ANYMAIL_WEBHOOK_SECRET", "anymail_webhook_secret", generate=lambda: f"cim:{token_urlsafe(24)}"
+    )
+}
 # SMS verification codes: a dotted path to a cim.ingest.sms.SmsSender.
 CIM_SMS_BACKEND = os.environ.get("CIM_SMS_BACKEND", "cim.ingest.sms.ConsoleSmsSender")
 CIM_SMS_FILE = Path(os.environ.get("CIM_SMS_FILE", DATA_DIR / "sms-outbox.jsonl"))

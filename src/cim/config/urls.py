@@ -26,8 +26,8 @@ urlpatterns = [
     path("", include("cim.analytics.urls")),
     path("", include("cim.segments.urls")),
     path("", include("cim.automation.urls")),
+    path("anymail/", include("anymail.urls")),  # ESP tracking and inbound webhooks (docs/campaigns.md)
     path("", include("cim.privacy.urls")),
     path("", include("cim.backups.urls")),
-    path("", include("cim.automation.urls")),
     path("", include("cim.customers.urls")),
 ]

@@ -291,6 +291,7 @@ CUSTOMER_DATA: tuple[CustomerData, ...] = (
     CustomerData("automation.message", "customer", OnErase.ANONYMISE),
     CustomerData("automation.gift", "customer", OnErase.ANONYMISE),
     CustomerData("automation.caretask", "customer", OnErase.KEEP),
+    CustomerData("automation.campaignconversion", "customer", OnErase.KEEP),
     # Derived copies: the search document is rebuilt, pairs and merge snapshots are wiped (see erasure.py).
     CustomerData("search.searchdocument", "customer", OnErase.DELETE, export=False),
     CustomerData("quality.duplicatecandidate", "customer", OnErase.DELETE, export=False),

@@ -1,3 +1,4 @@
+from cim.automation.models.campaigns import Campaign, CampaignConversion, CampaignVariant
 from cim.automation.models.care import CarePlan, CareRun, CareTask, Gift
 from cim.automation.models.events import Event
 from cim.automation.models.messages import Message, MessageTemplate, SuppressedAddress
@@ -5,6 +6,9 @@ from cim.automation.models.rules import Rule, RuleRun, RuleStep
 from cim.automation.models.webhooks import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
+    "Campaign",
+    "CampaignConversion",
+    "CampaignVariant",
     "CarePlan",
     "CareRun",
     "CareTask",

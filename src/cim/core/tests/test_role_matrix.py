@@ -53,6 +53,7 @@ PRIVACY = frozenset({Role.ADMINISTRATOR})  # privacy.manage
 AUDITORS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.AUDITOR})  # audit.view
 AUTOMATORS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING})  # automation.manage
 CARERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING})  # care.manage
+CAMPAIGNERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING})  # campaign.manage
 SENDERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING})  # message.send
 
 # (method, OpenAPI path) → the roles allowed to call it.
@@ -124,6 +125,17 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("PUT", "/api/v1/analytics/acquisition-costs/{channel}/{month}"): COST_KEEPERS,
     ("DELETE", "/api/v1/analytics/acquisition-costs/{channel}/{month}"): COST_KEEPERS,
     ("GET", "/api/v1/analytics/dashboard"): ANALYSTS,
+    ("GET", "/api/v1/campaigns"): ANALYSTS,
+    ("POST", "/api/v1/campaigns"): CAMPAIGNERS,
+    ("GET", "/api/v1/campaigns/{campaign_id}"): ANALYSTS,
+    ("PATCH", "/api/v1/campaigns/{campaign_id}"): CAMPAIGNERS,
+    ("DELETE", "/api/v1/campaigns/{campaign_id}"): CAMPAIGNERS,
+    ("POST", "/api/v1/campaigns/{campaign_id}/schedule"): CAMPAIGNERS,
+    ("POST", "/api/v1/campaigns/{campaign_id}/start"): CAMPAIGNERS,
+    ("POST", "/api/v1/campaigns/{campaign_id}/pause"): CAMPAIGNERS,
+    ("POST", "/api/v1/campaigns/{campaign_id}/cancel"): CAMPAIGNERS,
+    ("GET", "/api/v1/campaigns/{campaign_id}/report"): ANALYSTS,
+    ("POST", "/api/v1/campaigns/{campaign_id}/preview"): CAMPAIGNERS,
     ("GET", "/api/v1/analytics/cohorts"): ANALYSTS,
     ("GET", "/api/v1/analytics/report-schedules"): COST_KEEPERS,
     ("POST", "/api/v1/analytics/report-schedules"): COST_KEEPERS,
@@ -338,6 +350,14 @@ BODIES = {
     },
     ("PATCH", "/api/v1/privacy/assessments/{entry_id}"): {"conclusion": "acceptable"},
     ("POST", "/api/v1/tokens"): {"name": "矩阵令牌", "scope": "read", "days": 7},
+    ("POST", "/api/v1/campaigns"): {
+        "name": "矩阵活动二",
+        "segment": "{segment_id}",
+        "variants": [{"subject": "{{ customer.display_name }}", "body": "你好"}],
+    },
+    ("PATCH", "/api/v1/campaigns/{campaign_id}"): {"cost": "12.5"},
+    ("POST", "/api/v1/campaigns/{campaign_id}/schedule"): {"at": "2099-12-24T10:00:00+08:00"},
+    ("POST", "/api/v1/campaigns/{campaign_id}/preview"): {"customer": "{number}"},
     ("POST", "/api/v1/backups"): {"verify": True},
 }
 
@@ -404,6 +424,17 @@ def _privacy(customer, admin_user, path: str) -> dict:
     return {"request_id": request.pk, "rule_id": rule.pk, "entry_id": entry_id}
 
 
+def _campaign(segment_id: int, admin_user, path: str) -> int:
+    """A draft campaign to the segment; a sending one for the operations that need it running."""
+    from cim.automation.campaigns import campaign_create, campaign_start
+
+    variant = {"subject": "{{ customer.display_name }}", "body": "你好"}
+    campaign = campaign_create(actor=admin_user, name="矩阵活动", segment=segment_id, variants=[variant])
+    if path.endswith(("/pause", "/cancel")):
+        campaign_start(campaign=campaign, actor=admin_user)
+    return campaign.pk
+
+
 def _operations() -> set[tuple[str, str]]:
     paths = api.get_openapi_schema()["paths"]
     return {(method.upper(), path) for path, operations in paths.items() for method in operations}
@@ -462,6 +493,7 @@ def test_role_matrix(api_client, users, admin_user, world, role, method, path):
         actor=admin_user, name="矩阵规则", trigger={"event": "customer.created"}, steps=[{"action": "wait", "days": 1}]
     )
     ids.update(automation_rule_id=rule.pk)
+    ids.update(campaign_id=_campaign(ids["segment_id"], admin_user, path))
     ids.update(_messages(customer))
     acquisition_cost_set(channel="website", month="2026-01", amount="100", actor=admin_user)
     ids.update(channel="website", month="2026-01")
@@ -486,6 +518,7 @@ def test_role_matrix(api_client, users, admin_user, world, role, method, path):
         .replace("{other}", other.number)
         .replace("{saved_view_id}", str(ids["saved_view_id"]))
         .replace('"{segment_id}"', str(ids["segment_id"]))
+        .replace("{segment_id}", str(ids["segment_id"]))
         .replace('"{template_id}"', str(ids["template_id"]))
     )
     before = (Customer.objects.count(), customer.status)
@@ -512,6 +545,7 @@ def test_every_operation_needs_authentication(world, admin_user, method, path):
         follow_up_id=1, notification_id=1, plan_id=1, care_plan_id=1, channel="website", month="2026-01", segment_id=1
     )
     ids.update(schedule_id=1, request_id=1, rule_id=1, entry_id=1, token_id=1, backup_id=1, automation_rule_id=1)
+    ids.update(campaign_id=1)
     ids.update(template_id=1, message_id=1)
     url = path.format(number=customer.number, tag_id=world["tag"].pk, key="level", pair_id=1, merge_id=1, **ids)
     response = _call(Client(), method, url, BODIES.get((method, path)))
