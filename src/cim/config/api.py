@@ -15,6 +15,7 @@ from cim.core.api_auth import API_AUTH
 from cim.core.api_errors import install_error_handlers
 from cim.core.api_parser import JSONObjectParser
 from cim.customers.api import router as customers_router
+from cim.customers.sharing_api import router as sharing_router
 from cim.ingest.api import router as ingest_router
 from cim.privacy.api import router as privacy_router
 from cim.quality.api import router as quality_router
@@ -47,6 +48,7 @@ api.add_router("/", acquisition_router)
 api.add_router("/", dashboard_router)
 api.add_router("/", sentiment_router)
 api.add_router("/", segments_router)
+api.add_router("/", sharing_router)
 api.add_router("/", service_router)
 api.add_router("/", accounts_router)
 api.add_router("/", audit_router)

@@ -238,9 +238,9 @@ def customer_list_view(request):
     return response
 
 
-def _customer_or_404(request, number: str) -> Customer:
+def _customer_or_404(request, number: str, *, for_change: bool = False) -> Customer:
     try:
-        return customer_get(user=request.user, number=number)
+        return customer_get(user=request.user, number=number, for_change=for_change)
     except InvalidNumber as error:
         raise Http404(str(error)) from None
 
@@ -420,7 +420,7 @@ def _lock_masked(request, customer: Customer, form: CustomerForm, contacts: Cont
 
 @page(perm=Perm.CUSTOMER_CHANGE)
 def customer_edit_view(request, number: str):
-    customer = _customer_or_404(request, number)
+    customer = _customer_or_404(request, number, for_change=True)
     if request.method == "POST":
         form = CustomerForm(request.POST, **_form_kwargs(customer))
         contacts = ContactRows.from_post(request.POST)
@@ -438,7 +438,7 @@ def customer_edit_view(request, number: str):
 @require_POST
 @page(perm=Perm.CUSTOMER_ARCHIVE)
 def customer_archive_view(request, number: str):
-    customer = _customer_or_404(request, number)
+    customer = _customer_or_404(request, number, for_change=True)
     form = ArchiveForm(request.POST)
     reason = form.cleaned_data["reason"] if form.is_valid() else ""
     customer_archive(customer=customer, actor=request.user, reason=reason)
@@ -449,7 +449,7 @@ def customer_archive_view(request, number: str):
 @require_POST
 @page(perm=Perm.CUSTOMER_ARCHIVE)
 def customer_restore_view(request, number: str):
-    customer = _customer_or_404(request, number)
+    customer = _customer_or_404(request, number, for_change=True)
     customer_restore(customer=customer, actor=request.user)
     messages.success(request, _("Customer %(number)s was restored.") % {"number": customer.number})
     return redirect("customers:detail", number=customer.number)
@@ -459,7 +459,7 @@ def customer_restore_view(request, number: str):
 @page(perm=Perm.CUSTOMER_TAG)
 def customer_tag_view(request, number: str):
     """Add or remove one tag on one customer, from the 360° page."""
-    customer = _customer_or_404(request, number)
+    customer = _customer_or_404(request, number, for_change=True)
     form = SingleTagForm(request.POST)
     if not form.is_valid() or not (form.cleaned_data["add"].strip() or form.cleaned_data["remove"].strip()):
         messages.error(request, _("Enter a tag of 1 to 50 characters."))
@@ -500,7 +500,7 @@ def customers_bulk_tag_view(request):
     if not ids:
         messages.warning(request, _("Tick the customers to tag first."))
         return redirect(back)
-    ids = customer_ids_visible(user=request.user, ids=ids)
+    ids = customer_ids_visible(user=request.user, ids=ids, action="change")
     changed = customers_tag(
         customer_ids=ids, add=[tag] if op == "add" else [], remove=[tag] if op == "remove" else [], actor=request.user
     )
