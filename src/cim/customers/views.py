@@ -58,7 +58,9 @@ from cim.customers.services import (
     customers_tag,
     locked_fields,
 )
+from cim.customers.sharing_selectors import customer_changeable, share_marks
 from cim.customers.tasks import customers_tag_matching
+from cim.customers.views_sharing import sharing_context
 from cim.privacy.masking import field_policy, mask_customer, mask_customers
 from cim.privacy.registry import field_info, sensitive_fields
 from cim.quality.explain import comparison_reasons
@@ -120,6 +122,7 @@ FILTER_LABELS = {
     "updated_to": gettext_lazy("Updated to"),
     "birthday_from": gettext_lazy("Birthday from"),
     "birthday_to": gettext_lazy("Birthday to"),
+    "shared": gettext_lazy("Shared with my team"),
 }
 
 
@@ -214,6 +217,9 @@ def customer_list_view(request):
     paginator = CappedPaginator(customer_list(user=request.user, filters=filters), per_page, page=page_number)
     page_obj = paginator.get_page(page_number)
     page_obj.object_list = mask_customers(request.user, list(page_obj.object_list))
+    marks = share_marks(user=request.user, customer_ids=[customer.pk for customer in page_obj.object_list])
+    for customer in page_obj.object_list:
+        customer.share_mark = marks.get(customer.pk)
     page_range = list(paginator.get_elided_page_range(page_obj.number, on_each_side=2, on_ends=1))
     if paginator.has_more:
         page_range.append(paginator.ELLIPSIS)  # the last page shown is not the last page
@@ -273,7 +279,10 @@ def _field_rows(customer: Customer, names) -> list[tuple[str, object]]:
 @page(perm=Perm.CUSTOMER_VIEW)
 def customer_detail_view(request, number: str):
     customer = mask_customer(request.user, _customer_or_404(request, number))
+    # A customer shared with the user's team read-only is shown without the buttons that would change it.
+    changeable = customer_changeable(user=request.user, customer=customer)
     context = {
+        **sharing_context(request, customer=customer),
         **timeline_context(request, customer),
         "nav": "customers",
         "profile_rows": _field_rows(customer, PROFILE_FIELDS),
@@ -288,15 +297,15 @@ def customer_detail_view(request, number: str):
         "can_handle": has_perm(request.user, Perm.TICKET_HANDLE),
         "interaction_kinds": Interaction.Kind.choices,
         "interaction_outcomes": Interaction.Outcome.choices,
-        "can_edit": has_perm(request.user, Perm.CUSTOMER_CHANGE),
-        "can_archive": has_perm(request.user, Perm.CUSTOMER_ARCHIVE),
-        "can_tag": has_perm(request.user, Perm.CUSTOMER_TAG),
+        "can_edit": changeable and has_perm(request.user, Perm.CUSTOMER_CHANGE),
+        "can_archive": changeable and has_perm(request.user, Perm.CUSTOMER_ARCHIVE),
+        "can_tag": changeable and has_perm(request.user, Perm.CUSTOMER_TAG),
         "all_tags": tag_list() if has_perm(request.user, Perm.CUSTOMER_TAG) else [],
         "archive_form": ArchiveForm(),
         "pairs": customer_pairs(user=request.user, customer=customer),
         "completeness": customer_completeness(customer),
         "merges": customer_merges(customer=customer),
-        "can_merge": has_perm(request.user, Perm.CUSTOMER_MERGE),
+        "can_merge": changeable and has_perm(request.user, Perm.CUSTOMER_MERGE),
         "recommendations": recommendations_for([customer.pk]).get(customer.pk, []),
         "can_reveal": has_perm(request.user, Perm.CUSTOMER_REVEAL),
         "masked_profile": [
