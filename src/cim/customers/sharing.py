@@ -108,7 +108,9 @@ def share_create(
 
 def share_revoke(*, share: Share, actor) -> Share:
     """End a share now; by the person who made it or an administrator. Revoking twice changes nothing."""
-    allowed = actor is not None and actor.is_active and (share.shared_by_id == actor.pk or actor.role == Role.ADMINISTRATOR)
+    allowed = (
+        actor is not None and actor.is_active and (share.shared_by_id == actor.pk or actor.role == Role.ADMINISTRATOR)
+    )
     if not allowed:
         raise PermissionDenied(Perm.CUSTOMER_SHARE)
     if share.revoked_at is not None:

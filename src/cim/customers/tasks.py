@@ -17,7 +17,11 @@ def customers_tag_matching(*, user_id: int, filters: dict, add: list[str], remov
     user = User.objects.get(pk=user_id)
     matching = customer_list(user=user, filters=CustomerFilter(**filters))
     # Customers shared with the user's team read-only are left as they are.
-    ids = list(matching.filter(pk__in=Customer.objects.visible_to(user, action="change").values("pk")).values_list("pk", flat=True))
+    ids = list(
+        matching.filter(pk__in=Customer.objects.visible_to(user, action="change").values("pk")).values_list(
+            "pk", flat=True
+        )
+    )
     changed = 0
     for start in range(0, len(ids), BATCH):
         changed += customers_tag(customer_ids=ids[start : start + BATCH], add=add, remove=remove, actor=user)

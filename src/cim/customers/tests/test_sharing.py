@@ -154,7 +154,10 @@ def test_who_may_share_what(world, admin_user, users):
     assert "segment" in error.value.message_dict
     with pytest.raises(ValidationError) as error:  # marketing may share, but only for reading
         share_create(
-            actor=users[Role.MARKETING], team=world["north_sub"], customer=world["customer"], reason="活动",
+            actor=users[Role.MARKETING],
+            team=world["north_sub"],
+            customer=world["customer"],
+            reason="活动",
             access=Share.Access.EDIT,
         )
     assert "access" in error.value.message_dict

@@ -59,7 +59,9 @@ def test_edit_share_lets_the_recipient_patch(api_client, world):
         {"customer": world["customer"].number, "team": "华北销售部", "reason": "代管", "access": "edit"},
     )
     response = api_client(world["recipient"]).patch(
-        f"/api/v1/customers/{world['customer'].number}", data=json.dumps({"alias": "代管"}), content_type="application/json"
+        f"/api/v1/customers/{world['customer'].number}",
+        data=json.dumps({"alias": "代管"}),
+        content_type="application/json",
     )
     assert response.status_code == 200, response.content
     assert response.json()["alias"] == "代管"

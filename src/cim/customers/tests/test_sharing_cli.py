@@ -24,8 +24,17 @@ def test_create_list_revoke(team, other_team):
     customer = make_customer(owner, display_name="共享客户")
 
     created = _run(
-        "create", "--user", "owner-east", "--customer", customer.number, "--team", "华北销售部",
-        "--reason", "联合拜访", "--access", "edit",
+        "create",
+        "--user",
+        "owner-east",
+        "--customer",
+        customer.number,
+        "--team",
+        "华北销售部",
+        "--reason",
+        "联合拜访",
+        "--access",
+        "edit",
     )
     received = _run("list", "--user", "sales-north", "--direction", "received")
     revoked = _run("revoke", str(created["id"]), "--user", "owner-east")
@@ -42,8 +51,17 @@ def test_errors_are_one_line(team, other_team):
         _run("create", "--user", "owner-east", "--customer", customer.number, "--team", "无", "--reason", "x")
     with pytest.raises(CommandError, match="Choose a day"):
         _run(
-            "create", "--user", "owner-east", "--customer", customer.number, "--team", "华北销售部",
-            "--reason", "x", "--until", "2020-01-01",
+            "create",
+            "--user",
+            "owner-east",
+            "--customer",
+            customer.number,
+            "--team",
+            "华北销售部",
+            "--reason",
+            "x",
+            "--until",
+            "2020-01-01",
         )
     with pytest.raises(CommandError, match="No active user"):
         _run("list", "--user", "nobody")

@@ -25,7 +25,9 @@ def client_for(user, htmx: bool = False) -> Client:
 @pytest.fixture
 def world(team, other_team):
     owner = user_create(username="owner-east", role=Role.SALES, password="Correct-Horse-42", team=team)[0]
-    recipient = user_create(username="service-north", role=Role.SERVICE, password="Correct-Horse-42", team=other_team)[0]
+    recipient = user_create(username="service-north", role=Role.SERVICE, password="Correct-Horse-42", team=other_team)[
+        0
+    ]
     customer = make_customer(
         owner, display_name="共享客户", phones=[{"number": "13812345678"}], emails=[{"address": "a@example.com"}]
     )
@@ -48,7 +50,13 @@ def test_the_owner_shares_through_the_dialog(world):
     until = (timezone.localdate() + datetime.timedelta(days=7)).isoformat()
     shared = client.post(
         url,
-        {"customer": world["customer"].number, "team": world["north"].pk, "access": "read", "reason": "联合拜访", "until": until},
+        {
+            "customer": world["customer"].number,
+            "team": world["north"].pk,
+            "access": "read",
+            "reason": "联合拜访",
+            "until": until,
+        },
     )
 
     assert "data-share-form" in dialog and 'name="until"' in dialog
@@ -63,7 +71,13 @@ def test_a_service_error_lands_on_its_field(world):
     _share(world)
     response = client_for(world["owner"], htmx=True).post(
         reverse("customers:share_create"),
-        {"customer": world["customer"].number, "team": world["north"].pk, "access": "read", "reason": "再次", "until": timezone.localdate().isoformat()},
+        {
+            "customer": world["customer"].number,
+            "team": world["north"].pk,
+            "access": "read",
+            "reason": "再次",
+            "until": timezone.localdate().isoformat(),
+        },
     )
     assert "Already shared with this team" in response.content.decode()
     assert Share.objects.count() == 1
@@ -123,7 +137,10 @@ def test_sharing_a_list_from_its_page(world, admin_user):
         {"segment": segment.pk, "team": world["north"].pk, "access": "read", "reason": "名单共享", "until": until},
     )
     assert response.status_code == 302
-    assert client_for(world["recipient"]).get(reverse("customers:detail", args=[world["customer"].number])).status_code == 200
+    assert (
+        client_for(world["recipient"]).get(reverse("customers:detail", args=[world["customer"].number])).status_code
+        == 200
+    )
     # A salesperson cannot share a list (it may hold customers outside their scope): no button.
     page = client_for(world["owner"]).get(reverse("segments:detail", args=[segment.pk])).content.decode()
     assert "data-share-open" not in page
