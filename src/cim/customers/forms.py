@@ -406,4 +406,4 @@ class ShareForm(forms.Form):
     reason = forms.CharField(
         label=_("Why"), max_length=500, widget=forms.Textarea(attrs={"rows": 2}), help_text=_("Shown to the team.")
     )
-    until = forms.DateField(label=_("Until (last day)"), widget=forms.DateInput(attrs=DATE_INPUT))
+    until = forms.DateField(label=_("Until (last day)"), widget=forms.DateInput(attrs=DATE_INPUT, format="%Y-%m-%d"))
