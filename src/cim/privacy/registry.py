@@ -242,6 +242,9 @@ CUSTOMER_DATA: tuple[CustomerData, ...] = (
     CustomerData("analytics.feedbacksentiment", "customer", OnErase.ANONYMISE),
     CustomerData("analytics.customerscore", "customer", OnErase.KEEP),
     CustomerData("segments.segmentmember", "customer", OnErase.KEEP),
+    # Which team a customer was shared with and why: internal handling, not the customer's data, but the reason may
+    # speak of them, so an erasure ends the shares (the audit log keeps that they were made).
+    CustomerData("customers.share", "customer", OnErase.DELETE, export=False),
     CustomerData("privacy.consent", "customer", OnErase.ANONYMISE),
     CustomerData("privacy.datasubjectrequest", "customer", OnErase.ANONYMISE),
     CustomerData("privacy.processingrestriction", "customer", OnErase.KEEP),
