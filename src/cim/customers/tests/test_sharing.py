@@ -212,3 +212,25 @@ def test_shared_filter_and_list_query_count(world, django_assert_num_queries):
     # The shares are subqueries of the list's one query, plus the three prefetches.
     with django_assert_num_queries(4):
         list(customer_list(user=world["north_sales"], filters=CustomerFilter()))
+
+
+def test_exports_and_search_include_shared_customers(world, team):
+    """A manager of another department exports and searches what is shared with their team, no more."""
+    import io
+
+    from cim.ingest.export import customers_export
+    from cim.ingest.tests.test_export import read_csv
+
+    manager = _user(Role.MANAGER, "manager-north", world["north"])
+    make_customer(world["owner"], display_name="不共享客户")
+
+    def exported() -> set[str]:
+        buffer = io.BytesIO()
+        customers_export(user=manager, filters=CustomerFilter(), fmt="csv", out=buffer)
+        return {row["display_name"] for row in read_csv(buffer.getvalue())}
+
+    assert "共享客户" not in exported()
+    _share(world)
+    assert "共享客户" in exported() and "不共享客户" not in exported()
+    found = customer_list(user=manager, filters=CustomerFilter(q="共享客户"))
+    assert list(found.values_list("display_name", flat=True)) == ["共享客户"]
