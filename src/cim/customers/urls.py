@@ -9,6 +9,7 @@ urlpatterns = [
     path("customers/new/", views.customer_create_view, name="create"),
     # Before `customers/<number>/`, which would otherwise match these words.
     path("customers/bulk-tag/", views.customers_bulk_tag_view, name="bulk_tag"),
+    path("customers/bulk-share/", views_sharing.customers_share_view, name="bulk_share"),
     path("customers/<str:number>/", views.customer_detail_view, name="detail"),
     path("shares/", views_sharing.share_list_view, name="shares"),
     path("shares/new/", views_sharing.share_create_view, name="share_create"),

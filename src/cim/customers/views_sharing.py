@@ -3,22 +3,23 @@ made and received. Views validate and call services; htmx swaps the card in plac
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from cim.accounts.roles import Perm, Role, Scope, has_perm, scope_of
 from cim.core.views import page, safe_next
 from cim.customers.forms import ShareForm
-from cim.customers.models import Customer
+from cim.customers.models import Customer, Share
 from cim.customers.selectors import customer_get
-from cim.customers.sharing import default_until, share_create, share_revoke
+from cim.customers.sharing import customers_share, default_until, share_create, share_revoke
 from cim.customers.sharing_selectors import (
     ShareFilter,
     share_get,
     share_list,
+    share_teams,
     shares_active,
     shares_of_customer,
     shares_received,
@@ -113,6 +114,48 @@ def share_create_view(request):
         return _card(request, customer, segment, form)
     context = {**sharing_context(request, customer=customer, segment=segment, form=form), "nav": "shares"}
     return render(request, "customers/sharing/new.html", {**context, "customer": customer, "segment": segment})
+
+
+@require_http_methods(["GET", "POST"])
+@page(perm=Perm.CUSTOMER_SHARE)
+def customers_share_view(request):
+    """Share the customers ticked in the list with a team: the list's share dialog (GET, loaded by htmx into the
+    list, its fields part of the list's form of ticked rows) and its submission."""
+    if request.method == "GET":
+        if request.GET.get("close"):
+            return HttpResponse("")
+        context = {"share_teams": share_teams(), "share_access_choices": Share.Access.choices}
+        return render(request, "customers/sharing/_bulk.html", {**context, "share_until": default_until()})
+    back = safe_next(request, reverse("customers:list"))
+    ids = [int(v) for v in request.POST.getlist("ids") if v.isdigit()][:1000]
+    if not ids:
+        messages.warning(request, _("Tick the customers to share first."))
+        return redirect(back)
+    form = ShareForm({name: request.POST.get(f"share_{name}", "") for name in ShareForm.base_fields})
+    if not form.is_valid():
+        problems = [f"{form.fields[name].label}: {' '.join(errors)}" for name, errors in form.errors.items()]
+        messages.error(request, " ".join(problems))
+        return redirect(back)
+    data = form.cleaned_data
+    try:
+        shared = customers_share(
+            actor=request.user,
+            customer_ids=ids,
+            team=data["team"],
+            include_subteams=data["include_subteams"],
+            access=data["access"],
+            reason=data["reason"],
+            until=data["until"],
+        )
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return redirect(back)
+    skipped = len(ids) - shared
+    text = _("%(n)s customers shared with %(team)s.") % {"n": shared, "team": data["team"].name}
+    if skipped:
+        text += " " + _("%(n)s passed over: outside your own scope or already shared with this team.") % {"n": skipped}
+    messages.success(request, text)
+    return redirect(back)
 
 
 @require_POST

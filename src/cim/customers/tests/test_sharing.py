@@ -234,3 +234,19 @@ def test_exports_and_search_include_shared_customers(world, team):
     assert "共享客户" in exported() and "不共享客户" not in exported()
     found = customer_list(user=manager, filters=CustomerFilter(q="共享客户"))
     assert list(found.values_list("display_name", flat=True)) == ["共享客户"]
+
+
+def test_many_customers_shared_at_once(world, admin_user):
+    from cim.customers.sharing import customers_share
+
+    mine = [make_customer(world["owner"], display_name=f"批量{i}") for i in range(3)]
+    _share(world)  # the world's customer is already shared with the team
+    outside = make_customer(admin_user, display_name="别人的")
+    ids = [c.pk for c in mine] + [world["customer"].pk, outside.pk]
+    shared = customers_share(actor=world["owner"], customer_ids=ids, team=world["north"], reason="批量协作")
+    assert shared == 3
+    assert set(Share.objects.filter(reason="批量协作").values_list("customer_id", flat=True)) == {c.pk for c in mine}
+    assert AuditEvent.objects.filter(action="customer.share", target_id=str(mine[0].pk)).exists()
+    with pytest.raises(ValidationError) as error:
+        customers_share(actor=world["owner"], customer_ids=ids, team=world["north"], reason="")
+    assert "reason" in error.value.message_dict

@@ -162,3 +162,31 @@ def test_list_query_count_with_shares_does_not_grow(world, django_assert_max_num
     with django_assert_max_num_queries(len(few.captured_queries)):
         page = client.get(reverse("customers:list")).content.decode()
     assert "21 customers" in page and page.count("data-share-mark") == 21
+
+
+def test_sharing_ticked_rows_from_the_list(world):
+    other = make_customer(world["owner"], display_name="第二位")
+    client = client_for(world["owner"])
+    assert "data-bulk-share" in client.get(reverse("customers:list")).content.decode()
+    dialog = client_for(world["owner"], htmx=True).get(reverse("customers:bulk_share")).content.decode()
+    assert 'name="share_reason"' in dialog and 'form="bulk-form"' in dialog and "华北销售部" in dialog
+    response = client.post(
+        reverse("customers:bulk_share"),
+        {
+            "ids": [world["customer"].pk, other.pk],
+            "share_team": world["north"].pk,
+            "share_access": "read",
+            "share_reason": "华北协作",
+            "share_until": timezone.localdate().isoformat(),
+            "next": reverse("customers:list"),
+        },
+        follow=True,
+    )
+    assert "2 customers shared with 华北销售部." in response.content.decode()
+    assert Share.objects.filter(reason="华北协作").count() == 2
+    refused = client.post(
+        reverse("customers:bulk_share"),
+        {"ids": [other.pk], "share_team": world["north"].pk, "share_access": "read", "share_until": ""},
+        follow=True,
+    )
+    assert "This field is required." in refused.content.decode()
