@@ -69,14 +69,16 @@ def _covering_q(customer_ids) -> Q:
     return Q(customer_id__in=ids) | Q(segment_id__in=lists)
 
 
-def shares_of_customer(*, user, customer: Customer) -> dict[str, list[Share]]:
+def shares_of_customer(*, user, customer: Customer) -> dict:
     """What the 360° page shows of sharing: `received`, the running shares through which the user's team has this
-    customer; `given`, every running share of the customer, for those whose own scope holds it (the giving side)."""
+    customer; `given`, every running share of the customer, for those whose own scope holds it (`in_scope`: the
+    giving side, who may share it)."""
     covering = shares_active().filter(_covering_q([customer.pk])).select_related("team", "shared_by", "segment")
     rows = list(covering)
     received_ids = set(shares_received(user).filter(pk__in=[s.pk for s in rows]).values_list("pk", flat=True))
-    given = rows if Customer.objects.in_scope_of(user).filter(pk=customer.pk).exists() else []
-    return {"received": [s for s in rows if s.pk in received_ids], "given": given}
+    in_scope = Customer.objects.in_scope_of(user).filter(pk=customer.pk).exists()
+    received = [s for s in rows if s.pk in received_ids]
+    return {"received": received, "given": rows if in_scope else [], "in_scope": in_scope}
 
 
 def share_marks(*, user, customer_ids) -> dict[int, Share]:

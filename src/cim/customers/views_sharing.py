@@ -34,11 +34,12 @@ def sharing_context(request, *, customer: Customer | None = None, segment: Segme
     user = request.user
     if customer is not None:
         rows = shares_of_customer(user=user, customer=customer)
-        can_share = has_perm(user, Perm.CUSTOMER_SHARE) and bool(rows["given"] or _in_scope(user, customer))
+        can_share = has_perm(user, Perm.CUSTOMER_SHARE) and rows["in_scope"]
         subject = {"customer": customer.number}
     else:
         given = list(shares_active().filter(segment=segment).select_related("team", "shared_by"))
-        received = [s for s in given if s.pk in set(shares_received(user).values_list("pk", flat=True))]
+        received_ids = set(shares_received(user).filter(segment=segment).values_list("pk", flat=True))
+        received = [s for s in given if s.pk in received_ids]
         can_share = has_perm(user, Perm.CUSTOMER_SHARE) and scope_of(user) == Scope.ALL
         rows = {"received": received, "given": given if can_share else []}
         subject = {"segment": segment.pk}
@@ -50,10 +51,6 @@ def sharing_context(request, *, customer: Customer | None = None, segment: Segme
         "is_admin": user.role == Role.ADMINISTRATOR,
         "share_form": form,
     }
-
-
-def _in_scope(user, customer: Customer) -> bool:
-    return Customer.objects.in_scope_of(user).filter(pk=customer.pk).exists()
 
 
 def _subject(request):

@@ -199,7 +199,7 @@ def test_share_list_and_the_customer_page_rows(world, admin_user):
     assert list(share_list(user=world["owner"], filters=ShareFilter(state="revoked"))) == [share]
     running = _share(world)
     rows = shares_of_customer(user=world["north_sales"], customer=world["customer"])
-    assert rows == {"received": [running], "given": []}
+    assert rows == {"received": [running], "given": [], "in_scope": False}
     assert shares_of_customer(user=world["owner"], customer=world["customer"])["given"] == [running]
 
 
