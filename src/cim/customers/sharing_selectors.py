@@ -82,9 +82,9 @@ def shares_of_customer(*, user, customer: Customer) -> dict:
 
 
 def share_marks(*, user, customer_ids) -> dict[int, Share]:
-    """For a list page: per customer the user sees only through a share, the share (the one lasting longest), in
-    one query. Empty for roles that see every customer anyway."""
-    ids = list(customer_ids)
+    """For a list page: per customer of `customer_ids` shared with the user's team, the share (the one lasting
+    longest), in one query. Empty for roles that see every customer anyway."""
+    ids = set(customer_ids)
     if not ids or scope_of(user) == Scope.ALL or not getattr(user, "team_id", None):
         return {}
     rows = (
@@ -96,7 +96,7 @@ def share_marks(*, user, customer_ids) -> dict[int, Share]:
     marks: dict[int, Share] = {}
     for share in rows:
         cid = share.customer_id or share.member_id
-        if cid in marks and marks[cid].expires_at >= share.expires_at:
+        if cid not in ids or (cid in marks and marks[cid].expires_at >= share.expires_at):
             continue
         marks[cid] = share
     return marks
