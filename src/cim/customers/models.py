@@ -27,6 +27,15 @@ class CustomerQuerySet(models.QuerySet):
 
         return self.filter(self._scope_q(user) | shared_customers_q(user, action=action))
 
+    def shared_with(self, user, action: str = "view") -> "CustomerQuerySet":
+        """Only the customers shared with `user`'s team for now: visible by definition, so their condition alone
+        (not ANDed with the scope's), which keeps "Shared with my team" a lookup of the shares."""
+        if not (user and user.is_authenticated and user.is_active):
+            return self.none()
+        from cim.customers.sharing_selectors import shared_customers_q
+
+        return self.filter(shared_customers_q(user, action=action))
+
     def in_scope_of(self, user) -> "CustomerQuerySet":
         """The customers the role's scope alone gives `user`, shares left out: what they may share onwards."""
         if not (user and user.is_authenticated and user.is_active):

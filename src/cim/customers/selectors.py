@@ -12,7 +12,7 @@ from cim.customers.filters import CustomerFilter
 from cim.customers.models import Customer, CustomerTag, CustomFieldDefinition, Email, Phone, SavedView, Tag
 from cim.customers.numbering import is_valid_number, normalize_number
 from cim.customers.services import ReadOnlyShare
-from cim.customers.sharing_selectors import customer_changeable, shared_customers_q
+from cim.customers.sharing_selectors import customer_changeable
 
 
 class InvalidNumber(ValueError):
@@ -21,10 +21,8 @@ class InvalidNumber(ValueError):
 
 def customer_list(*, user, filters: CustomerFilter) -> QuerySet[Customer]:
     """The customers `user` may see that match `filters`, ready for a list page or an API page."""
-    queryset = Customer.objects.visible_to(user)
-    if filters.shared:
-        queryset = queryset.filter(shared_customers_q(user))
-    queryset = filters.apply(queryset)
+    customers = Customer.objects.shared_with(user) if filters.shared else Customer.objects.visible_to(user)
+    queryset = filters.apply(customers)
     # Into plain lists (`tag_list`, `primary_phones`, `primary_emails`): a related manager per row and relation
     # costs more than the page's own query (13 ms against 6 for 25 rows).
     return queryset.select_related("owner", "team").prefetch_related(
