@@ -148,6 +148,12 @@ def main() -> None:
         "|---|---:|---:|",
         *(f"| {name} | {median:.2f} | {p95:.2f} |" for name, median, p95 in rows),
         "",
+        "Sharing adds two subqueries that SQLite evaluates once per query (`LIST SUBQUERY`, through `share_team_idx` "
+        "and the list members' unique index); per row it is a lookup in their result. `?shared=1` reads every "
+        "customer shared with the team by rowid and sorts them for the page, so it grows with what is shared, not "
+        "with all customers. On PostgreSQL, `core/tests/test_query_plans.py` checks that both lists find their rows "
+        "through indexes.",
+        "",
         "SQLite's plan of the page query with shares (the shares are subqueries searched through their indexes):",
         "",
         "```",
