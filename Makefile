@@ -74,6 +74,7 @@ bench: install-dev
 	$(BIN)/python bench/clv_bench.py
 	$(BIN)/python bench/segments_bench.py
 	$(BIN)/python bench/campaign_bench.py
+	$(BIN)/python bench/sharing_bench.py
 	$(BIN)/python bench/audit_bench.py --events 1000000
 	$(BIN)/python bench/backup_bench.py
 	$(BIN)/python bench/load_bench.py

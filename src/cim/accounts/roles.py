@@ -30,6 +30,7 @@ class Perm(models.TextChoices):
     CUSTOMER_EXPORT = "customer.export", _("Export customers")
     CUSTOMER_IMPORT = "customer.import", _("Import customers")
     CUSTOMER_MERGE = "customer.merge", _("Merge and unmerge customers")
+    CUSTOMER_SHARE = "customer.share", _("Share customers, lists and segments with other teams")
     QUALITY_MANAGE = "quality.manage", _("Scan for duplicates and train the matching model")
     ACTIVITY_LOG = "activity.log", _("Log interactions and follow-up tasks")
     ORDER_MANAGE = "order.manage", _("Create, refund and cancel orders; manage products")
@@ -58,6 +59,7 @@ _EDITOR = {
     Perm.CUSTOMER_CHANGE,
     Perm.CUSTOMER_ARCHIVE,
     Perm.CUSTOMER_TAG,
+    Perm.CUSTOMER_SHARE,
     Perm.ACTIVITY_LOG,
 }
 _SERVICE = {Perm.TICKET_HANDLE, Perm.SURVEY_MANAGE}
@@ -87,12 +89,20 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.SALES: frozenset(_EDITOR | {Perm.ORDER_MANAGE}),
     Role.SERVICE: frozenset(
         _SERVICE
-        | {Perm.CUSTOMER_VIEW, Perm.CUSTOMER_CHANGE, Perm.CUSTOMER_REVEAL, Perm.CUSTOMER_TAG, Perm.ACTIVITY_LOG}
+        | {
+            Perm.CUSTOMER_VIEW,
+            Perm.CUSTOMER_CHANGE,
+            Perm.CUSTOMER_REVEAL,
+            Perm.CUSTOMER_TAG,
+            Perm.CUSTOMER_SHARE,
+            Perm.ACTIVITY_LOG,
+        }
     ),
     Role.MARKETING: frozenset(
         {
             Perm.CUSTOMER_VIEW,
             Perm.CUSTOMER_TAG,
+            Perm.CUSTOMER_SHARE,
             Perm.CUSTOMER_EXPORT,
             Perm.CUSTOMER_IMPORT,
             Perm.SURVEY_MANAGE,

@@ -15,6 +15,7 @@ from cim.accounts.roles import ROLE_PERMISSIONS, ROLE_SCOPE, Perm, Scope, has_pe
 from cim.accounts.scopes import ancestors_q
 from cim.activities.models import CallbackPlan, FollowUp, Interaction, Notification
 from cim.customers.models import Customer
+from cim.customers.sharing_selectors import share_recipients_q
 
 Status = FollowUp.Status
 TABS = ("today", "overdue", "upcoming", "done")
@@ -109,7 +110,8 @@ def follow_up_get(*, user, pk: int) -> FollowUp:
 def follow_up_owners(*, customer: Customer) -> QuerySet[User]:
     """Active staff who may own a follow-up of `customer`: their role logs activities and they see the customer.
 
-    The same rule as `Customer.objects.visible_to`, turned around to find users from a customer in one query.
+    The same rule as `Customer.objects.visible_to` (scope and shares), turned around to find users from a customer
+    in one query.
     """
     roles = [role for role, perms in ROLE_PERMISSIONS.items() if Perm.ACTIVITY_LOG in perms]
     sees = Q(role__in=[r for r in roles if ROLE_SCOPE.get(r) == Scope.ALL])
@@ -120,6 +122,7 @@ def follow_up_owners(*, customer: Customer) -> QuerySet[User]:
         sees |= Q(role__in=[r for r in roles if ROLE_SCOPE.get(r) == Scope.TEAM], team_id__in=teams)
         departments = Team.objects.filter(ancestors_q(teams)).values("pk")
         sees |= Q(role__in=[r for r in roles if ROLE_SCOPE.get(r) == Scope.DEPARTMENT], team_id__in=departments)
+    sees |= share_recipients_q(customer)  # teams the customer is shared with
     return User.objects.filter(sees, is_active=True, role__in=roles).order_by("username")
 
 

@@ -29,6 +29,7 @@ from cim.activities.follow_up_selectors import (
     follow_up_default_owner,
     follow_up_owners,
 )
+from cim.activities.mentions import mentions_check, mentions_notify
 from cim.activities.models import CallbackPlan, FollowUp, Interaction, Notification, Priority
 from cim.audit.services import audit_record, audit_record_bulk
 from cim.customers.filters import CustomerFilter
@@ -118,6 +119,10 @@ def follow_up_create(
     owner = owner or follow_up_default_owner(customer=customer, actor=actor)
     if owner_error := _owner_error(customer, owner):
         errors["owner"] = owner_error
+    try:
+        mentioned = mentions_check(text=f"{title}\n{notes}", customer=customer, field="notes")
+    except ValidationError as error:
+        errors.update(error.message_dict)
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
@@ -139,6 +144,9 @@ def follow_up_create(
             note=f"customer:{customer.pk}",
         )
         _notify_assigned(follow_up, actor)
+        # The owner hears of the follow-up itself; the others mentioned in it are told too.
+        others = [user for user in mentioned if user.pk != follow_up.owner_id]
+        mentions_notify(users=others, customer=customer, actor=actor, target=follow_up)
     return follow_up
 
 

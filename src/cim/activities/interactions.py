@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 
 from cim.accounts.models import User
 from cim.activities.history_schemas import InteractionInput
+from cim.activities.mentions import mentions_check, mentions_notify
 from cim.activities.models import Attachment, Interaction
 from cim.audit.services import audit_record
 from cim.customers.models import Customer
@@ -83,6 +84,7 @@ def interaction_log(
     if unknown:
         raise ValidationError({"staff": _("Unknown staff: %(names)s.") % {"names": ", ".join(unknown)}})
     author = actor if actor is not None and actor.is_authenticated else None
+    mentioned = mentions_check(text=f"{data.subject}\n{data.body}", customer=customer, field="body")
     with transaction.atomic():
         interaction = Interaction.objects.create(
             customer=customer,
@@ -94,6 +96,7 @@ def interaction_log(
         for upload in files:
             attachment_add(interaction=interaction, upload=upload, actor=author)
         audit_record(actor=actor, action="interaction.create", target=interaction, note=f"customer {customer.pk}")
+        mentions_notify(users=mentioned, customer=customer, actor=author, target=interaction)
     return interaction
 
 

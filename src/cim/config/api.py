@@ -20,6 +20,7 @@ from cim.core.api_auth import API_AUTH
 from cim.core.api_errors import install_error_handlers
 from cim.core.api_parser import JSONObjectParser
 from cim.customers.api import router as customers_router
+from cim.customers.sharing_api import router as sharing_router
 from cim.ingest.api import router as ingest_router
 from cim.privacy.api import router as privacy_router
 from cim.quality.api import router as quality_router
@@ -55,6 +56,7 @@ api.add_router("/", segments_router)
 api.add_router("/", rules_router)
 api.add_router("/", care_router)
 api.add_router("/", campaigns_router)
+api.add_router("/", sharing_router)
 api.add_router("/", service_router)
 api.add_router("/", accounts_router)
 api.add_router("/", audit_router)

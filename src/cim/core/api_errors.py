@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 from cim.accounts.services import TokenRefused
 from cim.core.api_auth import TokenScopeDenied
 from cim.customers.selectors import InvalidNumber
-from cim.customers.services import PermissionDenied
+from cim.customers.services import PermissionDenied, ReadOnlyShare
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +130,11 @@ def install_error_handlers(api: NinjaAPI) -> None:
     def token_scope(request, exc):
         message = _("This API token is read-only; use a token with the write scope to change data.")
         return respond(request, 403, error_body("insufficient_scope", message))
+
+    @api.exception_handler(ReadOnlyShare)
+    def read_only(request, exc):
+        message = _("This customer is shared with your team for reading only.")
+        return respond(request, 403, error_body("read_only_share", message))
 
     @api.exception_handler(PermissionDenied)
     @api.exception_handler(AuthorizationError)

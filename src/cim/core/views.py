@@ -10,6 +10,7 @@ from django.utils.translation import gettext as _
 
 from cim.accounts.roles import has_perm
 from cim.customers.services import PermissionDenied as ServicePermissionDenied
+from cim.customers.services import ReadOnlyShare
 
 
 def page(view=None, *, perm: str | None = None):
@@ -28,6 +29,8 @@ def page(view=None, *, perm: str | None = None):
                 raise PermissionDenied(_("Your role does not allow this."))
             try:
                 return view(request, *args, **kwargs)
+            except ReadOnlyShare:
+                raise PermissionDenied(_("This customer is shared with your team for reading only.")) from None
             except ServicePermissionDenied:
                 raise PermissionDenied(_("Your role does not allow this.")) from None
 

@@ -162,7 +162,8 @@ def _visible_ids(request, duplicates: list) -> set[int]:
 def bulk_tag(request, payload: BulkTagIn):
     _require(request, Perm.CUSTOMER_TAG)
     numbers = [n for n in map(normalize_number, payload.numbers) if is_valid_number(n)]
-    ids = Customer.objects.visible_to(request.auth).filter(number__in=numbers)
+    # Customers shared with the caller's team read-only are left as they are.
+    ids = Customer.objects.visible_to(request.auth, action="change").filter(number__in=numbers)
     changed = customers_tag(
         customer_ids=ids.values_list("pk", flat=True), add=payload.add, remove=payload.remove, actor=request.auth
     )
@@ -178,7 +179,7 @@ def read_customer(request, number: str):
 @router.patch("/customers/{number}", response=CustomerOut, summary="Change the fields sent")
 def update_customer(request, number: str, payload: CustomerInput):
     _require(request, Perm.CUSTOMER_CHANGE)
-    customer = customer_get(user=request.auth, number=number)
+    customer = customer_get(user=request.auth, number=number, for_change=True)
     customer_update(customer=customer, data=payload, actor=request.auth)
     return _as_written(request, customer)
 
@@ -186,7 +187,7 @@ def update_customer(request, number: str, payload: CustomerInput):
 @router.post("/customers/{number}/archive", response=CustomerOut, summary="Archive a customer")
 def archive_customer(request, number: str, payload: ArchiveIn):
     _require(request, Perm.CUSTOMER_ARCHIVE)
-    customer = customer_get(user=request.auth, number=number)
+    customer = customer_get(user=request.auth, number=number, for_change=True)
     customer_archive(customer=customer, actor=request.auth, reason=payload.reason)
     return mask_customer(request.auth, customer_get(user=request.auth, number=number))
 
@@ -194,7 +195,7 @@ def archive_customer(request, number: str, payload: ArchiveIn):
 @router.post("/customers/{number}/restore", response=CustomerOut, summary="Restore an archived customer")
 def restore_customer(request, number: str):
     _require(request, Perm.CUSTOMER_ARCHIVE)
-    customer = customer_get(user=request.auth, number=number)
+    customer = customer_get(user=request.auth, number=number, for_change=True)
     customer_restore(customer=customer, actor=request.auth)
     return mask_customer(request.auth, customer_get(user=request.auth, number=number))
 

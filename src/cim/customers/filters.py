@@ -54,6 +54,8 @@ class CustomerFilter(Schema):
     cf: list[str] = Field(default_factory=list, max_length=10, description="Custom field equals a value: `key:value`")
     cluster: int | None = Field(None, ge=1, le=8, description="Customer cluster number (analytics)")
     segment: int | None = Field(None, ge=1, le=MAX_ID, description="Members of this segment or static list (its id)")
+    # Applied by customers.selectors.customer_list, which knows the user.
+    shared: bool = Field(False, description="Only customers shared with my team")
     sort: Sort = "-created"
 
     def apply(self, queryset: QuerySet) -> QuerySet:

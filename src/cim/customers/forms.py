@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from cim.accounts.models import Team, User
 from cim.customers import choices as c
-from cim.customers.models import Customer, CustomFieldDefinition, NumberingScheme, Tag
+from cim.customers.models import Customer, CustomFieldDefinition, NumberingScheme, Share, Tag
 
 SCALAR_FIELDS = [
     "kind",
@@ -396,3 +396,15 @@ class NumberingForm(forms.Form):
         )
         # The service checks the range and says so next to the field.
         self.fields["sequence_width"].widget.attrs.update(min=3, max=12)
+
+
+class ShareForm(forms.Form):
+    """The share dialog: with which team, how, why and until when (the service checks the meaning)."""
+
+    team = forms.ModelChoiceField(label=_("Share with team"), queryset=Team.objects.order_by("name"))
+    include_subteams = forms.BooleanField(label=_("Also the teams under it (the whole department)"), required=False)
+    access = forms.ChoiceField(label=_("Access"), choices=Share.Access.choices, initial=Share.Access.READ)
+    reason = forms.CharField(
+        label=_("Why"), max_length=500, widget=forms.Textarea(attrs={"rows": 2}), help_text=_("Shown to the team.")
+    )
+    until = forms.DateField(label=_("Until (last day)"), widget=forms.DateInput(attrs=DATE_INPUT, format="%Y-%m-%d"))

@@ -1,8 +1,10 @@
+from datetime import timedelta
 from types import SimpleNamespace
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from cim.accounts.models import Team
@@ -13,20 +15,45 @@ from cim.customers import choices as c
 
 
 class CustomerQuerySet(models.QuerySet):
-    def visible_to(self, user) -> "CustomerQuerySet":
-        """The customers `user`'s role lets them see: own, their team's, their department's or all (DESIGN §3.4)."""
-        from cim.accounts.scopes import scope_teams
-
+    def visible_to(self, user, action: str = "view") -> "CustomerQuerySet":
+        """The customers `user` may see (`action="view"`) or change (`"change"`): those their role's scope holds
+        (own, their team's, their department's or all; DESIGN §3.4), and those shared with their team for now
+        (read shares count for viewing only). The role's permissions and field masking still apply to both."""
         if not (user and user.is_authenticated and user.is_active):
             return self.none()
         if scope_of(user) == Scope.ALL:
             return self
+        from cim.customers.sharing_selectors import shared_customers_q
+
+        return self.filter(self._scope_q(user) | shared_customers_q(user, action=action))
+
+    def shared_with(self, user, action: str = "view") -> "CustomerQuerySet":
+        """Only the customers shared with `user`'s team for now: visible by definition, so their condition alone
+        (not ANDed with the scope's), which keeps "Shared with my team" a lookup of the shares."""
+        if not (user and user.is_authenticated and user.is_active):
+            return self.none()
+        from cim.customers.sharing_selectors import shared_customers_q
+
+        return self.filter(shared_customers_q(user, action=action))
+
+    def in_scope_of(self, user) -> "CustomerQuerySet":
+        """The customers the role's scope alone gives `user`, shares left out: what they may share onwards."""
+        if not (user and user.is_authenticated and user.is_active):
+            return self.none()
+        if scope_of(user) == Scope.ALL:
+            return self
+        return self.filter(self._scope_q(user))
+
+    @staticmethod
+    def _scope_q(user) -> Q:
+        from cim.accounts.scopes import scope_teams
+
         teams = scope_teams(user)
         if teams is not None:
             # A team's customers: assigned to the team, or owned by one of its members.
             teams = teams.values("pk")
-            return self.filter(Q(team_id__in=teams) | Q(owner__team_id__in=teams) | Q(owner_id=user.pk))
-        return self.filter(owner_id=user.pk)
+            return Q(team_id__in=teams) | Q(owner__team_id__in=teams) | Q(owner_id=user.pk)
+        return Q(owner_id=user.pk)
 
 
 class Customer(models.Model):
@@ -362,3 +389,79 @@ class ExternalId(models.Model):
 
     def __str__(self) -> str:
         return f"{self.system}:{self.value}"
+
+
+class Share(models.Model):
+    """A customer, a static list or a segment shared with a team (or a whole department) until an end date."""
+
+    class Access(models.TextChoices):
+        READ = "read", _("Read")
+        EDIT = "edit", _("Read and edit")
+
+    customer = models.ForeignKey(
+        Customer, verbose_name=_("customer"), null=True, blank=True, on_delete=models.CASCADE, related_name="shares"
+    )
+    # A list or a segment is shared with its members as they are while the share lasts, read through
+    # segments.SegmentMember when customers are listed.
+    segment = models.ForeignKey(
+        "segments.Segment",
+        verbose_name=_("list or segment"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="shares",
+    )
+    team = models.ForeignKey(
+        Team, verbose_name=_("shared with"), on_delete=models.CASCADE, related_name="shares_received"
+    )
+    include_subteams = models.BooleanField(_("whole department"), default=False)
+    access = models.CharField(_("access"), max_length=4, choices=Access.choices, default=Access.READ)
+    reason = models.CharField(_("reason"), max_length=500)
+    expires_at = models.DateTimeField(_("until"))
+    shared_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("shared by"),
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="shares_made",
+    )
+    created_at = models.DateTimeField(_("shared at"), auto_now_add=True)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("revoked by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        verbose_name = _("share")
+        verbose_name_plural = _("shares")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(customer__isnull=False, segment__isnull=True)
+                | Q(customer__isnull=True, segment__isnull=False),
+                name="share_one_subject",
+            ),
+        ]
+        indexes = [
+            # What a team receives, still running: the part of every non-global customer list that sharing adds.
+            models.Index(fields=["team", "expires_at"], name="share_team_idx"),
+            models.Index(fields=["customer", "expires_at"], name="share_customer_idx"),
+            models.Index(fields=["segment", "expires_at"], name="share_segment_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id or self.segment_id}→{self.team_id}"
+
+    @property
+    def last_day(self):
+        """The day the share runs through (it ends at the start of the next, in the installation's time zone)."""
+        return timezone.localtime(self.expires_at - timedelta(microseconds=1)).date()
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None and self.expires_at > timezone.now()

@@ -69,6 +69,10 @@ class PermissionDenied(Exception):
     """The actor's role does not allow this action."""
 
 
+class ReadOnlyShare(PermissionDenied):
+    """The customer is shared with the actor's team for reading only: seen, not changed."""
+
+
 def _require(actor, perm: str) -> None:
     if actor is not None and not has_perm(actor, perm):
         raise PermissionDenied(perm)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from cim.customers import views, views_settings
+from cim.customers import views, views_settings, views_sharing
 
 app_name = "customers"
 
@@ -9,7 +9,11 @@ urlpatterns = [
     path("customers/new/", views.customer_create_view, name="create"),
     # Before `customers/<number>/`, which would otherwise match these words.
     path("customers/bulk-tag/", views.customers_bulk_tag_view, name="bulk_tag"),
+    path("customers/bulk-share/", views_sharing.customers_share_view, name="bulk_share"),
     path("customers/<str:number>/", views.customer_detail_view, name="detail"),
+    path("shares/", views_sharing.share_list_view, name="shares"),
+    path("shares/new/", views_sharing.share_create_view, name="share_create"),
+    path("shares/<int:pk>/revoke/", views_sharing.share_revoke_view, name="share_revoke"),
     path("customers/<str:number>/edit/", views.customer_edit_view, name="edit"),
     path("customers/<str:number>/archive/", views.customer_archive_view, name="archive"),
     path("customers/<str:number>/restore/", views.customer_restore_view, name="restore"),

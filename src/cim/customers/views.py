@@ -58,7 +58,9 @@ from cim.customers.services import (
     customers_tag,
     locked_fields,
 )
+from cim.customers.sharing_selectors import customer_changeable, share_marks
 from cim.customers.tasks import customers_tag_matching
+from cim.customers.views_sharing import sharing_context
 from cim.privacy.masking import field_policy, mask_customer, mask_customers
 from cim.privacy.registry import field_info, sensitive_fields
 from cim.quality.explain import comparison_reasons
@@ -120,6 +122,7 @@ FILTER_LABELS = {
     "updated_to": gettext_lazy("Updated to"),
     "birthday_from": gettext_lazy("Birthday from"),
     "birthday_to": gettext_lazy("Birthday to"),
+    "shared": gettext_lazy("Shared with my team"),
 }
 
 
@@ -214,6 +217,9 @@ def customer_list_view(request):
     paginator = CappedPaginator(customer_list(user=request.user, filters=filters), per_page, page=page_number)
     page_obj = paginator.get_page(page_number)
     page_obj.object_list = mask_customers(request.user, list(page_obj.object_list))
+    marks = share_marks(user=request.user, customer_ids=[customer.pk for customer in page_obj.object_list])
+    for customer in page_obj.object_list:
+        customer.share_mark = marks.get(customer.pk)
     page_range = list(paginator.get_elided_page_range(page_obj.number, on_each_side=2, on_ends=1))
     if paginator.has_more:
         page_range.append(paginator.ELLIPSIS)  # the last page shown is not the last page
@@ -238,9 +244,9 @@ def customer_list_view(request):
     return response
 
 
-def _customer_or_404(request, number: str) -> Customer:
+def _customer_or_404(request, number: str, *, for_change: bool = False) -> Customer:
     try:
-        return customer_get(user=request.user, number=number)
+        return customer_get(user=request.user, number=number, for_change=for_change)
     except InvalidNumber as error:
         raise Http404(str(error)) from None
 
@@ -273,7 +279,10 @@ def _field_rows(customer: Customer, names) -> list[tuple[str, object]]:
 @page(perm=Perm.CUSTOMER_VIEW)
 def customer_detail_view(request, number: str):
     customer = mask_customer(request.user, _customer_or_404(request, number))
+    # A customer shared with the user's team read-only is shown without the buttons that would change it.
+    changeable = customer_changeable(user=request.user, customer=customer)
     context = {
+        **sharing_context(request, customer=customer),
         **timeline_context(request, customer),
         "nav": "customers",
         "profile_rows": _field_rows(customer, PROFILE_FIELDS),
@@ -288,15 +297,15 @@ def customer_detail_view(request, number: str):
         "can_handle": has_perm(request.user, Perm.TICKET_HANDLE),
         "interaction_kinds": Interaction.Kind.choices,
         "interaction_outcomes": Interaction.Outcome.choices,
-        "can_edit": has_perm(request.user, Perm.CUSTOMER_CHANGE),
-        "can_archive": has_perm(request.user, Perm.CUSTOMER_ARCHIVE),
-        "can_tag": has_perm(request.user, Perm.CUSTOMER_TAG),
+        "can_edit": changeable and has_perm(request.user, Perm.CUSTOMER_CHANGE),
+        "can_archive": changeable and has_perm(request.user, Perm.CUSTOMER_ARCHIVE),
+        "can_tag": changeable and has_perm(request.user, Perm.CUSTOMER_TAG),
         "all_tags": tag_list() if has_perm(request.user, Perm.CUSTOMER_TAG) else [],
         "archive_form": ArchiveForm(),
         "pairs": customer_pairs(user=request.user, customer=customer),
         "completeness": customer_completeness(customer),
         "merges": customer_merges(customer=customer),
-        "can_merge": has_perm(request.user, Perm.CUSTOMER_MERGE),
+        "can_merge": changeable and has_perm(request.user, Perm.CUSTOMER_MERGE),
         "recommendations": recommendations_for([customer.pk]).get(customer.pk, []),
         "can_reveal": has_perm(request.user, Perm.CUSTOMER_REVEAL),
         "masked_profile": [
@@ -420,7 +429,7 @@ def _lock_masked(request, customer: Customer, form: CustomerForm, contacts: Cont
 
 @page(perm=Perm.CUSTOMER_CHANGE)
 def customer_edit_view(request, number: str):
-    customer = _customer_or_404(request, number)
+    customer = _customer_or_404(request, number, for_change=True)
     if request.method == "POST":
         form = CustomerForm(request.POST, **_form_kwargs(customer))
         contacts = ContactRows.from_post(request.POST)
@@ -438,7 +447,7 @@ def customer_edit_view(request, number: str):
 @require_POST
 @page(perm=Perm.CUSTOMER_ARCHIVE)
 def customer_archive_view(request, number: str):
-    customer = _customer_or_404(request, number)
+    customer = _customer_or_404(request, number, for_change=True)
     form = ArchiveForm(request.POST)
     reason = form.cleaned_data["reason"] if form.is_valid() else ""
     customer_archive(customer=customer, actor=request.user, reason=reason)
@@ -449,7 +458,7 @@ def customer_archive_view(request, number: str):
 @require_POST
 @page(perm=Perm.CUSTOMER_ARCHIVE)
 def customer_restore_view(request, number: str):
-    customer = _customer_or_404(request, number)
+    customer = _customer_or_404(request, number, for_change=True)
     customer_restore(customer=customer, actor=request.user)
     messages.success(request, _("Customer %(number)s was restored.") % {"number": customer.number})
     return redirect("customers:detail", number=customer.number)
@@ -459,7 +468,7 @@ def customer_restore_view(request, number: str):
 @page(perm=Perm.CUSTOMER_TAG)
 def customer_tag_view(request, number: str):
     """Add or remove one tag on one customer, from the 360° page."""
-    customer = _customer_or_404(request, number)
+    customer = _customer_or_404(request, number, for_change=True)
     form = SingleTagForm(request.POST)
     if not form.is_valid() or not (form.cleaned_data["add"].strip() or form.cleaned_data["remove"].strip()):
         messages.error(request, _("Enter a tag of 1 to 50 characters."))
@@ -500,7 +509,7 @@ def customers_bulk_tag_view(request):
     if not ids:
         messages.warning(request, _("Tick the customers to tag first."))
         return redirect(back)
-    ids = customer_ids_visible(user=request.user, ids=ids)
+    ids = customer_ids_visible(user=request.user, ids=ids, action="change")
     changed = customers_tag(
         customer_ids=ids, add=[tag] if op == "add" else [], remove=[tag] if op == "remove" else [], actor=request.user
     )

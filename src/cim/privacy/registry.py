@@ -285,6 +285,9 @@ CUSTOMER_DATA: tuple[CustomerData, ...] = (
     CustomerData("segments.segmentmember", "customer", OnErase.KEEP),
     # Which automation rule ran for the customer and what each step did: ids, names and counts, no personal value.
     CustomerData("automation.rulerun", "customer", OnErase.KEEP),
+    # Which team a customer was shared with and why: internal handling, not the customer's data, but the reason may
+    # speak of them, so an erasure ends the shares (the audit log keeps that they were made).
+    CustomerData("customers.share", "customer", OnErase.DELETE, export=False),
     CustomerData("privacy.consent", "customer", OnErase.ANONYMISE),
     CustomerData("privacy.datasubjectrequest", "customer", OnErase.ANONYMISE),
     CustomerData("privacy.processingrestriction", "customer", OnErase.KEEP),

@@ -73,8 +73,8 @@ class MergeOut(Schema):
     undone: bool = False
 
 
-def _visible(request, number: str) -> Customer:
-    return customer_get(user=request.auth, number=number)
+def _visible(request, number: str, *, for_change: bool = False) -> Customer:
+    return customer_get(user=request.auth, number=number, for_change=for_change)
 
 
 @router.get("/customers/{number}/duplicates", response=list[DuplicateOut], summary="A customer's likely duplicates")
@@ -114,8 +114,8 @@ def decide_pair(request, pair_id: int, payload: DecisionIn):
 @router.post("/merges", response={200: MergeOut, 201: MergeOut}, summary="Merge customers (or preview with dry_run)")
 def merge(request, payload: MergeIn):
     _require(request, Perm.CUSTOMER_MERGE)
-    survivor = _visible(request, payload.survivor)
-    duplicates = [_visible(request, number) for number in payload.duplicates]
+    survivor = _visible(request, payload.survivor, for_change=not payload.dry_run)
+    duplicates = [_visible(request, number, for_change=not payload.dry_run) for number in payload.duplicates]
     by_number = {c.number: c.pk for c in [survivor, *duplicates]}
     choices = {}
     for name, number in payload.choices.items():
@@ -143,7 +143,7 @@ def merge(request, payload: MergeIn):
 def unmerge(request, merge_id: int):
     _require(request, Perm.CUSTOMER_MERGE)
     record = get_object_or_404(MergeRecord, pk=merge_id)
-    _visible(request, record.survivor.number)
+    _visible(request, record.survivor.number, for_change=True)
     return _merge_out(customer_unmerge(record=record, actor=request.auth))
 
 

@@ -63,9 +63,12 @@ def duplicate_decide_view(request, pk: int):
 
 def _merge_customers(request) -> tuple[Customer, list[Customer]]:
     params = request.POST if request.method == "POST" else request.GET
+    merging = request.method == "POST"  # a customer shared read-only may be compared, not merged
     try:
-        survivor = customer_get(user=request.user, number=params.get("survivor", ""))
-        duplicates = [customer_get(user=request.user, number=n) for n in params.getlist("duplicates") if n]
+        survivor = customer_get(user=request.user, number=params.get("survivor", ""), for_change=merging)
+        duplicates = [
+            customer_get(user=request.user, number=n, for_change=merging) for n in params.getlist("duplicates") if n
+        ]
     except ValueError:
         raise Http404 from None
     return survivor, [c for c in duplicates if c.pk != survivor.pk]
@@ -121,7 +124,7 @@ def _display(customer: Customer, name: str, user):
 @page(perm=Perm.CUSTOMER_MERGE)
 def unmerge_view(request, pk: int):
     record = get_object_or_404(MergeRecord, pk=pk)
-    customer_get(user=request.user, number=Customer.objects.get(pk=record.survivor_id).number)
+    customer_get(user=request.user, number=Customer.objects.get(pk=record.survivor_id).number, for_change=True)
     try:
         customer_unmerge(record=record, actor=request.user)
     except ValidationError as error:
@@ -160,7 +163,7 @@ def review_view(request):
 @require_POST
 @page(perm=Perm.CUSTOMER_CHANGE)
 def customer_review_view(request, number: str):
-    customer = customer_get(user=request.user, number=number)
+    customer = customer_get(user=request.user, number=number, for_change=True)
     customer_review(customer=customer, actor=request.user)
     messages.success(request, _("Marked as reviewed."))
     return redirect(safe_next(request, reverse("customers:detail", args=[customer.number])))

@@ -16,6 +16,7 @@ from cim.core.views import page, safe_next
 from cim.customers.models import Customer
 from cim.customers.selectors import customer_ids_visible, customer_list
 from cim.customers.views import parse_filters
+from cim.customers.views_sharing import sharing_context
 from cim.segments.models import Segment
 from cim.segments.rules import OPERATOR_LABELS, OPERATORS, field_catalogue
 from cim.segments.selectors import segment_get, segment_list, segment_preview
@@ -132,6 +133,7 @@ def segment_detail_view(request, pk: int):
         "can_manage": has_perm(request.user, Perm.SEGMENT_MANAGE),
         "rules_json": segment.rules,
         "catalogue": _catalogue(),
+        **sharing_context(request, segment=segment),
     }
     return render(request, "segments/detail.html", context)
 

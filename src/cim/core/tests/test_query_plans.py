@@ -90,3 +90,19 @@ def test_the_check_sees_a_query_no_index_serves(customers):
     with CaptureQueriesContext(connection) as captured:
         list(Customer.objects.filter(notes__contains="VIP"))
     assert len(_big_scans(captured.captured_queries)) == 1
+
+
+def test_a_list_with_shares_finds_them_through_indexes(users, customers, other_team, admin_user):
+    """The shares a team receives (one by one, and through a list's members) are subqueries the planner answers
+    from share_team_idx and segment_member_unique, not by reading the customers."""
+    from cim.customers.sharing import share_create
+    from cim.segments.services import segment_create, segment_members_add
+
+    share_create(actor=admin_user, team=users["sales"].team, customer=customers[1], reason="协作")
+    segment = segment_create(actor=admin_user, name="共享名单", kind="static")
+    segment_members_add(segment=segment, customer_ids=[c.pk for c in customers[2:5]], actor=admin_user)
+    share_create(actor=admin_user, team=users["sales"].team, segment=segment, reason="协作")
+    client = Client()
+    client.force_login(users["sales"])
+    assert _scans(client, "/") == []
+    assert _scans(client, "/?shared=1") == []

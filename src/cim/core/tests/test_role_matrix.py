@@ -8,6 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import URLResolver, get_resolver
 
+from cim.accounts.models import Team
 from cim.accounts.roles import Role
 from cim.accounts.services import api_token_create
 from cim.activities.follow_ups import callback_plan_create, follow_up_create
@@ -26,6 +27,7 @@ from cim.customers import configuration
 from cim.customers.models import Customer
 from cim.customers.saved_views import saved_view_save
 from cim.customers.services import customer_archive
+from cim.customers.sharing import share_create
 from cim.customers.tests.factories import make_customer
 from cim.ingest.sources import event_source_create
 from cim.quality.merge import customer_merge
@@ -55,6 +57,7 @@ AUTOMATORS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING})  # au
 CARERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING})  # care.manage
 CAMPAIGNERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING})  # campaign.manage
 SENDERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING})  # message.send
+SHARERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.SALES, Role.SERVICE, Role.MARKETING})  # customer.share
 
 # (method, OpenAPI path) → the roles allowed to call it.
 MATRIX: dict[tuple[str, str], frozenset[str]] = {
@@ -193,6 +196,12 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/rules/{automation_rule_id}/deactivate"): AUTOMATORS,
     ("POST", "/api/v1/rules/{automation_rule_id}/dry-run"): AUTOMATORS,
     ("GET", "/api/v1/rules/{automation_rule_id}/runs"): AUTOMATORS,
+    # Everyone reads the shares they made and those their team receives; revoking is the sharer's or an
+    # administrator's (the row's share is an administrator's, to the user's team).
+    ("GET", "/api/v1/shares"): ALL,
+    ("POST", "/api/v1/shares"): SHARERS,
+    ("GET", "/api/v1/shares/{share_id}"): ALL,
+    ("DELETE", "/api/v1/shares/{share_id}"): ADMINS,
     ("GET", "/api/v1/customers/{number}/consents"): ALL,
     ("POST", "/api/v1/customers/{number}/consents"): EDITORS,
     ("POST", "/api/v1/customers/{number}/erase"): PRIVACY,
@@ -318,6 +327,7 @@ BODIES = {
     ("POST", "/api/v1/rules/{automation_rule_id}/activate"): {},
     ("POST", "/api/v1/rules/{automation_rule_id}/deactivate"): {},
     ("POST", "/api/v1/rules/{automation_rule_id}/dry-run"): {"segment_id": "{segment_id}"},
+    ("POST", "/api/v1/shares"): {"customer": "{number}", "team": "矩阵共享部", "reason": "跨部门协作"},
     ("POST", "/api/v1/customers/{number}/consents"): {"purpose": "marketing", "text": "同意", "text_version": "v1"},
     ("POST", "/api/v1/customers/{number}/erase"): {"reason": "本人要求", "confirm": "{number}"},
     ("POST", "/api/v1/privacy/requests"): {"customer": "{number}", "kind": "access", "law": "gdpr"},
@@ -459,6 +469,7 @@ def world(users, admin_user):
     configuration.custom_field_create(
         key="level", label_zh="等级", label_en="Tier", field_type="choice", choices=["金"], actor=admin_user
     )
+    Team.objects.create(name="矩阵共享部")
     return {"tag": tag}
 
 
@@ -495,6 +506,8 @@ def test_role_matrix(api_client, users, admin_user, world, role, method, path):
     ids.update(automation_rule_id=rule.pk)
     ids.update(campaign_id=_campaign(ids["segment_id"], admin_user, path))
     ids.update(_messages(customer))
+    share = share_create(actor=admin_user, team=user.team, customer=customer, reason="矩阵")
+    ids.update(share_id=share.pk)
     acquisition_cost_set(channel="website", month="2026-01", amount="100", actor=admin_user)
     ids.update(channel="website", month="2026-01")
     schedule = {"name": "矩阵日报", "report": "rfm", "frequency": "daily", "recipients": ["boss@example.com"]}
@@ -545,8 +558,7 @@ def test_every_operation_needs_authentication(world, admin_user, method, path):
         follow_up_id=1, notification_id=1, plan_id=1, care_plan_id=1, channel="website", month="2026-01", segment_id=1
     )
     ids.update(schedule_id=1, request_id=1, rule_id=1, entry_id=1, token_id=1, backup_id=1, automation_rule_id=1)
-    ids.update(campaign_id=1)
-    ids.update(template_id=1, message_id=1)
+    ids.update(campaign_id=1, template_id=1, message_id=1, share_id=1)
     url = path.format(number=customer.number, tag_id=world["tag"].pk, key="level", pair_id=1, merge_id=1, **ids)
     response = _call(Client(), method, url, BODIES.get((method, path)))
     assert response.status_code == 401
