@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0002_api_token_scope_and_expiry'),
-        ('customers', '0009_encrypt_existing_rows'),
+        ('customers', '0011_fill_birthday_keys'),
         ('segments', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
