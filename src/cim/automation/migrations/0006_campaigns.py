@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('activities', '0002_orders_interactions_follow_ups'),
-        ('automation', '0002_messages'),
+        ('automation', '0005_rules'),
         ('customers', '0009_encrypt_existing_rows'),
         ('segments', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),

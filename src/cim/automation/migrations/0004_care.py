@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('activities', '0003_interaction_time_index'),
-        ('automation', '0002_messages'),
+        ('automation', '0003_webhooks'),
         ('customers', '0011_fill_birthday_keys'),
         ('segments', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),

@@ -8,8 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('automation', '0002_messages'),
-        ('automation', '0002_webhooks'),
+        ('automation', '0004_care'),
         ('customers', '0009_encrypt_existing_rows'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('automation', '0001_events_outbox'),
+        ('automation', '0002_messages'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
