@@ -67,6 +67,31 @@ class Remote:
         return counts
 
 
+def ceiling(url: str, secret: str, count: int, threads: int) -> float:
+    """Signed POSTs per second from a bare thread pool over one httpx client, no database: what this machine and
+    receiver allow at the moment, to read the sender's rate against."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+    from standardwebhooks import Webhook
+
+    from cim.automation.webhook_sender import sign_headers
+
+    signers = [Webhook(secret)]
+    body = '{"type":"customer.updated","version":1,"data":{"customer":{"number":"C000001"}}}'
+    limits = httpx.Limits(max_connections=threads, max_keepalive_connections=threads)
+    with httpx.Client(limits=limits) as client:
+
+        def one(i: int) -> int:
+            headers = sign_headers(message_id=f"msg_raw{i}", body=body, signers=signers)
+            return client.post(url, content=body.encode(), headers=headers).status_code
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(threads) as pool:
+            ok = list(pool.map(one, range(count))).count(200)
+        return ok / (time.perf_counter() - started)
+
+
 def publish(customer_ids: list[int], count: int) -> float:
     """`count` customer.updated events over the customers, then dispatched; returns the dispatch's seconds."""
     from django.db import transaction
@@ -129,6 +154,8 @@ def main() -> None:
     healthy.url = receiver.url
     healthy.save(update_fields=["url"])
     settings.CIM_WEBHOOK_TIMEOUT_SECONDS = 2
+
+    raw = ceiling(receiver.url, secret, min(args.events, 5000), 64)
 
     # 1. Throughput: every delivery to one healthy endpoint.
     dispatch_seconds = publish(customers, args.events)
@@ -193,6 +220,8 @@ def main() -> None:
         f"({recorded / dispatch_seconds:,.0f}/s) |",
         f"| deliveries sent, one healthy endpoint | {run.succeeded:,} in {send_seconds:.1f} s: "
         f"**{rate:,.0f} deliveries/s** |",
+        f"| the same machine and receiver's ceiling at that moment: bare thread pool + httpx, no database "
+        f"| {raw:,.0f} requests/s (the sender reaches {rate / raw:.0%} of it) |",
         f"| signatures the receiver rejected | {bad} of {received:,} |",
         f"| latency created → delivered, healthy only (p50 / p95) | {pct(base, 50):.2f} s / {pct(base, 95):.2f} s |",
         f"| same, while another endpoint hangs 5 s (timeout 2 s) on each of {args.retries:,} due retries "

@@ -25,6 +25,8 @@ class Receiver:
     received: list[Received] = field(default_factory=list)
     count: int = 0
     bad_signatures: int = 0
+    active: int = 0
+    most_active: int = 0  # the most requests it was answering at once
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> "Receiver":
@@ -35,6 +37,9 @@ class Receiver:
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                with receiver.lock:
+                    receiver.active += 1
+                    receiver.most_active = max(receiver.most_active, receiver.active)
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 payload = None
                 for secret in receiver.secrets:
@@ -46,16 +51,20 @@ class Receiver:
                 if receiver.delay:
                     threading.Event().wait(receiver.delay)
                 with receiver.lock:
+                    receiver.active -= 1
                     receiver.count += 1
                     if payload is None:
                         receiver.bad_signatures += 1
                     if receiver.keep:
                         receiver.received.append(Received(headers, body, payload))
                 answer = b"ok" if payload is not None else b"bad signature"
-                self.send_response(receiver.status if payload is not None else 401)
-                self.send_header("content-length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
+                try:
+                    self.send_response(receiver.status if payload is not None else 401)
+                    self.send_header("content-length", str(len(answer)))
+                    self.end_headers()
+                    self.wfile.write(answer)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the sender timed out first (a hanging receiver on purpose)
 
             def log_message(self, *args):
                 pass
