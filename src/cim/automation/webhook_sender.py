@@ -10,12 +10,13 @@ killed after the receiver answered but before the outcome was written sends agai
 
 import json
 import logging
+import queue
 import random
 import time
 import uuid
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -159,6 +160,7 @@ class Sender:
         # Claimed and waiting for a slot, per endpoint: claiming a few rounds ahead keeps the claim queries few.
         self.queued: dict[int, deque[Outgoing]] = defaultdict(deque)
         self.done: list[tuple[Outgoing, Outcome]] = []
+        self.answers: queue.SimpleQueue[Future] = queue.SimpleQueue()
         self.run = SendRun()
         self._endpoints: dict[int, tuple[str, list[Webhook]]] = {}
 
@@ -168,7 +170,7 @@ class Sender:
         return self.per_endpoint * CLAIM_AHEAD
 
     def held(self) -> Counter[int]:
-        return self.per + Counter({pk: len(queue) for pk, queue in self.queued.items() if queue})
+        return self.per + Counter({pk: len(backlog) for pk, backlog in self.queued.items() if backlog})
 
     # -- claiming
 
@@ -290,11 +292,13 @@ class Sender:
         """Hand waiting deliveries to free slots, one endpoint after another, none past its share in flight."""
         while len(self.in_flight) < self.concurrency:
             started = False
-            for endpoint_id, queue in self.queued.items():
-                if queue and self.per[endpoint_id] < self.per_endpoint and len(self.in_flight) < self.concurrency:
-                    item = queue.popleft()
+            for endpoint_id, backlog in self.queued.items():
+                if backlog and self.per[endpoint_id] < self.per_endpoint and len(self.in_flight) < self.concurrency:
+                    item = backlog.popleft()
                     self.per[endpoint_id] += 1
-                    self.in_flight[pool.submit(post, client, item, self.clock)] = item
+                    future = pool.submit(post, client, item, self.clock)
+                    self.in_flight[future] = item
+                    future.add_done_callback(self.answers.put)
                     started = True
             if not started:
                 return
@@ -310,7 +314,7 @@ class Sender:
             with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="webhook") as pool:
                 while True:
                     now = time.monotonic()
-                    waiting = sum(len(queue) for queue in self.queued.values())
+                    waiting = sum(len(backlog) for backlog in self.queued.values())
                     # Claim up to four rounds of work ahead; at once when the sender has nothing in hand.
                     room = 4 * self.concurrency - waiting - len(self.in_flight)
                     if room > 0 and now < deadline and (now >= idle_until or (not waiting and not self.in_flight)):
@@ -324,7 +328,14 @@ class Sender:
                         if now >= deadline or not claimed:
                             break  # out of time, or nothing due and nothing on its way: done
                         continue
-                    finished, _pending = wait(list(self.in_flight), timeout=0.05, return_when=FIRST_COMPLETED)
+                    # Answers arrive on a queue: waiting on every future in flight each round costs more.
+                    finished: list[Future] = []
+                    try:
+                        finished.append(self.answers.get(timeout=0.05))
+                        while True:
+                            finished.append(self.answers.get_nowait())
+                    except queue.Empty:
+                        pass
                     for future in finished:
                         item = self.in_flight.pop(future)
                         self.per[item.endpoint_id] -= 1
