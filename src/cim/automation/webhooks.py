@@ -201,17 +201,18 @@ def send_after_commit() -> None:
 
 @event_consumer("webhooks", wants=lambda name, data: name in subscribed_types())
 def webhooks_take(events: Sequence[Event]) -> int:
-    """One delivery per event and active endpoint subscribed to its type whose scope sees its customer."""
-    wanted = subscribed_types()
-    events = [event for event in events if event.name in wanted]
-    if not events:
-        return 0
+    """One delivery per event and active endpoint subscribed to its type whose scope sees its customer. The
+    endpoints are read here, not from the cache of `subscribed_types`: this process's copy may be seconds old."""
     endpoints = [
         endpoint
         for endpoint in WebhookEndpoint.objects.filter(is_active=True).select_related("scope_user")
         if any(endpoint.subscribes(event.name) for event in events)
     ]
-    payloads = CustomerPayloads(event.customer_id for event in events)
+    if not endpoints:
+        return 0
+    payloads = CustomerPayloads(
+        event.customer_id for event in events if any(e.subscribes(event.name) for e in endpoints)
+    )
     rows = []
     for endpoint in endpoints:
         seen = payloads.for_endpoint(endpoint)

@@ -359,6 +359,14 @@ CACHES = {
 }
 CIM_FORM_RATE_PER_IP = os.environ.get("CIM_FORM_RATE_PER_IP", "20/h")
 CIM_FORM_RATE_PER_CONTACT = os.environ.get("CIM_FORM_RATE_PER_CONTACT", "5/h")
+# Webhooks (docs/webhooks.md): the sender's concurrency, its share per endpoint, the request timeout, and when an
+# endpoint that keeps failing is switched off.
+CIM_WEBHOOK_CONCURRENCY = int(os.environ.get("CIM_WEBHOOK_CONCURRENCY", "64"))
+CIM_WEBHOOK_PER_ENDPOINT = int(os.environ.get("CIM_WEBHOOK_PER_ENDPOINT", "16"))
+CIM_WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("CIM_WEBHOOK_TIMEOUT_SECONDS", "10"))
+CIM_WEBHOOK_DISABLE_AFTER_FAILURES = int(os.environ.get("CIM_WEBHOOK_DISABLE_AFTER_FAILURES", "50"))
+CIM_WEBHOOK_DISABLE_AFTER_HOURS = float(os.environ.get("CIM_WEBHOOK_DISABLE_AFTER_HOURS", "24"))
+CIM_WEBHOOK_ROTATION_GRACE_HOURS = float(os.environ.get("CIM_WEBHOOK_ROTATION_GRACE_HOURS", "24"))
 # The request header holding the visitor's address behind a proxy (e.g. HTTP_X_REAL_IP); empty: REMOTE_ADDR.
 CIM_CLIENT_IP_HEADER = os.environ.get("CIM_CLIENT_IP_HEADER", "")
 

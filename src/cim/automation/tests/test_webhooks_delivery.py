@@ -13,7 +13,7 @@ from cim.automation import webhooks as hooks
 from cim.automation.events import CATALOGUE, event_wanted, events_dispatch
 from cim.automation.models import WebhookDelivery, WebhookEndpoint
 from cim.automation.tests.webhook_receiver import Receiver
-from cim.automation.webhook_sender import MAX_ATTEMPTS, RETRY_DELAYS, Sender, backoff, deliveries_send
+from cim.automation.webhook_sender import CLAIM_AHEAD, MAX_ATTEMPTS, RETRY_DELAYS, Sender, backoff, deliveries_send
 from cim.automation.webhooks import (
     CUSTOMER_FIELDS,
     deliveries_prune,
@@ -238,16 +238,27 @@ def test_fresh_deliveries_are_claimed_before_retries_and_retries_keep_a_share(re
     assert [item.attempts for item in claimed[4:]].count(3) >= 2  # ...but retries always get a quarter
 
 
-def test_an_endpoint_never_holds_more_than_its_share(receiver, admin_user):
+def test_an_endpoint_never_has_more_than_its_share_in_flight(receiver, admin_user):
+    receiver.delay = 0.2
     endpoint = endpoint_for(receiver, admin_user)
     WebhookDelivery.objects.bulk_create(
         WebhookDelivery(endpoint=endpoint, key=f"k{i}", message_id=f"m{i}", event_type="x.y", payload={"n": i})
-        for i in range(10)
+        for i in range(12)
     )
-    sender = Sender(per_endpoint=3)
-    assert len(sender.claim(10)) == 3
+    run = Sender(concurrency=8, per_endpoint=3).send(seconds=10)
+    assert run.succeeded == 12 and receiver.most_active <= 3
+
+
+def test_a_sender_claims_only_a_few_rounds_ahead(receiver, admin_user):
+    endpoint = endpoint_for(receiver, admin_user)
+    WebhookDelivery.objects.bulk_create(
+        WebhookDelivery(endpoint=endpoint, key=f"k{i}", message_id=f"m{i}", event_type="x.y", payload={"n": i})
+        for i in range(30)
+    )
+    sender = Sender(per_endpoint=2)
+    assert len(sender.claim(30)) == sender.ahead == 2 * CLAIM_AHEAD
     # The rest stayed due: another sender may take them.
-    assert WebhookDelivery.objects.filter(next_attempt_at__lte=timezone.now()).count() == 7
+    assert WebhookDelivery.objects.filter(next_attempt_at__lte=timezone.now()).count() == 30 - sender.ahead
 
 
 def test_an_endpoint_failing_again_and_again_is_disabled_and_admins_told(

@@ -237,6 +237,18 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/backups"): ADMINS,
     ("POST", "/api/v1/backups"): ADMINS,
     ("POST", "/api/v1/backups/{backup_id}/verify"): ADMINS,
+    ("GET", "/api/v1/events/catalogue"): ALL,
+    ("GET", "/api/v1/webhooks"): ADMINS,
+    ("POST", "/api/v1/webhooks"): ADMINS,
+    ("GET", "/api/v1/webhooks/{endpoint_id}"): ADMINS,
+    ("PATCH", "/api/v1/webhooks/{endpoint_id}"): ADMINS,
+    ("DELETE", "/api/v1/webhooks/{endpoint_id}"): ADMINS,
+    ("POST", "/api/v1/webhooks/{endpoint_id}/rotate-secret"): ADMINS,
+    ("POST", "/api/v1/webhooks/{endpoint_id}/test"): ADMINS,
+    ("GET", "/api/v1/webhooks/deliveries"): ADMINS,
+    ("GET", "/api/v1/webhooks/deliveries/{delivery_id}"): ADMINS,
+    ("POST", "/api/v1/webhooks/deliveries/{delivery_id}/replay"): ADMINS,
+    ("POST", "/api/v1/webhooks/deliveries/replay"): ADMINS,
 }
 
 # A valid body per operation, so that the role is the only thing that varies.
@@ -369,6 +381,13 @@ BODIES = {
     ("POST", "/api/v1/campaigns/{campaign_id}/schedule"): {"at": "2099-12-24T10:00:00+08:00"},
     ("POST", "/api/v1/campaigns/{campaign_id}/preview"): {"customer": "{number}"},
     ("POST", "/api/v1/backups"): {"verify": True},
+    ("POST", "/api/v1/webhooks"): {
+        "url": "https://example.com/hooks",
+        "event_types": ["customer.created"],
+        "scope_role": "administrator",
+    },
+    ("PATCH", "/api/v1/webhooks/{endpoint_id}"): {"description": "改过"},
+    ("POST", "/api/v1/webhooks/deliveries/replay"): {},
 }
 
 
@@ -445,6 +464,16 @@ def _campaign(segment_id: int, admin_user, path: str) -> int:
     return campaign.pk
 
 
+def _webhooks(admin_user) -> dict:
+    """An endpoint (on a closed loopback port: a test send fails fast) and one delivery of it."""
+    from cim.automation.webhooks import webhook_endpoint_create, webhook_send
+
+    data = {"url": "http://127.0.0.1:9/hooks", "all_events": True, "scope_role": "administrator"}
+    endpoint, _secret = webhook_endpoint_create(data=data, actor=admin_user)
+    delivery = webhook_send(endpoint=endpoint, event_type="matrix.test", payload={}, key="matrix")
+    return {"endpoint_id": endpoint.pk, "delivery_id": delivery.pk}
+
+
 def _operations() -> set[tuple[str, str]]:
     paths = api.get_openapi_schema()["paths"]
     return {(method.upper(), path) for path, operations in paths.items() for method in operations}
@@ -516,6 +545,7 @@ def test_role_matrix(api_client, users, admin_user, world, role, method, path):
     ids.update(token_id=api_token_create(user=user, name="矩阵")[0].pk)
     backup = Backup.objects.create(file_name="cim-matrix.cimbak", engine="sqlite", created_at=customer.created_at)
     ids.update(backup_id=backup.pk)
+    ids.update(_webhooks(admin_user))
     if path.endswith("/restore"):
         customer_archive(customer=customer, actor=admin_user)
     # A second customer of theirs, a pair of the two, and a merge of them, for the data-quality operations.
@@ -558,7 +588,7 @@ def test_every_operation_needs_authentication(world, admin_user, method, path):
         follow_up_id=1, notification_id=1, plan_id=1, care_plan_id=1, channel="website", month="2026-01", segment_id=1
     )
     ids.update(schedule_id=1, request_id=1, rule_id=1, entry_id=1, token_id=1, backup_id=1, automation_rule_id=1)
-    ids.update(campaign_id=1, template_id=1, message_id=1, share_id=1)
+    ids.update(campaign_id=1, template_id=1, message_id=1, share_id=1, endpoint_id=1, delivery_id=1)
     url = path.format(number=customer.number, tag_id=world["tag"].pk, key="level", pair_id=1, merge_id=1, **ids)
     response = _call(Client(), method, url, BODIES.get((method, path)))
     assert response.status_code == 401
