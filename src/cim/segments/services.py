@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, ProtectedError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -139,14 +139,18 @@ def segment_update(*, segment: Segment, actor, **changes) -> Segment:
 
 def segment_delete(*, segment: Segment, actor) -> None:
     """Delete a segment and its memberships; tags it kept stay on the customers. Refused while another segment's
-    rules name it."""
+    rules name it, or a campaign or care plan sends to it."""
     _require(actor)
     users = [s.name for s in Segment.objects.exclude(pk=segment.pk) if segment.pk in referenced_segments(s.rules or {})]
     if users:
         raise ValidationError({"segment": [_("Used by the rules of: %(names)s.") % {"names": ", ".join(users)}]})
-    with transaction.atomic():
-        audit_record(actor=actor, action="segment.delete", target=segment, note=segment.name)
-        segment.delete()
+    try:
+        with transaction.atomic():
+            audit_record(actor=actor, action="segment.delete", target=segment, note=segment.name)
+            segment.delete()
+    except ProtectedError as error:  # a campaign or a care plan still sends to it
+        names = sorted({f"{obj._meta.verbose_name} “{obj}”" for obj in error.protected_objects})
+        raise ValidationError({"segment": [_("Still used by %(names)s.") % {"names": ", ".join(names)}]}) from None
 
 
 def segment_members_add(*, segment: Segment, customer_ids: Iterable[int], actor) -> int:

@@ -453,12 +453,14 @@ def _privacy(customer, admin_user, path: str) -> dict:
     return {"request_id": request.pk, "rule_id": rule.pk, "entry_id": entry_id}
 
 
-def _campaign(segment_id: int, admin_user, path: str) -> int:
-    """A draft campaign to the segment; a sending one for the operations that need it running."""
+def _campaign(admin_user, path: str) -> int:
+    """A draft campaign to a list of its own (the matrix's list may be deleted); a sending one for the operations
+    that need it running."""
     from cim.automation.campaigns import campaign_create, campaign_start
 
+    audience = segment_create(actor=admin_user, name="矩阵活动名单", kind="static")
     variant = {"subject": "{{ customer.display_name }}", "body": "你好"}
-    campaign = campaign_create(actor=admin_user, name="矩阵活动", segment=segment_id, variants=[variant])
+    campaign = campaign_create(actor=admin_user, name="矩阵活动", segment=audience.pk, variants=[variant])
     if path.endswith(("/pause", "/cancel")):
         campaign_start(campaign=campaign, actor=admin_user)
     return campaign.pk
@@ -533,7 +535,7 @@ def test_role_matrix(api_client, users, admin_user, world, role, method, path):
         actor=admin_user, name="矩阵规则", trigger={"event": "customer.created"}, steps=[{"action": "wait", "days": 1}]
     )
     ids.update(automation_rule_id=rule.pk)
-    ids.update(campaign_id=_campaign(ids["segment_id"], admin_user, path))
+    ids.update(campaign_id=_campaign(admin_user, path))
     ids.update(_messages(customer))
     share = share_create(actor=admin_user, team=user.team, customer=customer, reason="矩阵")
     ids.update(share_id=share.pk)

@@ -142,3 +142,14 @@ def test_merge_moves_list_memberships_and_leaves_scores_to_the_refresh(admin_use
     assert CustomerScore.objects.get(customer=survivor).orders == 1
     customer_unmerge(record=record, actor=admin_user)
     assert listing.members.get().customer_id == duplicate.pk
+
+
+def test_a_segment_a_campaign_sends_to_cannot_be_deleted(admin_user):
+    from cim.automation.campaigns import campaign_create
+
+    audience = segment_create(actor=admin_user, name="活动名单", kind=Segment.Kind.STATIC)
+    campaign_create(actor=admin_user, name="春节问候", segment=audience.pk, variants=[{"subject": "您好", "body": "您好"}])
+    with override("en"), pytest.raises(ValidationError) as refused:
+        segment_delete(segment=audience, actor=admin_user)
+    assert "春节问候" in str(refused.value.message_dict["segment"])
+    assert Segment.objects.filter(pk=audience.pk).exists()
