@@ -148,7 +148,8 @@ def test_a_segment_a_campaign_sends_to_cannot_be_deleted(admin_user):
     from cim.automation.campaigns import campaign_create
 
     audience = segment_create(actor=admin_user, name="活动名单", kind=Segment.Kind.STATIC)
-    campaign_create(actor=admin_user, name="春节问候", segment=audience.pk, variants=[{"subject": "您好", "body": "您好"}])
+    greeting = {"subject": "您好", "body": "新春快乐"}
+    campaign_create(actor=admin_user, name="春节问候", segment=audience.pk, variants=[greeting])
     with override("en"), pytest.raises(ValidationError) as refused:
         segment_delete(segment=audience, actor=admin_user)
     assert "春节问候" in str(refused.value.message_dict["segment"])
