@@ -435,6 +435,10 @@ def _unmixed(sampled: dict, share: float) -> dict:
     model = copy.deepcopy(sampled)
     model["probability_two_random_records_match"] = share
     for comparison in model["comparisons"]:
+        # A phone or an email shared by different people is one a family shares, which random pairs almost never
+        # bring together: their u is already too low, and clearing it would let relatives merge.
+        if comparison["output_column_name"] in ("phones", "emails"):
+            continue
         levels = [
             level for level in comparison["comparison_levels"] if {"m_probability", "u_probability"} <= level.keys()
         ]
