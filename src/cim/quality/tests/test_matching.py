@@ -86,16 +86,22 @@ def test_u_is_cleared_of_the_duplicates_among_random_pairs_and_no_near_level_is_
         "probability_two_random_records_match": 0.001,
         "comparisons": [
             {
+                "output_column_name": "name",
                 "comparison_levels": [
                     {"sql_condition": "x is null", "is_null_level": True},
                     _level("exact", 0.9, 0.002),
                     _level("swapped", 1e-15, 0.001),
                     _level("ELSE", 0.1, 0.997),
-                ]
-            }
+                ],
+            },
+            {
+                "output_column_name": "phones",
+                "comparison_levels": [_level("shared", 0.4, 2e-5), _level("ELSE", 0.6, 1)],
+            },
         ],
     }
     model = matching._unmixed(sampled, 0.001)
+    assert model["comparisons"][1] == sampled["comparisons"][1]  # a shared phone keeps the u sampled
     exact, swapped, other = model["comparisons"][0]["comparison_levels"][1:]
     # Half the random pairs agreeing exactly were the duplicates themselves (0.001 × 0.9 of 0.002).
     assert exact["u_probability"] == pytest.approx((0.002 - 0.001 * 0.9) / 0.999, rel=0.01)
