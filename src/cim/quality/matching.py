@@ -5,14 +5,15 @@ A customer is compared on features made by the normalisation rules, so that a pe
 thing agree: the folded name (traditional → simplified), its pinyin read as a name (homophones 张/章 agree; a
 pinyin or Latin-letter name meets the Chinese one through `name_key`, its syllables sorted, which also ignores
 "Zhang San"/"San Zhang" order), the birthday, the match keys of phones and emails (keyed hashes, never the
-values), the area (Chinese district by adcode, else postcode, else city) and street of the primary address, the
-company and the gender.
+values), the area (Chinese district by adcode, else postcode, else city), town and street (also with its words
+sorted) of the primary address, the company and the gender.
 
 Each comparison has levels (exact, close, different, unknown) with weights learnt from the installation's data
 (unsupervised EM, with term-frequency adjustment: a shared 王伟 says less than a shared 诸葛亮), so every
 candidate pair comes with why: each field's contribution to its match weight.
 """
 
+import copy
 import json
 import logging
 import threading
@@ -28,7 +29,7 @@ from cim.quality.normalize import fold
 COMPARISONS = ("name", "birthday", "phones", "emails", "address", "company", "gender")
 FEATURE_TEXT = (
     *("name", "name_py", "name_key", "name_fuzzy", "surname_py", "given_py"),
-    *("birthday", "area", "street", "company", "gender"),
+    *("birthday", "area", "locality", "street", "street_key", "company", "gender"),
 )
 DEFAULT_MODEL = Path(__file__).with_name("default_model.json")
 
@@ -98,7 +99,9 @@ def features(
         "phones": sorted(phone_keys) or None,
         "emails": sorted(email_keys) or None,
         "area": _area(adcode, postal_code, city),
+        "locality": fold(city) or None,
         "street": fold(street) or None,
+        "street_key": " ".join(sorted(fold(street).split())) or None,
         "company": fold(company) or None,
         "gender": gender if gender in ("male", "female") else None,
     }
@@ -119,6 +122,8 @@ def settings_creator():
     import splink.comparison_library as cl
     from splink import SettingsCreator
 
+    # Each part against the other's other part.
+    crossed = "jaro_winkler_similarity(surname_py_l, given_py_r), jaro_winkler_similarity(given_py_l, surname_py_r)"
     name = cl.CustomComparison(
         output_column_name="name",
         comparison_levels=[
@@ -130,9 +135,9 @@ def settings_creator():
             cll.And(cll.ExactMatchLevel("surname_py"), cll.JaroWinklerLevel("given_py", 0.88)),
             # Slips in both parts, or the parts swapped ("Richmond Emily" / "Emily Richmond").
             cll.And(cll.JaroWinklerLevel("surname_py", 0.9), cll.JaroWinklerLevel("given_py", 0.8)),
+            # The parts swapped, with or without slips ("Richmond Emily" / "Emily Rchmond").
             cll.CustomLevel(
-                "jaro_winkler_similarity(surname_py_l, given_py_r) >= 0.9"
-                " and jaro_winkler_similarity(given_py_l, surname_py_r) >= 0.8",
+                f"least({crossed}) >= 0.8 and greatest({crossed}) >= 0.9",
                 label_for_charts="surname and given name swapped",
             ),
             # A slip in a name whose parts are not known. Jaro-Winkler rewards a shared beginning, which for Chinese
@@ -145,20 +150,79 @@ def settings_creator():
             # The same family, another given name: a relative, or a given name changed or left out. The data
             # teaches which is more likely.
             cll.JaroWinklerLevel("surname_py", 0.9),
+            # One's surname is the other's given name: the parts swapped, and one of them changed or left out.
+            cll.CustomLevel(
+                f"greatest({crossed}) >= 0.9",
+                label_for_charts="surname and given name swapped, one part different",
+            ),
             # The same given name, another surname: married, or a slip.
             cll.ExactMatchLevel("given_py"),
             cll.ElseLevel(),
         ],
     )
+    # Streets are compared as written and with their words sorted, so that "Fawkner Street, Emerald College" and
+    # "Emerald College, Fawkner Street" agree. Every level is evaluated on millions of random pairs when u is
+    # estimated, so the costly parts sit behind a cheap `case` (DuckDB evaluates a `case` branch only for the rows
+    # that reach it, but both sides of an `and`).
+    street_jw = (
+        "greatest(jaro_winkler_similarity(street_l, street_r), jaro_winkler_similarity(street_key_l, street_key_r))"
+    )
+    # In functions DuckDB and Spark both know, so the same SQL runs on either engine (`cim dedupe --engine spark`).
+    street_words = "cardinality(array_intersect(split(street_l, ' '), split(street_r, ' ')))"
+    # A neighbouring area: the same town, or a postcode one keystroke away (a digit mistyped, or two swapped: of
+    # two strings differing in two places, only a swap keeps the Jaro similarity this high).
+    area_near = (
+        "(case when locality_l = locality_r then true"
+        " when area_l like 'postcode:%' and area_r like 'postcode:%' and length(area_l) = length(area_r) then"
+        " (case when hamming(area_l, area_r) <= 1 then true"
+        " when hamming(area_l, area_r) = 2 then jaro_similarity(area_l, area_r) >= 0.95 else false end)"
+        " else false end)"
+    )
     address = cl.CustomComparison(
         output_column_name="address",
         comparison_levels=[
             cll.NullLevel("area"),
-            cll.And(cll.ExactMatchLevel("area"), cll.ExactMatchLevel("street")),
-            cll.And(cll.ExactMatchLevel("area"), cll.JaroWinklerLevel("street", 0.88)),
-            # The same street written alike where the area (a postcode) was mistyped.
-            cll.JaroWinklerLevel("street", 0.92),
+            cll.And(cll.ExactMatchLevel("area"), cll.ExactMatchLevel("street_key")),
+            cll.CustomLevel(
+                f"(case when area_l = area_r then {street_jw} >= 0.88 else false end)",
+                label_for_charts="same area, street close",
+            ),
+            cll.CustomLevel(
+                f"(case when {area_near} then {street_jw} >= 0.88 else false end)",
+                label_for_charts="area near, street close",
+            ),
+            # Half the words of the street or more in common: a part (the house number, a building) left out.
+            cll.CustomLevel(
+                f"(case when area_l = area_r or {area_near} then {street_words} >= 2 and {street_words} * 2 >= "
+                "least(cardinality(split(street_l, ' ')), cardinality(split(street_r, ' '))) else false end)",
+                label_for_charts="area same or near, street words in common",
+            ),
+            # The same street written alike where the area was mistyped.
+            cll.JaroWinklerLevel("street_key", 0.92),
             cll.ExactMatchLevel("area"),
+            cll.CustomLevel(area_near, label_for_charts="area near"),
+            cll.ElseLevel(),
+        ],
+    )
+    # Dates as people mistype them: day and month swapped, one part wrong, one digit wrong.
+    birthday = cl.CustomComparison(
+        output_column_name="birthday",
+        comparison_levels=[
+            cll.NullLevel("birthday"),
+            cll.ExactMatchLevel("birthday"),
+            cll.CustomLevel(
+                "substr(birthday_l, 1, 4) = substr(birthday_r, 1, 4)"
+                " and substr(birthday_l, 6, 2) = substr(birthday_r, 9, 2)"
+                " and substr(birthday_l, 9, 2) = substr(birthday_r, 6, 2)",
+                label_for_charts="day and month swapped",
+            ),
+            cll.DamerauLevenshteinLevel("birthday", 1),
+            cll.CustomLevel(
+                "(substr(birthday_l, 1, 4) = substr(birthday_r, 1, 4))::int"
+                " + (substr(birthday_l, 6, 2) = substr(birthday_r, 6, 2))::int"
+                " + (substr(birthday_l, 9, 2) = substr(birthday_r, 9, 2))::int >= 2",
+                label_for_charts="two of year, month and day equal",
+            ),
             cll.ElseLevel(),
         ],
     )
@@ -167,8 +231,7 @@ def settings_creator():
         link_type="dedupe_only",
         comparisons=[
             name,
-            # ISO dates, in the format each engine writes them (DuckDB "%Y-%m-%d", Spark "yyyy-MM-dd").
-            cl.DateOfBirthComparison("birthday", input_is_string=True),
+            birthday,
             cl.ArrayIntersectAtSizes("phones", [1]),
             cl.ArrayIntersectAtSizes("emails", [1]),
             address,
@@ -313,6 +376,7 @@ def _linker(db_api, table, settings):
 # gives enough pairs to learn from and few enough to stay quick (an area shared by a million customers does not).
 EM_RULES = [("name_key", "birthday"), ("phones",), ("emails",), ("area",), ("birthday",)]
 EM_PAIRS = (200, 20_000_000)
+LAMBDA_ROUNDS = 2
 
 
 def _pair_count(con, columns: tuple[str, ...]) -> int:
@@ -324,7 +388,9 @@ def _pair_count(con, columns: tuple[str, ...]) -> int:
 
 def train(table, *, version: str) -> dict:
     """A model trained on `table` (an Arrow table of `features` rows): the share of true pairs from pairs sharing a
-    phone or a name and birthday, u from random pairs, m by EM on each of EM_RULES that suits the data."""
+    phone or a name and birthday, u from random pairs, m by EM on each of EM_RULES that suits the data; then the
+    share of true pairs counted again by the model, and u cleared of the true pairs among the random ones."""
+    import pyarrow.compute as pc
     from splink import block_on
     from splink.internals.duckdb.database_api import DuckDBAPI
 
@@ -341,11 +407,65 @@ def train(table, *, version: str) -> dict:
     for rule in rules:
         # EM cannot explode arrays: a phones rule pairs records with the same set of phones.
         linker.training.estimate_parameters_using_expectation_maximisation(block_on(*rule))
-    model = linker.misc.save_model_to_json()
-    model["cim_version"] = version
-    model["cim_records"] = table.num_rows
-    model["cim_term_frequencies"] = term_frequencies(db_api, table)
+    sampled = linker.misc.save_model_to_json()
+    sampled["cim_version"] = version
+    sampled["cim_records"] = table.num_rows
+    sampled["cim_term_frequencies"] = term_frequencies(db_api, table)
+    model = _unmixed(sampled, sampled["probability_two_random_records_match"])
+    # The share of true pairs, counted again by the model itself: the expected number of matches among the pairs
+    # it scores, over all pairs. The first guess (from pairs sharing a phone, or a name and a birthday) misses
+    # the duplicates that differ in those.
+    pairs = table.num_rows * (table.num_rows - 1) / 2
+    for _ in range(LAMBDA_ROUNDS):
+        scored, _clusters = predict(table, model, threshold=0.01, cluster=False)
+        share = min(pc.sum(scored.column("match_probability")).as_py() / pairs, 0.5) if scored.num_rows else 0.0
+        model = _unmixed(sampled, max(share, sampled["probability_two_random_records_match"]))
     return model
+
+
+# How far the correction below may lower a u probability: the sample it comes from is small for rare levels.
+U_FLOOR = 0.05
+
+
+def _unmixed(sampled: dict, share: float) -> dict:
+    """u probabilities without the true pairs in them. Random pairs are not all non-matches: among them a share λ
+    (the chance that two random records are one person) are matches, which fall into each level with its m
+    probability, so the sample's share of a level is λ·m + (1 − λ)·u. On data with many duplicates, the share of
+    pairs agreeing exactly on a name or a birthday comes mostly from the duplicates themselves, and taking it as u
+    would say that agreeing is common among different people."""
+    model = copy.deepcopy(sampled)
+    model["probability_two_random_records_match"] = share
+    for comparison in model["comparisons"]:
+        # A phone or an email shared by different people is one a family shares, which random pairs almost never
+        # bring together: their u is already too low, and clearing it would let relatives merge.
+        if comparison["output_column_name"] in ("phones", "emails"):
+            continue
+        levels = [
+            level for level in comparison["comparison_levels"] if {"m_probability", "u_probability"} <= level.keys()
+        ]
+        for level in levels:
+            observed = level["u_probability"]
+            level["u_probability"] = max((observed - share * level["m_probability"]) / (1 - share), observed * U_FLOOR)
+        total = sum(level["u_probability"] for level in levels)
+        for level in levels:
+            level["u_probability"] /= total
+        _monotone(levels)
+    return model
+
+
+def _monotone(levels: list[dict]) -> None:
+    """No level of agreement counts more against a match than no agreement at all. EM can drive the m of a rare
+    level (a birthday with day and month swapped) to nothing when the pairs it learns from hold few of them, which
+    would make that near agreement a veto."""
+    other = next((level for level in levels if level["sql_condition"] == "ELSE"), None)
+    if other is None:
+        return
+    ratio = other["m_probability"] / other["u_probability"]
+    for level in levels:
+        level["m_probability"] = max(level["m_probability"], level["u_probability"] * ratio)
+    total = sum(level["m_probability"] for level in levels)
+    for level in levels:
+        level["m_probability"] /= total
 
 
 def term_frequencies(db_api, table, *, keep: int = 2_000) -> dict:
@@ -379,10 +499,11 @@ def _register_term_frequencies(db_api, linker, table, model: dict) -> None:
         linker.table_management.register_term_frequency_lookup(db_api.register(lookup), column)
 
 
-def predict(table, model: dict, *, threshold: float, db_api=None):
+def predict(table, model: dict, *, threshold: float, db_api=None, cluster: bool = True):
     """Every pair of records in `table` that the blocking rules bring together and the model scores at
-    `threshold` or above, with clusters: (pairs, clusters) as Arrow tables. The SQL runs on `db_api`'s engine (an
-    in-memory DuckDB by default, Spark for `cim dedupe --engine spark`: `cim.quality.spark`)."""
+    `threshold` or above, with clusters unless `cluster` is off: (pairs, clusters) as Arrow tables. The SQL runs
+    on `db_api`'s engine (an in-memory DuckDB by default, Spark for `cim dedupe --engine spark`:
+    `cim.quality.spark`)."""
     from splink.internals.duckdb.database_api import DuckDBAPI
 
     db_api = db_api or DuckDBAPI()
@@ -391,6 +512,8 @@ def predict(table, model: dict, *, threshold: float, db_api=None):
     linker = _linker(db_api, table, settings)
     _register_term_frequencies(db_api, linker, table, model)
     pairs = linker.inference.predict(threshold_match_probability=threshold)
+    if not cluster:
+        return pairs.as_pyarrow_table(), None
     clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(pairs, threshold)
     return pairs.as_pyarrow_table(), clusters.as_pyarrow_table()
 

@@ -68,3 +68,44 @@ def test_the_same_person_matches_and_a_relative_sharing_the_phone_does_not(model
     }
     assert scored[2].probability > 0.9 and scored[3].probability < 0.5
     assert scored[2].contributions["phones"] > 0 and scored[3].contributions["birthday"] < 0
+
+
+def test_a_street_written_in_another_order_shares_its_word_key():
+    one = features(unique_id=1, display_name="Emily Richmond", street="8 Fawkner Street, Emerald College")
+    other = features(unique_id=2, display_name="Emily Richmond", street="8 emerald college  fawkner street,")
+    assert one["street_key"] == other["street_key"] and one["street"] != other["street"]
+    assert features(unique_id=3, display_name="x", city="Pottsville")["locality"] == "pottsville"
+
+
+def _level(condition, m, u):
+    return {"sql_condition": condition, "m_probability": m, "u_probability": u}
+
+
+def test_u_is_cleared_of_the_duplicates_among_random_pairs_and_no_near_level_is_a_veto():
+    sampled = {
+        "probability_two_random_records_match": 0.001,
+        "comparisons": [
+            {
+                "output_column_name": "name",
+                "comparison_levels": [
+                    {"sql_condition": "x is null", "is_null_level": True},
+                    _level("exact", 0.9, 0.002),
+                    _level("swapped", 1e-15, 0.001),
+                    _level("ELSE", 0.1, 0.997),
+                ],
+            },
+            {
+                "output_column_name": "phones",
+                "comparison_levels": [_level("shared", 0.4, 2e-5), _level("ELSE", 0.6, 1)],
+            },
+        ],
+    }
+    model = matching._unmixed(sampled, 0.001)
+    assert model["comparisons"][1] == sampled["comparisons"][1]  # a shared phone keeps the u sampled
+    exact, swapped, other = model["comparisons"][0]["comparison_levels"][1:]
+    # Half the random pairs agreeing exactly were the duplicates themselves (0.001 × 0.9 of 0.002).
+    assert exact["u_probability"] == pytest.approx((0.002 - 0.001 * 0.9) / 0.999, rel=0.01)
+    assert swapped["m_probability"] / swapped["u_probability"] >= other["m_probability"] / other["u_probability"]
+    assert sum(level["m_probability"] for level in (exact, swapped, other)) == pytest.approx(1)
+    assert sum(level["u_probability"] for level in (exact, swapped, other)) == pytest.approx(1)
+    assert sampled["comparisons"][0]["comparison_levels"][1]["u_probability"] == 0.002  # the sample is kept
