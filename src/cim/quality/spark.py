@@ -25,7 +25,7 @@ def spark_api(master: str) -> Iterator:
     if not os.environ.get("JAVA_HOME") and (found := sorted(glob.glob(DEBIAN_JAVA_17))):
         os.environ["JAVA_HOME"] = found[0]
     from pyspark.sql import SparkSession
-    from pyspark.sql.types import DoubleType, IntegerType
+    from pyspark.sql.types import DoubleType
     from splink.backends.spark import SparkAPI, similarity_jar_location
 
     checkpoints = tempfile.mkdtemp(prefix="cim-spark-")
@@ -51,21 +51,13 @@ def spark_api(master: str) -> Iterator:
         if session.sparkContext.getCheckpointDir() is None:
             session.sparkContext.setCheckpointDir(checkpoints)
         db_api = SparkAPI(spark_session=session)
-        # The model's custom levels call DuckDB's functions by name: the jar's Jaro and Jaro-Winkler answer to
-        # those names too, and Hamming (compared only between strings of one length) is a few lines of Python.
+        # The model's custom levels call DuckDB's similarity functions by name: the jar's answer to them too.
         for name, java in (("jaro_winkler_similarity", "JaroWinklerSimilarity"), ("jaro_similarity", "JaroSimilarity")):
             session.udf.registerJavaFunction(name, f"uk.gov.moj.dash.linkage.{java}", DoubleType())
-        session.udf.register("hamming", _hamming, IntegerType())
         yield db_api
     finally:
         session.stop()
         shutil.rmtree(checkpoints, ignore_errors=True)
-
-
-def _hamming(left: str | None, right: str | None) -> int | None:
-    if left is None or right is None:
-        return None
-    return sum(a != b for a, b in zip(left, right, strict=False)) + abs(len(left) - len(right))
 
 
 def predict(table, model: dict, *, threshold: float, master: str):
