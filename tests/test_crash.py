@@ -5,28 +5,20 @@ Real processes on a real SQLite file: gunicorn taking API writes, and `cim worke
 
 import json
 import os
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import requests
+from crashkit import free_port, kill, start, wait_for
 
 BIN = Path(sys.executable).parent
 ROWS = 40_000
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("CIM_DATABASE_URL")), reason="runs once, in the SQLite pass")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
@@ -45,23 +37,6 @@ def installation(tmp_path):
     database.close()
 
 
-def _start(command: list[str], env: dict, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _kill(process: subprocess.Popen) -> None:
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-
-
-def _wait(condition, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while not (found := condition()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-    return found
-
-
 def test_a_worker_killed_mid_import_loses_nothing_and_another_finishes_it_once(installation, tmp_path):
     env, database = installation
     upload = tmp_path / "customers.csv"
@@ -76,21 +51,21 @@ def test_a_worker_killed_mid_import_loses_nothing_and_another_finishes_it_once(i
     job = json.loads(queued.stdout.strip().splitlines()[-1])["job"]
     done = lambda: database.execute("SELECT rows_done FROM ingest_importjob WHERE id = ?", [job]).fetchone()[0]  # noqa: E731
 
-    first = _start([str(BIN / "cim"), "worker", "--no-periodic"], env, tmp_path / "worker-1.log")
-    _wait(lambda: done() > 0, 180, "the first committed batch")
-    _kill(first)
+    first = start([str(BIN / "cim"), "worker", "--no-periodic"], env, tmp_path / "worker-1.log")
+    wait_for(lambda: done() > 0, 180, "the first committed batch")
+    kill(first)
     cut_at = done()
     assert 0 < cut_at < ROWS, "the import finished before the kill: make the file bigger"
 
-    second = _start([str(BIN / "cim"), "worker", "--no-periodic"], env, tmp_path / "worker-2.log")
+    second = start([str(BIN / "cim"), "worker", "--no-periodic"], env, tmp_path / "worker-2.log")
     try:
-        _wait(
+        wait_for(
             lambda: database.execute("SELECT status FROM ingest_importjob WHERE id = ?", [job]).fetchone()[0] == "done",
             300,
             "the second worker to take the abandoned import over and finish it",
         )
     finally:
-        _kill(second)
+        kill(second)
     customers = database.execute("SELECT count(*), count(DISTINCT display_name) FROM customers_customer").fetchone()
     assert customers == (ROWS, ROWS)
     assert database.execute("SELECT count(*) FROM customers_phone").fetchone()[0] == ROWS
@@ -106,14 +81,14 @@ def test_the_server_killed_mid_writes_keeps_every_acknowledged_customer(installa
         text=True,
     )
     token = json.loads(created.stdout.strip().splitlines()[-1])["token"]
-    port = _free_port()
-    server = _start(
+    port = free_port()
+    server = start(
         [str(BIN / "gunicorn"), "cim.config.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
         env,
         tmp_path / "gunicorn.log",
     )
     base = f"http://127.0.0.1:{port}"
-    _wait(lambda: _answers(f"{base}/health"), 60, "gunicorn")
+    wait_for(lambda: _answers(f"{base}/health"), 60, "gunicorn")
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
 
@@ -126,8 +101,8 @@ def test_the_server_killed_mid_writes_keeps_every_acknowledged_customer(installa
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         futures = [pool.submit(create, n) for n in range(400)]
-        _wait(lambda: sum(f.done() for f in futures) >= 50, 120, "the first acknowledged writes")
-        _kill(server)
+        wait_for(lambda: sum(f.done() for f in futures) >= 50, 120, "the first acknowledged writes")
+        kill(server)
         acknowledged = {number for future in futures if (number := future.result())}
     stored = {row[0] for row in database.execute("SELECT number FROM customers_customer")}
     assert len(acknowledged) >= 50

@@ -3,7 +3,6 @@ exports, analytics and duplicate scans read on the replica, and every write land
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -12,18 +11,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from crashkit import free_port
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 CIM = Path(sys.executable).parent / "cim"
 # It makes its own clusters, so once is enough: in the SQLite pass of `make test`, not again in the PostgreSQL one.
 pytestmark = pytest.mark.skipif(bool(os.environ.get("CIM_DATABASE_URL")), reason="runs once, in the SQLite pass")
 CUSTOMERS = "姓名,手机号码\n" + "".join(f"客户{n},1380013{n:04d}\n" for n in range(40))
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _as_postgres(*command: str) -> None:
@@ -37,7 +31,7 @@ def streaming_replica():
     root = Path(tempfile.mkdtemp(prefix="cim-replica-"))
     shutil.chown(root, "postgres", "postgres")
     primary, replica = root / "primary", root / "replica"
-    ports = {primary: _free_port(), replica: _free_port()}
+    ports = {primary: free_port(), replica: free_port()}
     started = []
     try:
         _as_postgres(str(PG_BIN / "initdb"), "-D", str(primary), "-A", "trust", "-U", "postgres", "--no-sync")
