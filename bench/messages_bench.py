@@ -63,7 +63,7 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from cim.automation.message_providers import _smtp_data, email_message
+    from cim.automation.message_email import email_wire
     from cim.automation.messaging import messages_deliver, messages_queue
     from cim.automation.models import Message, MessageTemplate
     from cim.customers.models import Customer, Email
@@ -110,7 +110,7 @@ def main() -> None:
         rendered=Rendered("大促", "您好", ""),
         template=template,
     )
-    payloads = [_smtp_data(email_message(out)) for _ in range(min(n, 2000))]
+    payloads = [email_wire(out).data for _ in range(min(n, 2000))]
     smtp = smtplib.SMTP("127.0.0.1", port)
     started = time.perf_counter()
     for data in payloads:

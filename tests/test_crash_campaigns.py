@@ -1,6 +1,6 @@
 """SIGKILL the worker in the middle of a campaign to 1,500 recipients on a real SMTP server; a new worker finishes
-it. Counted at the receiver: nobody gets the campaign twice, everybody gets it, except at most the one message the
-killed worker had committed but not finished (left for review, docs/messages.md); the campaign ends `sent`."""
+it. Counted at the receiver: nobody gets the campaign twice, everybody gets it, except at most the window of messages
+the killed worker had committed but not finished (left for review, docs/messages.md); the campaign ends `sent`."""
 
 import os
 import sqlite3

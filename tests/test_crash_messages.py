@@ -1,6 +1,6 @@
 """SIGKILL a worker in the middle of sending 2,000 emails to a real SMTP server; another worker finishes the job.
-Counted at the receiver: nobody gets a message twice, everybody gets theirs, except at most the one message the
-killed worker had committed but not finished, which waits for review (docs/messages.md, exactly once)."""
+Counted at the receiver: nobody gets a message twice, everybody gets theirs, except at most the window of messages
+the killed worker had committed but not finished, which waits for review (docs/messages.md, exactly once)."""
 
 import os
 import subprocess

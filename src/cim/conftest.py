@@ -9,6 +9,7 @@ from cim.accounts.models import ApiToken, Team
 from cim.accounts.roles import Role
 from cim.accounts.services import api_token_create, user_create
 from cim.accounts.testing import totp_activate
+from cim.automation.webhooks import subscriptions_changed
 
 
 @pytest.fixture(autouse=True)
@@ -29,6 +30,14 @@ def _no_network(monkeypatch, request):
 def _fast_password_hashing(settings):
     """Argon2 is slow by design; a user per role per test would make the role matrix take minutes."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _forget_webhook_subscriptions():
+    """A test's transaction is rolled back, never committed: the cached set of subscribed event types would outlive
+    its endpoints for a few seconds, and the next test's writes would publish events nobody wants."""
+    yield
+    subscriptions_changed()
 
 
 @pytest.fixture

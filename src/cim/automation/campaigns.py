@@ -56,6 +56,8 @@ ACTIVE = (Campaign.Status.TESTING, Campaign.Status.SENDING)
 FINAL = (Campaign.Status.SENT, Campaign.Status.CANCELLED)
 # Queued messages of a paused campaign wait here; resuming gives them a send time again.
 HELD = datetime(9000, 1, 1, tzinfo=UTC)
+# Recipients queued per commit when a campaign is not throttled: delivery starts on the first slice.
+QUEUE_SLICE = 5000
 
 
 def _require(actor) -> None:
@@ -381,30 +383,38 @@ class Advance:
     suppressed: dict[str, int] = field(default_factory=dict)
 
 
-def _queue(campaign: Campaign, variant: CampaignVariant, ids: list[int], advance: Advance, start=None) -> None:
-    """Hand `ids` to messaging with the variant's template, throttled into per-minute slices."""
+def _queue(campaign: Campaign, variant: CampaignVariant, ids: list[int], advance: Advance, start=None) -> bool:
+    """Hand `ids` to messaging with the variant's template, a slice at a time (throttled: one slice a minute). Each
+    slice commits on its own, so delivery starts on the first while the rest are queued, and checks under the
+    campaign's lock that it is still sending: a pause or a cancel stops the rest. False when it was stopped."""
     start = start or timezone.now()
-    step = campaign.throttle_per_minute or len(ids) or 1
+    step = campaign.throttle_per_minute or QUEUE_SLICE
     for minute, first in enumerate(range(0, len(ids), step)):
-        result = messages_queue(
-            customer_ids=ids[first : first + step],
-            template=variant.template,
-            purpose=campaign.purpose,
-            key_for=lambda customer_id: message_key(campaign.pk, customer_id),
-            origin="campaign",
-            campaign_id=campaign.pk,
-            send_after=start + timedelta(minutes=minute) if campaign.throttle_per_minute else None,
-            actor=None,
-        )
+        with transaction.atomic():
+            status = Campaign.objects.select_for_update().values_list("status", flat=True).get(pk=campaign.pk)
+            if status not in ACTIVE:
+                return False
+            result = messages_queue(
+                customer_ids=ids[first : first + step],
+                template=variant.template,
+                purpose=campaign.purpose,
+                key_for=lambda customer_id: message_key(campaign.pk, customer_id),
+                origin="campaign",
+                campaign_id=campaign.pk,
+                send_after=start + timedelta(minutes=minute) if campaign.throttle_per_minute else start,
+                actor=None,
+            )
         advance.queued += result.queued
         for reason, count in result.suppressed.items():
             advance.suppressed[reason] = advance.suppressed.get(reason, 0) + count
+    return True
 
 
 def campaign_advance(*, campaign: Campaign, now: datetime | None = None) -> Advance:
     """Do the campaign's next step, if it is due: start a scheduled one; queue the A/B test's share, or everyone;
     after the test period, pick the winner and queue the rest; once nothing is left to hand over, mark it sent.
-    Idempotent: a step done twice queues nothing new."""
+    Idempotent and resumable: a step done twice, or again after it was cut short, queues nothing twice (each
+    message's key names the campaign and the customer)."""
     now = now or timezone.now()
     advance = Advance()
     with transaction.atomic():
@@ -412,6 +422,7 @@ def campaign_advance(*, campaign: Campaign, now: datetime | None = None) -> Adva
         if campaign.status == Campaign.Status.SCHEDULED and campaign.scheduled_at and campaign.scheduled_at <= now:
             campaign.status = Campaign.Status.SENDING
             campaign.started_at = now
+            campaign.save(update_fields=["status", "started_at", "updated_at"])
             audit_record(actor=None, action="campaign.start", target=campaign, fields=["status"], note="scheduled")
         if campaign.status not in ACTIVE:
             return advance
@@ -419,45 +430,48 @@ def campaign_advance(*, campaign: Campaign, now: datetime | None = None) -> Adva
         variants = list(campaign.variants.select_related("template"))
         testing = len(variants) > 1 and campaign.test_percent > 0
         if testing and campaign.test_ends_at is None:
-            _queue_test(campaign, variants, advance, now)
+            plan = _test_plan(campaign, variants)
+            after = {"status": Campaign.Status.TESTING, "test_ends_at": now + timedelta(hours=campaign.test_wait_hours)}
         elif testing and campaign.winner_id is None:
             if now < campaign.test_ends_at:
                 return advance
             campaign.winner = campaign_winner(campaign=campaign)
+            campaign.save(update_fields=["winner", "updated_at"])
             audit_record(
                 actor=None, action="campaign.winner", target=campaign, fields=["winner"], note=campaign.winner.label
             )
-            _queue_rest(campaign, campaign.winner, advance, now)
+            plan = [(campaign.winner, audience_ids(campaign))]
+            after = {"status": Campaign.Status.SENDING, "queued_at": now}
         elif campaign.queued_at is None:
-            _queue_rest(campaign, campaign.winner or variants[0], advance, now)
+            # Everyone not yet messaged; the test group already has its message (same key).
+            plan = [(campaign.winner or variants[0], audience_ids(campaign))]
+            after = {"status": Campaign.Status.SENDING, "queued_at": now}
         elif not Message.objects.filter(
             campaign_id=campaign.pk, status__in=[MessageStatus.QUEUED, MessageStatus.SENDING]
         ).exists():
             campaign.status = Campaign.Status.SENT
             campaign.finished_at = now
+            campaign.save(update_fields=["status", "finished_at", "updated_at"])
+            return advance
         else:
             return advance
-        campaign.save()
+    for variant, ids in plan:
+        if not _queue(campaign, variant, ids, advance, now):
+            return advance
+    with transaction.atomic():
+        campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        if campaign.status in ACTIVE:
+            for name, value in after.items():
+                setattr(campaign, name, value)
+            campaign.save(update_fields=[*after, "updated_at"])
     return advance
 
 
-def _queue_test(campaign: Campaign, variants: list[CampaignVariant], advance: Advance, now) -> None:
-    """The test share of the audience, drawn at random, in equal parts to each variant."""
+def _test_plan(campaign: Campaign, variants: list[CampaignVariant]) -> list[tuple[CampaignVariant, list[int]]]:
+    """The test share of the audience, drawn at random (the same draw when repeated), in equal parts."""
     ids = audience_ids(campaign)
-    size = len(ids) * campaign.test_percent // 100
-    chosen = random.Random(campaign.pk).sample(ids, size)
-    for index, variant in enumerate(variants):
-        _queue(campaign, variant, sorted(chosen[index :: len(variants)]), advance, now)
-    campaign.status = Campaign.Status.TESTING
-    campaign.test_ends_at = now + timedelta(hours=campaign.test_wait_hours)
-
-
-def _queue_rest(campaign: Campaign, variant: CampaignVariant, advance: Advance, now) -> None:
-    """Everyone in the audience not yet messaged gets `variant`; the test group already has its message (same key).
-    The campaign is sent once messaging has handed every message over (a later step)."""
-    _queue(campaign, variant, audience_ids(campaign), advance, now)
-    campaign.status = Campaign.Status.SENDING
-    campaign.queued_at = now
+    chosen = random.Random(campaign.pk).sample(ids, len(ids) * campaign.test_percent // 100)
+    return [(variant, sorted(chosen[index :: len(variants)])) for index, variant in enumerate(variants)]
 
 
 def campaigns_advance(*, now: datetime | None = None) -> Advance:

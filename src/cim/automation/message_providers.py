@@ -1,43 +1,52 @@
 """The providers that carry messages, one interface for every channel (docs/messages.md).
 
-A provider is a context manager (its connection lives for one batch) with `send(outgoing, commit) -> provider
+A provider is a context manager (its connections live for one batch) with `send(outgoing, commit) -> provider
 message id`. It must call `commit()` at its point of no return — just before the byte or request after which the
 message may have been accepted — so the message is recorded as handed over before it can arrive; it raises
-`NotDelivered` when it knows the message was not accepted, anything else when it does not know.
+`NotDelivered` when it knows the message was not accepted, anything else when it does not know. A provider that
+carries several messages at once (SMTP, one per connection) takes a window of them in `send_window` and commits
+them together.
 """
 
 import contextlib
 import hashlib
 import hmac
 import json
-import re
+import logging
 import smtplib
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import httpx
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives, get_connection
-from django.core.mail.message import make_msgid, sanitize_address
+from django.core.mail import get_connection
 from django.utils import timezone
 
-from cim.automation.message_tracking import email_tracking
+from cim.automation.message_email import Wire, email_message, email_wire
 from cim.automation.messaging import NotDelivered, Outgoing
 from cim.automation.models.messages import Channel
 
+logger = logging.getLogger(__name__)
+
+# Called at the point of no return with the provider's id of the message (`send`), or of each message by its pk
+# (`send_window`).
 Commit = Callable[..., None]
+WindowCommit = Callable[[Mapping[int, str]], None]
+Outcome = str | Exception
 SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 
 
 class Provider:
     name = ""
     channel = ""
+    # Messages handed over together: one commit marks them all `sending` before any can arrive.
+    window = 1
 
     def __enter__(self):
         return self
@@ -48,87 +57,132 @@ class Provider:
     def send(self, out: Outgoing, commit: Commit) -> str:
         raise NotImplementedError
 
-
-def email_message(out: Outgoing) -> EmailMultiAlternatives:
-    """The email of `out`, with a Message-ID of ours that delivery receipts and bounces name, an unsubscribe link
-    and header, and click and open tracking."""
-    domain = settings.DEFAULT_FROM_EMAIL.rpartition("@")[2].strip(" >") or "localhost"
-    language = out.template.language if out.template else settings.LANGUAGE_CODE
-    text, html, headers = email_tracking(
-        out.message, text=out.rendered.body, html_body=out.rendered.html, language=language
-    )
-    email = EmailMultiAlternatives(
-        subject=out.rendered.subject,
-        body=text,
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[out.address],
-        headers={"Message-ID": make_msgid(idstring=f"cim.{out.message.pk}", domain=domain), **headers},
-    )
-    if html:
-        email.attach_alternative(html, "text/html")
-    return email
+    def send_window(self, window: list[Outgoing], commit: WindowCommit) -> list[Outcome]:
+        """Hand `window` over; per message, in order, its provider message id, `NotDelivered`, or the exception that
+        leaves it unknown. A list cut short means the rest was not tried (the connection is gone)."""
+        outcomes: list[Outcome] = []
+        for out in window:
+            try:
+                outcomes.append(self.send(out, lambda message_id="", out=out: commit({out.message.pk: message_id})))
+            except NotDelivered as error:
+                outcomes.append(error)
+            except Exception as error:
+                outcomes.append(error)
+                break
+        return outcomes
 
 
-def _smtp_data(email: EmailMultiAlternatives) -> bytes:
-    """The message as SMTP DATA: CRLF line ends, leading dots doubled (RFC 5321 4.5.2), without the terminator."""
-    data = email.message().as_bytes(linesep="\r\n")
-    data = re.sub(rb"(?:\r\n|\n|\r(?!\n))", b"\r\n", data)
-    data = re.sub(rb"(?m)^\.", b"..", data)
-    return data if data.endswith(b"\r\n") else data + b"\r\n"
+class _Lane:
+    """One SMTP connection and the message it carries in the current window."""
+
+    def __init__(self, smtp: smtplib.SMTP, index: int, wire: Wire):
+        self.smtp, self.index, self.wire = smtp, index, wire
 
 
 class SmtpProvider(Provider):
-    """Email over SMTP (Django's EMAIL_* settings), speaking the protocol step by step so the commit falls between
-    the message's body and the DATA terminator: a server discards a message whose DATA never ended."""
+    """Email over SMTP (Django's EMAIL_* settings) on up to CIM_EMAIL_CONNECTIONS connections, one message on each,
+    driven in lockstep: each step of the SMTP dialogue goes out on every connection before the answers are read, so
+    the server works on them together. The commit falls after the bodies and before the DATA terminators: a server
+    discards a message whose DATA never ended."""
 
     name = "smtp"
     channel = Channel.EMAIL
 
+    def __init__(self, messages: int = 1):
+        self.window = max(1, min(settings.CIM_EMAIL_CONNECTIONS, messages))
+
     def __enter__(self):
-        self.backend = get_connection(SMTP_BACKEND, fail_silently=False)
-        self.backend.open()
-        self.smtp: smtplib.SMTP = self.backend.connection
+        self.backends = []
+        self.connections: list[smtplib.SMTP] = []
+        self._open()  # the server being away fails here, before anything is claimed for sending
+        while len(self.connections) < self.window:
+            try:
+                self._open()
+            except (OSError, smtplib.SMTPException):
+                logger.warning("SMTP server took %d of %d connections", len(self.connections), self.window)
+                self.window = len(self.connections)
+        return self
+
+    def _open(self) -> None:
+        backend = get_connection(SMTP_BACKEND, fail_silently=False)
+        backend.open()
+        smtp: smtplib.SMTP = backend.connection
         # The DATA terminator is a small write right after the body: without this, Nagle's algorithm holds it
         # until the server's delayed ACK (40 ms on Linux), which would cap a connection at ~25 messages/s.
-        self.smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return self
+        smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        smtp.ehlo_or_helo_if_needed()
+        if smtp.has_extn("smtputf8"):
+            smtp.command_encoding = "utf-8"
+        self.backends.append(backend)
+        self.connections.append(smtp)
 
     def __exit__(self, *exc) -> None:
         # A connection that broke mid-batch cannot say goodbye.
-        with contextlib.suppress(Exception):
-            self.backend.close()
+        for backend in self.backends:
+            with contextlib.suppress(Exception):
+                backend.close()
 
-    def _refuse(self, code: int, reply: bytes) -> None:
-        with contextlib.suppress(smtplib.SMTPException):
-            self.smtp.rset()
-        raise NotDelivered(f"{code} {reply.decode(errors='replace')}", retry=400 <= code < 500)
+    def send_window(self, window: list[Outgoing], commit: WindowCommit) -> list[Outcome]:
+        window = window[: len(self.connections)]
+        outcomes: list[Outcome] = [NotDelivered("not tried", retry=True)] * len(window)
+        lanes = []
+        for index, (smtp, out) in enumerate(zip(self.connections, window, strict=False)):
+            try:
+                lane = _Lane(smtp, index, email_wire(out))
+            except Exception as error:  # this message cannot be written as an email; the others go on
+                outcomes[index] = NotDelivered(f"{type(error).__name__}: {error}")
+                continue
+            if not (lane.wire.sender + lane.wire.recipient).isascii() and smtp.command_encoding != "utf-8":
+                outcomes[index] = NotDelivered("The SMTP server does not take non-ASCII addresses (SMTPUTF8).")
+                continue
+            lanes.append(lane)
 
-    def send(self, out: Outgoing, commit: Commit) -> str:
-        email = email_message(out)
-        message_id = email.extra_headers["Message-ID"]
-        encoding = email.encoding or settings.DEFAULT_CHARSET
-        sender = sanitize_address(email.from_email, encoding)
-        recipient = sanitize_address(out.address, encoding)
-        data = _smtp_data(email)
-        smtp = self.smtp
-        smtp.ehlo_or_helo_if_needed()
-        options = ["SMTPUTF8"] if smtp.has_extn("smtputf8") and not (sender + recipient).isascii() else []
-        code, reply = smtp.mail(sender, options)
-        if code != 250:
-            self._refuse(code, reply)
-        code, reply = smtp.rcpt(recipient)
-        if code not in (250, 251):
-            self._refuse(code, reply)
-        code, reply = smtp.docmd("DATA")
-        if code != 354:
-            self._refuse(code, reply)
-        smtp.send(data)
-        commit(message_id)
-        smtp.send(b".\r\n")
-        code, reply = smtp.getreply()
-        if code != 250:
-            raise NotDelivered(f"{code} {reply.decode(errors='replace')}", retry=400 <= code < 500)
-        return message_id
+        def step(lanes: list[_Lane], send: Callable[[_Lane], None], accepted: tuple[int, ...]) -> list[_Lane]:
+            """Send on every lane, then read every answer; the lanes whose message goes on."""
+            sent = []
+            for lane in lanes:
+                try:
+                    send(lane)
+                    sent.append(lane)
+                except Exception as error:
+                    outcomes[lane.index] = error
+            going = []
+            for lane in sent:
+                try:
+                    code, reply = lane.smtp.getreply()
+                except Exception as error:
+                    outcomes[lane.index] = error
+                    continue
+                if code in accepted:
+                    going.append(lane)
+                    continue
+                outcomes[lane.index] = NotDelivered(f"{code} {reply.decode(errors='replace')}", retry=400 <= code < 500)
+                with contextlib.suppress(smtplib.SMTPException, OSError):
+                    lane.smtp.rset()
+            return going
+
+        def mail(lane: _Lane) -> None:
+            options = "" if (lane.wire.sender + lane.wire.recipient).isascii() else " SMTPUTF8"
+            lane.smtp.putcmd("mail", f"FROM:{smtplib.quoteaddr(lane.wire.sender)}{options}")
+
+        def rcpt(lane: _Lane) -> None:
+            lane.smtp.putcmd("rcpt", f"TO:{smtplib.quoteaddr(lane.wire.recipient)}")
+
+        lanes = step(lanes, mail, (250,))
+        lanes = step(lanes, rcpt, (250, 251))
+        lanes = step(lanes, lambda lane: lane.smtp.putcmd("data"), (354,))
+        written = []
+        for lane in lanes:
+            try:
+                lane.smtp.send(lane.wire.data)
+                written.append(lane)
+            except Exception as error:
+                outcomes[lane.index] = error
+        if written:
+            commit({window[lane.index].message.pk: lane.wire.message_id for lane in written})
+        for lane in step(written, lambda lane: lane.smtp.send(b".\r\n"), (250,)):
+            outcomes[lane.index] = lane.wire.message_id
+        return outcomes
 
 
 class DjangoEmailProvider(Provider):
@@ -448,10 +502,10 @@ PROVIDERS: dict[str, dict[str, Callable[[], Provider]]] = {
 }
 
 
-def provider_for(channel: str) -> Provider:
-    """The configured provider of `channel`."""
+def provider_for(channel: str, *, messages: int = 1) -> Provider:
+    """The configured provider of `channel`, for a batch of `messages`."""
     if channel == Channel.EMAIL:
-        return SmtpProvider() if settings.EMAIL_BACKEND == SMTP_BACKEND else DjangoEmailProvider()
+        return SmtpProvider(messages) if settings.EMAIL_BACKEND == SMTP_BACKEND else DjangoEmailProvider()
     setting = settings.CIM_MESSAGE_SMS_PROVIDER if channel == Channel.SMS else settings.CIM_MESSAGE_WECHAT_PROVIDER
     try:
         return PROVIDERS[channel][setting]()

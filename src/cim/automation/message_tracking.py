@@ -7,12 +7,13 @@ withdrawal for the message's purpose in the privacy ledger, which stops every pe
 
 import html
 import re
+from functools import lru_cache
 from urllib.parse import quote
 
 from django.conf import settings
 from django.core import signing
 from django.db import transaction
-from django.urls import reverse
+from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -42,16 +43,29 @@ def _read(salt: str, token: str):
         return None
 
 
+@lru_cache(maxsize=32)
+def _route(name: str, script_prefix: str, urlconf: str | None) -> tuple[str, str]:
+    """The path of route `name` before and after its token. Reversed once: `reverse` costs about 0.3 ms, and every
+    email carries several of these links. Tokens are URL-safe (base64 and colons), so nothing needs quoting."""
+    before, _mark, after = reverse(name, args=["TOKEN"]).partition("TOKEN")
+    return before, after
+
+
+def _url(name: str, token: str) -> str:
+    before, after = _route(name, get_script_prefix(), get_urlconf())
+    return _site(f"{before}{token}{after}")
+
+
 def open_url(message: Message) -> str:
-    return _site(reverse("automation:message_open", args=[_token(_OPEN, message.pk)]))
+    return _url("automation:message_open", _token(_OPEN, message.pk))
 
 
 def click_url(message: Message, url: str) -> str:
-    return _site(reverse("automation:message_click", args=[_token(_CLICK, [message.pk, url])]))
+    return _url("automation:message_click", _token(_CLICK, [message.pk, url]))
 
 
 def unsubscribe_url(message: Message) -> str:
-    return _site(reverse("automation:message_unsubscribe", args=[_token(_UNSUBSCRIBE, message.pk)]))
+    return _url("automation:message_unsubscribe", _token(_UNSUBSCRIBE, message.pk))
 
 
 _HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(https?://[^"']+)\2""", re.IGNORECASE)

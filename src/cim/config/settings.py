@@ -301,6 +301,8 @@ EMAIL_HOST_PASSWORD = os.environ.get("CIM_EMAIL_PASSWORD", "")
 EMAIL_USE_SSL = _env_bool("CIM_EMAIL_USE_SSL", False)  # port 465
 EMAIL_USE_TLS = _env_bool("CIM_EMAIL_USE_TLS", not EMAIL_USE_SSL)  # STARTTLS, port 587
 EMAIL_TIMEOUT = 10
+# SMTP connections a delivery worker drives at once; their messages are committed together (docs/messages.md).
+CIM_EMAIL_CONNECTIONS = int(os.environ.get("CIM_EMAIL_CONNECTIONS", "8"))
 DEFAULT_FROM_EMAIL = os.environ.get("CIM_EMAIL_FROM", "CIM <noreply@localhost>")
 # django-anymail's webhooks (/anymail/<esp>/tracking/ and /inbound/) take `user:password` basic auth: give the ESP
 # https://USER:PASSWORD@host/anymail/... with this secret (docs/campaigns.md); generated when not set.

@@ -6,7 +6,7 @@ SQLite); plain tuples cost ~1 µs, and a load writes ~40 rows per customer.
 
 from collections.abc import Callable, Iterable
 
-from django.db import connection
+from django.db import connection, transaction
 
 
 def value_adapter(field) -> Callable:
@@ -24,29 +24,43 @@ def value_adapter(field) -> Callable:
     return lambda value: value
 
 
-def insert_rows(model, fields: list[str], rows: Iterable[tuple], *, first_pk: int | None = None) -> None:
+def insert_rows(
+    model, fields: list[str], rows: Iterable[tuple], *, first_pk: int | None = None, ignore_conflicts: bool = False
+) -> None:
     """INSERT `rows` (tuples in `fields` order, values already adapted) into `model`'s table.
 
     With `first_pk`, the first column is an offset and the database adds `first_pk` to it: a batch's child
-    rows can name their customer by position without rebuilding millions of tuples in Python.
+    rows can name their customer by position without rebuilding millions of tuples in Python. With
+    `ignore_conflicts`, a row that would break a unique constraint is left out, as `bulk_create` does.
     """
     q = connection.ops.quote_name
+    table = q(model._meta.db_table)
     columns = ", ".join(q(model._meta.get_field(name).column) for name in fields)
     if connection.vendor == "postgresql":
-        # COPY: several times faster than INSERTs on PostgreSQL, and what DESIGN names for bulk loads.
+        # COPY: several times faster than INSERTs on PostgreSQL, and what DESIGN names for bulk loads. COPY has no
+        # ON CONFLICT, so rows that may conflict go through a temporary table.
         if first_pk is not None:
             rows = ((row[0] + first_pk, *row[1:]) for row in rows)
-        with (
-            connection.cursor() as cursor,
-            cursor.copy(f"COPY {q(model._meta.db_table)} ({columns}) FROM STDIN") as copy,
-        ):
-            for row in rows:
-                copy.write_row(row)
+        target = q(f"{model._meta.db_table}_incoming") if ignore_conflicts else table
+        with transaction.atomic(), connection.cursor() as cursor:
+            if ignore_conflicts:
+                cursor.execute(
+                    f"CREATE TEMPORARY TABLE {target} ON COMMIT DROP AS SELECT {columns} FROM {table} WITH NO DATA"
+                )
+            with cursor.copy(f"COPY {target} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            if ignore_conflicts:
+                cursor.execute(
+                    f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {target} ON CONFLICT DO NOTHING"
+                )
+                cursor.execute(f"DROP TABLE {target}")
         return
     placeholders = ["%s"] * len(fields)
     if first_pk is not None:
         placeholders[0] = f"%s + {int(first_pk)}"
-    sql = f"INSERT INTO {q(model._meta.db_table)} ({columns}) VALUES ({', '.join(placeholders)})"
+    verb = "INSERT OR IGNORE" if ignore_conflicts else "INSERT"
+    sql = f"{verb} INTO {table} ({columns}) VALUES ({', '.join(placeholders)})"
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
 

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from cim.activities.history_schemas import OrderInput
 from cim.activities.orders import order_create
+from cim.automation import campaigns
 from cim.automation.bounces import report_process
 from cim.automation.campaigns import (
     campaign_advance,
@@ -329,3 +330,32 @@ Message-ID: {message_id}
 
 --B1--
 """
+
+
+def test_queueing_commits_slice_by_slice_stops_on_a_pause_and_resumes_without_duplicates(
+    admin_user, mailbox, monkeypatch
+):
+    people = [person(admin_user, f"客户{i}", f"s{i}@example.com") for i in range(5)]
+    campaign = campaign_create(actor=admin_user, name="分片", segment=audience(admin_user, *people), variants=[VARIANT])
+    campaign_start(campaign=campaign, actor=admin_user)
+    monkeypatch.setattr(campaigns, "QUEUE_SLICE", 2)
+    queue = campaigns.messages_queue
+    slices = []
+
+    def paused_after_the_first_slice(**kwargs):
+        slices.append(kwargs["customer_ids"])
+        result = queue(**kwargs)
+        if len(slices) == 1:  # someone presses pause while the first slice is being queued
+            campaign_pause(campaign=campaign, actor=admin_user)
+        return result
+
+    monkeypatch.setattr(campaigns, "messages_queue", paused_after_the_first_slice)
+    assert campaign_advance(campaign=campaign).queued == 2
+    campaign.refresh_from_db()
+    assert campaign.status == "paused" and campaign.queued_at is None and len(slices) == 1
+
+    monkeypatch.setattr(campaigns, "messages_queue", queue)
+    campaign_start(campaign=campaign, actor=admin_user)
+    run(campaign)  # the rest of the audience, then sent
+    assert campaign.status == "sent"
+    assert sorted(m["To"] for m in mailbox.received) == [f"s{i}@example.com" for i in range(5)]
