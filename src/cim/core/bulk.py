@@ -51,9 +51,7 @@ def insert_rows(
                 for row in rows:
                     copy.write_row(row)
             if ignore_conflicts:
-                cursor.execute(
-                    f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {target} ON CONFLICT DO NOTHING"
-                )
+                cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {target} ON CONFLICT DO NOTHING")
                 cursor.execute(f"DROP TABLE {target}")
         return
     placeholders = ["%s"] * len(fields)
