@@ -9,7 +9,7 @@ from cim.accounts.models import ApiToken, Team
 from cim.accounts.roles import Role
 from cim.accounts.services import api_token_create, user_create
 from cim.accounts.testing import totp_activate
-from cim.automation.webhooks import subscriptions_changed
+from cim.automation.webhooks import subscriptions_forget
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +37,7 @@ def _forget_webhook_subscriptions():
     """A test's transaction is rolled back, never committed: the cached set of subscribed event types would outlive
     its endpoints for a few seconds, and the next test's writes would publish events nobody wants."""
     yield
-    subscriptions_changed()
+    subscriptions_forget()
 
 
 @pytest.fixture

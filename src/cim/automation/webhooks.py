@@ -79,10 +79,15 @@ def subscribed_types() -> frozenset[str]:
     return _wanted["types"]  # type: ignore[return-value]
 
 
+def subscriptions_forget() -> None:
+    """Forget the cached set: the next publisher reads it again."""
+    _wanted["types"] = None
+
+
 def subscriptions_changed() -> None:
     """Forget the cached set, now and again when the change commits (another transaction may have read it)."""
-    _wanted["types"] = None
-    transaction.on_commit(lambda: _wanted.update(types=None))
+    subscriptions_forget()
+    transaction.on_commit(subscriptions_forget)
 
 
 # --- Payloads ----------------------------------------------------------------------------------------------------
