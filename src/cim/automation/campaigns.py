@@ -401,7 +401,8 @@ def _queue(campaign: Campaign, variant: CampaignVariant, ids: list[int], advance
                 key_for=lambda customer_id: message_key(campaign.pk, customer_id),
                 origin="campaign",
                 campaign_id=campaign.pk,
-                send_after=start + timedelta(minutes=minute) if campaign.throttle_per_minute else start,
+                send_after=start + timedelta(minutes=minute) if campaign.throttle_per_minute else None,
+                now=start,
                 actor=None,
             )
         advance.queued += result.queued

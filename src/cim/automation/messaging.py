@@ -294,6 +294,7 @@ def messages_queue(
     campaign_id: int | None = None,
     rule_run_id: int | None = None,
     send_after: datetime | None = None,
+    now: datetime | None = None,
     actor,
 ) -> QueueResult:
     """Queue one message per customer, set-based: those that may not be sent are recorded as suppressed with the
@@ -302,7 +303,8 @@ def messages_queue(
     `{key_prefix}:customer:{id}`; a key queued before is left alone, so queueing twice is a no-op.
 
     `template` is one template, or templates by language ("zh-hans", "en"): each customer gets the one in the
-    language they consented in, else the default language's."""
+    language they consented in, else the default language's. `now` is the moment caps and quiet hours are judged
+    at (the clock's by default; a campaign's step passes its own)."""
     templates = dict(template) if isinstance(template, Mapping) else {template.language: template}
     if not templates:
         raise ValidationError({"template": [_("Choose a template.")]})
@@ -318,7 +320,7 @@ def messages_queue(
     fallback = templates.get(settings.LANGUAGE_CODE) or next(iter(templates.values()))
     ids = list(dict.fromkeys(int(pk) for pk in customer_ids))
     result = QueueResult()
-    now = timezone.now()
+    now = now or timezone.now()
     due = send_after or now
     deferred = quiet_until(due, purpose)
     # The columns every message of this call shares, adapted once (see _QUEUE_FIELDS).
