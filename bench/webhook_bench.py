@@ -67,31 +67,22 @@ class Remote:
         return counts
 
 
-def ceiling(url: str, secret: str, count: int, threads: int) -> float:
-    """Signed POSTs per second from a bare thread pool over one httpx client, no database: what this machine and
-    receiver allow at the moment, to read the sender's rate against."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    import httpx
+def ceiling(url: str, secret: str, count: int, concurrency: int) -> float:
+    """Signed POSTs per second from the sender's HTTP loop alone (every request submitted at once), no database:
+    what this machine and receiver allow at the moment, to read the sender's rate against."""
     from standardwebhooks import Webhook
 
-    from cim.automation.webhook_sender import sign_headers
+    from cim.automation.webhook_sender import HttpLoop, Outgoing, post
 
     signers = [Webhook(secret)]
     body = '{"type":"customer.updated","version":1,"data":{"customer":{"number":"C000001"}}}'
-    limits = httpx.Limits(max_connections=threads, max_keepalive_connections=threads)
-    with httpx.Client(limits=limits) as client:
-
-        def one(i: int) -> int:
-            headers = sign_headers(message_id=f"msg_raw{i}", body=body, signers=signers)
-            try:
-                return client.post(url, content=body.encode(), headers=headers).status_code
-            except httpx.HTTPError:
-                return 0
-
+    with HttpLoop(concurrency=concurrency, timeout=10) as http:
         started = time.perf_counter()
-        with ThreadPoolExecutor(threads) as pool:
-            ok = list(pool.map(one, range(count))).count(200)
+        futures = [
+            http.submit(post(http.session, Outgoing(i, 1, url, f"msg_raw{i}", body, signers, 0, [])))
+            for i in range(count)
+        ]
+        ok = sum(future.result().ok for future in futures)
         return ok / (time.perf_counter() - started)
 
 
@@ -161,6 +152,7 @@ def main() -> None:
     settings.CIM_WEBHOOK_DISABLE_AFTER_FAILURES = 10**9
     settings.CIM_WEBHOOK_DISABLE_AFTER_HOURS = 10**6
 
+    load = os.getloadavg()
     raw = ceiling(receiver.url, secret, min(args.events, 5000), 64)
 
     # 1. Throughput: every delivery to one healthy endpoint.
@@ -212,11 +204,13 @@ def main() -> None:
 
     cpu = os.cpu_count()
     lines = [
-        f"Machine: {platform.platform()}, {cpu} cores (shared with other engineers' work while measured), "
+        f"Machine: {platform.platform()}, {cpu} cores (load average {load[0]:.1f} at the start, "
+        f"{os.getloadavg()[0]:.1f} at the end), "
         f"{connection.vendor}, Python {platform.python_version()}. {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. "
         f"`python bench/webhook_bench.py --events {args.events} --retries {args.retries}`",
         "",
-        "Sender: 64 concurrent requests (thread pool over one httpx connection pool, keep-alive), ≤ 16 per endpoint; "
+        "Sender: 64 concurrent requests (one asyncio loop over an aiohttp connection pool, keep-alive), "
+        "≤ 16 per endpoint; "
         "receiver: a separate process on loopback (ThreadingHTTPServer) verifying every signature with "
         "standardwebhooks; payloads carry the customer (scope: administrator).",
         "",
@@ -226,13 +220,19 @@ def main() -> None:
         f"({recorded / dispatch_seconds:,.0f}/s) |",
         f"| deliveries sent, one healthy endpoint | {run.succeeded:,} in {send_seconds:.1f} s: "
         f"**{rate:,.0f} deliveries/s** |",
-        f"| the same machine and receiver's ceiling at that moment: bare thread pool + httpx, no database "
+        f"| the same machine and receiver's ceiling at that moment: the sender's HTTP loop alone, no database "
         f"| {raw:,.0f} requests/s (the sender reaches {rate / raw:.0%} of it) |",
         f"| signatures the receiver rejected | {bad} of {received:,} |",
         f"| latency created → delivered, healthy only (p50 / p95) | {pct(base, 50):.2f} s / {pct(base, 95):.2f} s |",
         f"| same, while another endpoint hangs 5 s (timeout 2 s) on each of {args.retries:,} due retries "
         f"| {len(fresh):,} delivered at {fresh_rate:,.0f}/s; p50 {pct(fresh, 50):.2f} s / p95 {pct(fresh, 95):.2f} s; "
         f"{retried:,} retries tried meanwhile |",
+    ]
+    met = "met" if min(rate, fresh_rate) >= 500 else "**not met**"
+    lines += [
+        "",
+        f"Target ≥ 500 deliveries/s, retries not blocking fresh events: {met} ({rate:,.0f}/s alone, "
+        f"{fresh_rate:,.0f}/s beside the hanging endpoint's retries).",
     ]
     write_section("Webhook delivery", lines, args.results)
     print("\n".join(lines))
