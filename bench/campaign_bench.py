@@ -42,6 +42,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--recipients", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=2, help="delivery worker processes (default 2)")
     parser.add_argument("--batch", type=int, default=500, help="messages each worker claims at a time")
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=16,
+        help="SMTP connections per worker, CIM_EMAIL_CONNECTIONS (default 16; the product's default is 8)",
+    )
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--data-dir", type=Path, default=BENCH / "data" / "campaign")
     parser.add_argument("--seed", type=int, default=1)
@@ -53,6 +59,7 @@ def setup_django(args) -> None:
     os.environ["CIM_DATA_DIR"] = str(args.data_dir)
     os.environ["CIM_DATABASE_URL"] = f"{args.postgres}/{DATABASE}"
     os.environ["CIM_MESSAGE_CAPS"] = ""
+    os.environ["CIM_EMAIL_CONNECTIONS"] = str(args.connections)
     os.environ["CIM_MESSAGE_QUIET_HOURS"] = ""
     os.environ["CIM_TASKS_BACKEND"] = "django_tasks.backends.dummy.DummyBackend"  # the bench runs the jobs itself
     os.environ["CIM_EMAIL_FROM"] = "CIM <campaigns@bench.example>"

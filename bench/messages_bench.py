@@ -1,6 +1,6 @@
 """Message delivery rate: `messages_deliver` handing N emails to a real SMTP server (aiosmtpd on loopback), one
-commit per message before the DATA terminator (exactly once), beside the raw SMTP hand-off rate of the same
-emails on one connection without any database work: `python bench/messages_bench.py --messages 10000`.
+commit per window of messages before their DATA terminators (exactly once), beside the raw SMTP hand-off rate of
+the same emails on one connection without any database work: `python bench/messages_bench.py --messages 10000`.
 
 Builds a fresh SQLite database in bench/data/messages-N (or uses CIM_DATABASE_URL), N customers with an email and
 a marketing consent, queues one message each, then times the delivery. Target ≥ 1,000 messages/s. Writes its
@@ -60,6 +60,7 @@ def main() -> None:
     import django
 
     django.setup()
+    from django.conf import settings
     from django.core.management import call_command
     from django.db import connection
 
@@ -128,9 +129,9 @@ def main() -> None:
     engine = connection.vendor
     lines = [
         f"`bench/messages_bench.py --messages {n}`: {engine}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
-        f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), load average {load} — the machine "
-        "was shared with other engineers' test runs. aiosmtpd (Sink handler) on loopback in its own process. "
-        "Target ≥ 1,000 messages/s.",
+        f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), load average {load} at the end. "
+        f"aiosmtpd (Sink handler) on loopback in its own process; one worker, {settings.CIM_EMAIL_CONNECTIONS} SMTP "
+        "connections (CIM_EMAIL_CONNECTIONS). Target ≥ 1,000 messages/s.",
         "",
         "| measure | messages | seconds | messages/s | met |",
         "|---|---:|---:|---:|:---:|",
@@ -138,7 +139,8 @@ def main() -> None:
         f"| {n / queue_seconds:,.0f} | |",
         f"| raw SMTP hand-off (smtplib.sendmail, one connection, no database) | {len(payloads):,} | {raw_seconds:.2f} "
         f"| {len(payloads) / raw_seconds:,.0f} | |",
-        f"| messages_deliver (render, one commit per message before the DATA terminator) | {n:,} | "
+        "| messages_deliver (render with tracking links, one commit per window of messages before their DATA "
+        f"terminators) | {n:,} | "
         f"{deliver_seconds:.2f} | {rate:,.0f} | {'yes' if rate >= 1000 else 'no'} |",
     ]
     write_section("Message delivery", lines, args.results)

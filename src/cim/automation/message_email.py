@@ -7,9 +7,11 @@ worker's time, so it assembles Django's MIME layout from the standard library's 
 headers, quoted-printable for over-long lines). A test holds the two equal, parsed, for every shape of input.
 """
 
+import base64
 import binascii
 import re
 import secrets
+import smtplib
 from dataclasses import dataclass
 from email.header import Header
 from email.utils import formatdate
@@ -27,6 +29,8 @@ _MAX_LINE = 998
 _PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 _LINE_END = re.compile(r"\r\n|\r")
 _LEADING_DOT = re.compile(rb"(?m)^\.")
+# UTF-8 bytes per RFC 2047 encoded-word: 52 base64 characters, a word of 64, a folded line under 78.
+_WORD_BYTES = 39
 
 
 @dataclass(frozen=True)
@@ -96,13 +100,35 @@ def _address(address: str) -> str:
     return address if _PLAIN_ADDRESS.fullmatch(address) else _sanitized(address)
 
 
+def envelope_address(address: str) -> str:
+    """The address as MAIL FROM and RCPT TO take it (`<addr>`); `smtplib.quoteaddr` parses every address, at a
+    tenth of a campaign worker's time, to find what a plain address already is."""
+    return f"<{address}>" if _PLAIN_ADDRESS.fullmatch(address) else smtplib.quoteaddr(address)
+
+
+def _encoded_words(value: str) -> str:
+    """`value` as RFC 2047 base64 encoded-words of whole characters, one per folded line. The `email` package's
+    `Header.encode` writes the same at about ten times the cost, another tenth of a campaign worker's time."""
+    words, word, size = [], [], 0
+    for char in value:
+        length = len(char.encode())
+        if word and size + length > _WORD_BYTES:
+            words.append("".join(word))
+            word, size = [], 0
+        word.append(char)
+        size += length
+    words.append("".join(word))
+    return "\n ".join(f"=?utf-8?b?{base64.b64encode(w.encode()).decode('ascii')}?=" for w in words)
+
+
 def _header(name: str, value: str) -> str:
     # One logical line: a line break a template put in a subject is a space, never a header of its own.
     value = " ".join(value.split())
-    if value.isascii() and len(name) + len(value) < _MAX_LINE - 2:
+    if not value.isascii():
+        return f"{name}: {_encoded_words(value)}"
+    if len(name) + len(value) < _MAX_LINE - 2:
         return f"{name}: {value}"
-    charset = "us-ascii" if value.isascii() else "utf-8"
-    return f"{name}: {Header(value, charset, header_name=name).encode()}"
+    return f"{name}: {Header(value, 'us-ascii', header_name=name).encode()}"
 
 
 def _body(text: str) -> tuple[str, bytes]:

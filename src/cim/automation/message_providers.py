@@ -28,7 +28,7 @@ from django.conf import settings
 from django.core.mail import get_connection
 from django.utils import timezone
 
-from cim.automation.message_email import Wire, email_message, email_wire
+from cim.automation.message_email import Wire, email_message, email_wire, envelope_address
 from cim.automation.messaging import NotDelivered, Outgoing
 from cim.automation.models.messages import Channel
 
@@ -163,10 +163,10 @@ class SmtpProvider(Provider):
 
         def mail(lane: _Lane) -> None:
             options = "" if (lane.wire.sender + lane.wire.recipient).isascii() else " SMTPUTF8"
-            lane.smtp.putcmd("mail", f"FROM:{smtplib.quoteaddr(lane.wire.sender)}{options}")
+            lane.smtp.putcmd("mail", f"FROM:{envelope_address(lane.wire.sender)}{options}")
 
         def rcpt(lane: _Lane) -> None:
-            lane.smtp.putcmd("rcpt", f"TO:{smtplib.quoteaddr(lane.wire.recipient)}")
+            lane.smtp.putcmd("rcpt", f"TO:{envelope_address(lane.wire.recipient)}")
 
         lanes = step(lanes, mail, (250,))
         lanes = step(lanes, rcpt, (250, 251))

@@ -2,11 +2,12 @@
 
 import email
 import email.policy
+import smtplib
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cim.automation.message_email import EmailParts, django_email, wire
+from cim.automation.message_email import EmailParts, django_email, envelope_address, wire
 
 # Text as templates produce it: Chinese and Latin letters, line breaks of every kind, lines that start with a dot,
 # trailing spaces, and lines far over SMTP's 998 octets.
@@ -70,3 +71,8 @@ def test_wire_bytes_read_as_djangos_email(subject, text, html, recipient, sender
         django_email(parts).message()["To"],
         "<cim.7.1@shop.example.cn>",
     )
+
+
+@given(address=st.one_of(_ADDRESS, _SENDER, st.emails().map(str)))
+def test_envelope_addresses_are_what_smtplib_would_send(address):
+    assert envelope_address(address) == smtplib.quoteaddr(address)
