@@ -7,12 +7,17 @@ Two ways in, both ending in messaging's `message_status_update`:
   comes back as an email to the envelope sender. `report_process` reads one with the standard library's `email`
   package: from the MTA's pipe or a Maildir with `cim campaigns bounces`, or from an HTTP provider's inbound
   webhook (anymail's `inbound` signal). docs/campaigns.md shows the Postfix alias.
+
+The same reader takes the mails of the `mailto:` unsubscribe link (CIM_MESSAGE_UNSUBSCRIBE_EMAIL): a subject of
+"unsubscribe <token>" withdraws consent as the one-click link does.
 """
 
 import email
 import email.policy
 import logging
+import re
 from dataclasses import dataclass, field
+from email.header import decode_header, make_header
 from email.message import Message as EmailMessage
 from email.parser import HeaderParser
 
@@ -20,7 +25,7 @@ from anymail.signals import EventType, inbound, tracking
 from django.conf import settings
 from django.dispatch import receiver
 
-from cim.automation.message_tracking import message_status_update
+from cim.automation.message_tracking import message_for_unsubscribe, message_status_update, message_unsubscribe
 from cim.automation.models.messages import MessageStatus
 
 logger = logging.getLogger(__name__)
@@ -75,6 +80,7 @@ class ReportRun:
     reports: int = 0
     notices: list[Notice] = field(default_factory=list)
     updated: int = 0
+    unsubscribed: int = 0
     unknown: int = 0  # reports about no message of ours, or not reports at all
 
 
@@ -132,15 +138,35 @@ def report_notices(report: EmailMessage) -> list[Notice]:
     return notices
 
 
+# The subject the mailto: link of List-Unsubscribe sets (message_tracking), perhaps behind a reply prefix.
+_UNSUBSCRIBE_SUBJECT = re.compile(r"^\s*(?:(?:re|aw|回复|答复)\s*[:：]\s*)*unsubscribe\s+(\S+)\s*$", re.IGNORECASE)
+
+
+def unsubscribe_token(mail: EmailMessage) -> str:
+    """The message token of an unsubscribe mail, or ""."""
+    try:
+        subject = str(make_header(decode_header(mail.get("Subject") or "")))
+    except (LookupError, UnicodeError, ValueError):
+        return ""
+    match = _UNSUBSCRIBE_SUBJECT.match(subject)
+    return match[1] if match else ""
+
+
 def report_process(report: EmailMessage | bytes, *, run: ReportRun | None = None) -> ReportRun:
-    """Apply one report: each notice becomes a status update of the message it names."""
+    """Apply one report: each notice becomes a status update of the message it names; an unsubscribe mail
+    withdraws the consent its message was sent under."""
     run = run or ReportRun()
     if isinstance(report, bytes):
         report = email.message_from_bytes(report, policy=email.policy.compat32)
     run.reports += 1
     notices = report_notices(report)
     if not notices:
-        run.unknown += 1
+        token = unsubscribe_token(report)
+        if token and message_for_unsubscribe(token=token):
+            message_unsubscribe(token=token, user_agent="email: List-Unsubscribe mailto")
+            run.unsubscribed += 1
+        else:
+            run.unknown += 1
     for notice in notices:
         run.notices.append(notice)
         found = False

@@ -14,4 +14,7 @@ urlpatterns = [
     path("m/o/<str:token>.gif", public.message_open_view, name="message_open"),
     path("m/c/<str:token>/", public.message_click_view, name="message_click"),
     path("m/u/<str:token>/", public.message_unsubscribe_view, name="message_unsubscribe"),
+    # Delivery receipts from the SMS gateways (a key in the URL) and WeChat (a signature).
+    path("m/r/wechat/", public.message_receipt_wechat_view, name="message_receipt_wechat"),
+    path("m/r/<str:provider>/<str:key>/", public.message_receipt_view, name="message_receipt"),
 ]

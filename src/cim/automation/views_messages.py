@@ -22,6 +22,7 @@ from cim.automation.message_admin import (
     message_template_list,
     message_template_update,
 )
+from cim.automation.message_receipts import receipt_urls
 from cim.automation.messaging import template_preview
 from cim.automation.models.messages import Channel, MessageStatus
 from cim.core.pagination import keyset_page
@@ -67,6 +68,8 @@ def message_list_view(request):
 @page(perm=Perm.MESSAGE_SEND)
 def template_list_view(request):
     context = {"nav": "messages", "templates": message_template_list()}
+    if has_perm(request.user, Perm.SETTINGS_MANAGE):  # the URLs hold the keys the gateways authenticate with
+        context["receipt_urls"] = receipt_urls()
     return render(request, "automation/messages/templates.html", context)
 
 

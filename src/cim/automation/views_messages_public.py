@@ -1,4 +1,5 @@
-"""The links in messages, opened by customers without logging in: the open pixel, tracked links and unsubscribe.
+"""The links in messages, opened by customers without logging in: the open pixel, tracked links and unsubscribe;
+and the delivery receipts the SMS gateways and WeChat push back.
 
 Opening the unsubscribe link shows a confirmation (mail scanners open links too); the withdrawal is a POST, which
 is also what a mail client sends for RFC 8058 one-click unsubscribe — without a session or a CSRF token, so the
@@ -6,15 +7,25 @@ signed token in the URL is the only authority, and it names one message.
 """
 
 import base64
+import json
 
 from django.conf import settings
-from django.http import HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.utils import translation
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from cim.automation.message_receipts import (
+    PARSERS,
+    WECHAT_PROVIDER,
+    ReceiptError,
+    receipt_key_valid,
+    receipts_apply,
+    wechat_receipts,
+    wechat_signature_valid,
+)
 from cim.automation.message_tracking import (
     message_click,
     message_for_unsubscribe,
@@ -75,3 +86,47 @@ def message_unsubscribe_view(request, token: str):
         return HttpResponse(status=200)
     context = {"purpose": purpose, "done": True}
     return _render(request, "automation/messages/public/unsubscribe.html", context, language)
+
+
+def _gateway_answer(provider: str, error: str = "") -> JsonResponse:
+    """The answer each gateway documents: anything else makes it push the same reports again."""
+    if provider == "aliyun":
+        body = {"code": 1 if error else 0, "msg": error or "成功"}
+    else:
+        body = {"result": 1 if error else 0, "errmsg": error or "OK"}
+    return JsonResponse(body, status=400 if error else 200, json_dumps_params={"ensure_ascii": False})
+
+
+@csrf_exempt
+@never_cache
+@require_http_methods(["POST"])
+def message_receipt_view(request, provider: str, key: str):
+    """An SMS gateway's delivery reports; the key in the URL is the only authority (the gateways do not sign)."""
+    if not receipt_key_valid(provider, key):
+        raise Http404
+    try:
+        receipts = PARSERS[provider](json.loads(request.body))
+    except (ValueError, ReceiptError) as error:  # JSONDecodeError is a ValueError
+        return _gateway_answer(provider, f"{type(error).__name__}: {error}"[:200])
+    receipts_apply(provider, receipts)
+    return _gateway_answer(provider)
+
+
+@csrf_exempt
+@never_cache
+@require_http_methods(["GET", "POST"])
+def message_receipt_wechat_view(request):
+    """The official account's server URL: GET is WeChat checking the URL (echo `echostr`), POST an event."""
+    query = request.GET
+    if not wechat_signature_valid(
+        signature=query.get("signature", ""), timestamp=query.get("timestamp", ""), nonce=query.get("nonce", "")
+    ):
+        return HttpResponse("bad signature", status=403, content_type="text/plain")
+    if request.method == "GET":
+        return HttpResponse(query.get("echostr", ""), content_type="text/plain")
+    try:
+        receipts = wechat_receipts(request.body)
+    except ReceiptError as error:
+        return HttpResponse(str(error), status=400, content_type="text/plain")
+    receipts_apply(WECHAT_PROVIDER, receipts)
+    return HttpResponse("success", content_type="text/plain")  # WeChat's "received, do not resend"

@@ -321,8 +321,8 @@ CIM_MESSAGE_QUIET_HOURS = os.environ.get("CIM_MESSAGE_QUIET_HOURS", "21:00-08:00
 CIM_MESSAGE_QUIET_HOURS_EXEMPT = os.environ.get("CIM_MESSAGE_QUIET_HOURS_EXEMPT", "service")
 CIM_MESSAGE_LEASE_SECONDS = int(os.environ.get("CIM_MESSAGE_LEASE_SECONDS", "300"))
 CIM_MESSAGE_MAX_ATTEMPTS = int(os.environ.get("CIM_MESSAGE_MAX_ATTEMPTS", "5"))
-# An inbox whose "unsubscribe <token>" mails a mail processor hands to message_unsubscribe: the mailto: link of
-# List-Unsubscribe (RFC 2369); without it only the one-click HTTPS link is offered.
+# An inbox whose mails `cim campaigns bounces` reads: its "unsubscribe <token>" mails withdraw consent (the mailto:
+# link of List-Unsubscribe, RFC 2369); without it only the one-click HTTPS link is offered.
 CIM_MESSAGE_UNSUBSCRIBE_EMAIL = os.environ.get("CIM_MESSAGE_UNSUBSCRIBE_EMAIL", "")
 CIM_MESSAGE_OUTBOX_DIR = Path(os.environ.get("CIM_MESSAGE_OUTBOX_DIR", DATA_DIR / "outbox"))
 CIM_MESSAGE_SMS_PROVIDER = os.environ.get("CIM_MESSAGE_SMS_PROVIDER", "file")
@@ -346,6 +346,8 @@ CIM_WECOM_ENDPOINT = os.environ.get("CIM_WECOM_ENDPOINT", "https://qyapi.weixin.
 CIM_WECHAT_APP_ID = os.environ.get("CIM_WECHAT_APP_ID", "")
 CIM_WECHAT_APP_SECRET = os.environ.get("CIM_WECHAT_APP_SECRET", "")
 CIM_WECHAT_ENDPOINT = os.environ.get("CIM_WECHAT_ENDPOINT", "https://api.weixin.qq.com")
+# The token of the official account's server configuration (服务器配置 → 令牌): signs the receipts WeChat sends.
+CIM_WECHAT_TOKEN = os.environ.get("CIM_WECHAT_TOKEN", "")
 # Public form rate limits count in the cache: per process unless CIM_REDIS_URL shares them between processes.
 CIM_REDIS_URL = os.environ.get("CIM_REDIS_URL", "")
 # Imports of millions of rows run for minutes: RQ would stop a job after 3 by default.

@@ -5,13 +5,17 @@ from the request as received, WeChat's access tokens."""
 import datetime
 import hashlib
 import hmac
+import io
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
+from django.core.management import call_command
+from django.urls import reverse
 
+from cim.automation.message_receipts import receipt_key, receipt_urls
 from cim.automation.messaging import messages_deliver, messages_queue
 from cim.automation.models import Message, MessageTemplate
 from cim.customers.models import ExternalId
@@ -285,3 +289,107 @@ def test_an_unreachable_gateway_is_retried_later(admin_user, fang, gateway, sett
     gateway.server_close()
     message = _send(admin_user, fang, "sms", **SMS)
     assert message.status == "queued" and message.attempts == 1
+
+
+# --- Delivery receipts pushed back by the gateways
+
+
+def _receipt_path(provider: str) -> str:
+    return urlsplit(receipt_urls()[provider]).path
+
+
+@pytest.mark.parametrize(
+    ("provider", "report", "answer"),
+    [
+        (
+            "aliyun",
+            {"phone_number": "13800138000", "success": True, "err_code": "DELIVERED", "err_msg": "用户接收成功"},
+            {"code": 0, "msg": "成功"},
+        ),
+        (
+            "tencent",
+            {"mobile": "13800138000", "nationcode": "86", "report_status": "SUCCESS", "errmsg": "DELIVRD"},
+            {"result": 0, "errmsg": "OK"},
+        ),
+    ],
+)
+def test_an_sms_gateways_receipt_marks_the_message_delivered(
+    admin_user, fang, gateway, settings, client, provider, report, answer
+):
+    settings.CIM_MESSAGE_SMS_PROVIDER = provider
+    message = _send(admin_user, fang, "sms", **SMS)
+    key = "biz_id" if provider == "aliyun" else "sid"
+    stranger = {**report, key: "not-ours"}
+    body = json.dumps([{**report, key: message.provider_message_id}, stranger], ensure_ascii=False)
+    response = client.post(_receipt_path(provider), body, content_type="application/json")
+    assert (response.status_code, response.json()) == (200, answer)
+    message.refresh_from_db()
+    assert message.status == "delivered"
+
+
+def test_a_failed_sms_receipt_keeps_the_gateways_reason(admin_user, fang, gateway, settings, client):
+    settings.CIM_MESSAGE_SMS_PROVIDER = "tencent"
+    message = _send(admin_user, fang, "sms", **SMS)
+    report = {"sid": message.provider_message_id, "report_status": "FAIL", "errmsg": "MK:0001", "description": "空号"}
+    client.post(_receipt_path("tencent"), json.dumps([report]), content_type="application/json")
+    message.refresh_from_db()
+    assert (message.status, message.error) == ("failed", "MK:0001: 空号")
+
+
+def test_sms_receipts_need_the_key_and_well_formed_reports(admin_user, fang, gateway, settings, client):
+    settings.CIM_MESSAGE_SMS_PROVIDER = "aliyun"
+    message = _send(admin_user, fang, "sms", **SMS)
+    report = json.dumps([{"biz_id": message.provider_message_id, "success": True}])
+    forged = _receipt_path("aliyun").replace(receipt_key("aliyun"), receipt_key("tencent"))
+    assert client.post(forged, report, content_type="application/json").status_code == 404
+    for bad in ("not json", json.dumps({"success": True}), json.dumps(["a string"])):
+        response = client.post(_receipt_path("aliyun"), bad, content_type="application/json")
+        assert response.status_code == 400 and response.json()["code"] == 1
+    message.refresh_from_db()
+    assert message.status == "sent"
+
+
+def _wechat_query(token: str, **extra) -> str:
+    timestamp, nonce = "1764806400", "4217"
+    signature = hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest()
+    return "?" + "&".join(
+        f"{k}={v}" for k, v in {"signature": signature, "timestamp": timestamp, "nonce": nonce, **extra}.items()
+    )
+
+
+@pytest.mark.parametrize(("status", "expected"), [("success", "delivered"), ("failed:user block", "failed")])
+def test_the_official_accounts_job_finish_event_is_a_receipt(
+    admin_user, fang, gateway, settings, client, status, expected
+):
+    settings.CIM_MESSAGE_WECHAT_PROVIDER = "official_account"
+    settings.CIM_WECHAT_TOKEN = "wx-token"
+    message = _send(
+        admin_user, fang, "wechat", body="会员提醒", provider_template_id="tpl-abc", params={"first": "您好"}
+    )
+    path = _receipt_path("official_account")
+    # WeChat checks the server URL first: the echo proves the token is shared.
+    assert client.get(path + _wechat_query("wx-token", echostr="e42")).content == b"e42"
+    assert client.get(path + _wechat_query("wrong-token", echostr="e42")).status_code == 403
+    event = (
+        "<xml><ToUserName><![CDATA[gh_cim]]></ToUserName><FromUserName><![CDATA[openid-fang]]></FromUserName>"
+        "<CreateTime>1764806400</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+        f"<Event><![CDATA[TEMPLATESENDJOBFINISH]]></Event><MsgID>{message.provider_message_id}</MsgID>"
+        f"<Status><![CDATA[{status}]]></Status></xml>"
+    )
+    assert client.post(path + _wechat_query("wrong-token"), event, content_type="text/xml").status_code == 403
+    response = client.post(path + _wechat_query("wx-token"), event, content_type="text/xml")
+    assert (response.status_code, response.content) == (200, b"success")
+    message.refresh_from_db()
+    assert message.status == expected
+
+
+def test_receipt_urls_are_shown_to_administrators_and_printed_by_the_cli(admin_user, client, settings):
+    settings.CIM_SITE_URL = "https://cim.example.com"
+    client.force_login(admin_user)
+    page = client.get(reverse("automation:message_templates")).content.decode()
+    assert receipt_urls()["aliyun"] in page and "/m/r/wechat/" in page
+    out = io.StringIO()
+    call_command("messages", "receipt-urls", "--json", stdout=out)
+    assert json.loads(out.getvalue())["urls"]["tencent"] == (
+        f"https://cim.example.com/m/r/tencent/{receipt_key('tencent')}/"
+    )

@@ -1,9 +1,13 @@
 """Opens, clicks, one-click unsubscribe and delivery receipts."""
 
+import io
+import json
 import re
+from urllib.parse import unquote
 
 import pytest
 from django.core import mail
+from django.core.management import call_command
 from django.test import Client
 from django.utils import translation
 
@@ -160,3 +164,20 @@ def test_footer_follows_the_template_language(admin_user):
     with translation.override("zh-hans"):
         messages_deliver()
     assert "Unsubscribe: https://cim.example.com/m/u/" in mail.outbox[0].body
+
+
+def test_the_mailto_unsubscribe_mail_withdraws_consent(sent, tmp_path):
+    message, email = sent
+    mailto = re.search(r"<mailto:([^?>]+)\?subject=([^>]+)>", email.extra_headers["List-Unsubscribe"])
+    assert mailto[1] == "unsubscribe@example.com"
+    # What a mail client sends for the mailto: link (RFC 2369), read by `cim campaigns bounces` from the inbox.
+    request = tmp_path / "unsubscribe.eml"
+    request.write_text(f"From: fang@example.com\nTo: {mailto[1]}\nSubject: {unquote(mailto[2])}\n\nunsubscribe\n")
+    forged = tmp_path / "forged.eml"
+    forged.write_text(f"From: x@example.com\nTo: {mailto[1]}\nSubject: Re: unsubscribe 42:forged\n\n")
+    out = io.StringIO()
+    call_command("campaigns", "bounces", str(forged), str(request), "--json", stdout=out)
+    assert json.loads(out.getvalue()) == {"reports": 2, "updated": 0, "unsubscribed": 1, "unknown": 1}
+    assert consent_holds([message.customer_id], "marketing") == set()
+    withdrawal = Consent.objects.filter(customer_id=message.customer_id).latest("at", "id")
+    assert (withdrawal.granted, withdrawal.channel) == (False, "email")

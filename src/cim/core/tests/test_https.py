@@ -2,10 +2,13 @@
 
 import importlib
 import os
+import re
+from pathlib import Path
 
 import pytest
 from django.test import Client
 
+import cim
 from cim.config import settings as cim_settings
 
 
@@ -47,3 +50,12 @@ def test_every_page_carries_a_policy_that_allows_no_inline_script(client):
     policy = dict(directive.strip().split(" ", 1) for directive in header.split(";"))
     assert policy["script-src"] == "'self'"
     assert policy["frame-ancestors"] == "'none'"
+
+
+def test_no_template_relies_on_an_inline_event_handler():
+    """The policy blocks `onclick="…"` and its kin, so such a handler would silently do nothing (a delete without
+    its confirmation); cim.js's data-confirm and data-submit-on-change do the same from a script file."""
+    handler = re.compile(r"<[^>]*\son[a-z]+\s*=", re.IGNORECASE)
+    templates = Path(cim.__file__).parent.rglob("templates/**/*.html")
+    offenders = [str(path) for path in templates if handler.search(path.read_text())]
+    assert not offenders

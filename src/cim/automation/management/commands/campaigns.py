@@ -28,7 +28,7 @@ class Command(ReportingCommand):
         "Email campaigns: `list`; `create --file SPEC.json` (name, segment, variants, test_percent, ...; see "
         "docs/campaigns.md); `report ID`; `schedule ID AT|--clear`, `start ID`, `pause ID`, `cancel ID`; `advance` "
         "(what the worker does every minute); `credit` (credit orders to campaigns now); `bounces FILE|-|--maildir "
-        "DIR` (RFC 3464 bounces and RFC 5965 complaints, e.g. piped from the MTA)."
+        "DIR` (RFC 3464 bounces, RFC 5965 complaints and mailto: unsubscribe mails, e.g. piped from the MTA)."
     )
 
     def add_arguments(self, parser):
@@ -51,7 +51,7 @@ class Command(ReportingCommand):
             subs.append(sub)
         subs.append(actions.add_parser("advance", help="start due campaigns, queue messages, pick A/B winners"))
         subs.append(actions.add_parser("credit", help="credit orders placed after clicks to campaigns"))
-        bounces = actions.add_parser("bounces", help="process bounce and complaint reports")
+        bounces = actions.add_parser("bounces", help="process bounces, complaints and unsubscribe mails")
         bounces.add_argument("files", nargs="*", help="report files (raw emails); - reads one from standard input")
         bounces.add_argument("--maildir", help="process and remove every new report in this Maildir")
         subs.append(bounces)
@@ -185,6 +185,7 @@ class Command(ReportingCommand):
             raw = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
             report_process(raw, run=run)
         self.report(
-            f"{run.reports:,} reports: {run.updated:,} messages updated, {run.unknown:,} not ours or not reports.",
-            {"reports": run.reports, "updated": run.updated, "unknown": run.unknown},
+            f"{run.reports:,} reports: {run.updated:,} messages updated, {run.unsubscribed:,} unsubscribed, "
+            f"{run.unknown:,} not ours or not reports.",
+            {"reports": run.reports, "updated": run.updated, "unsubscribed": run.unsubscribed, "unknown": run.unknown},
         )

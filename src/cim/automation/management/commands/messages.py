@@ -6,6 +6,7 @@ from django.db.models import Count
 
 from cim.accounts.models import User
 from cim.automation.message_admin import message_send, message_template_list
+from cim.automation.message_receipts import receipt_urls
 from cim.automation.messaging import messages_deliver
 from cim.automation.models import Message, MessageTemplate
 from cim.automation.models.messages import MessageStatus
@@ -18,7 +19,8 @@ class Command(ReportingCommand):
     help = (
         "Messages to customers: `templates` lists the message templates; `send TEMPLATE_ID (NUMBER…|--segment ID) "
         "--user U` sends one by hand (consent, caps and quiet hours apply); `status` counts messages by status "
-        "(of one customer with --customer, of one campaign with --campaign); `deliver` sends what is due now."
+        "(of one customer with --customer, of one campaign with --campaign); `deliver` sends what is due now; "
+        "`receipt-urls` prints where the SMS gateways and WeChat are to send delivery receipts."
     )
 
     def add_arguments(self, parser):
@@ -35,12 +37,13 @@ class Command(ReportingCommand):
         status.add_argument("--customer", default="", help="one customer's number")
         status.add_argument("--campaign", type=int, help="one campaign's id")
         deliver = actions.add_parser("deliver", help="send due messages now, as the worker does")
-        for sub in (templates, send, status, deliver):
+        urls = actions.add_parser("receipt-urls", help="the delivery receipt URLs to set in the providers' consoles")
+        for sub in (templates, send, status, deliver, urls):
             sub.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object")
 
     def handle(self, *args, action: str, **options):
         try:
-            getattr(self, f"_{action}")(**options)
+            getattr(self, f"_{action.replace('-', '_')}")(**options)
         except ValidationError as error:
             raise self.fail(" ".join(f"{k}: {' '.join(v)}" for k, v in error.message_dict.items())) from None
 
@@ -111,3 +114,7 @@ class Command(ReportingCommand):
             {"sent": run.sent, "failed": run.failed, "retried": run.retried, "suppressed": run.suppressed}
             | {"deferred": run.deferred, "review": run.review},
         )
+
+    def _receipt_urls(self, **options):
+        urls = receipt_urls()
+        self.report("\n".join(f"{provider:>16}  {url}" for provider, url in urls.items()), {"urls": urls})
