@@ -1,5 +1,6 @@
-"""Acting on customers in a real browser. In Chinese: a campaign written, previewed for one customer, sent, its report,
-and a customer unsubscribing from the link in the email. In English: a message template sent from its page and
+"""Acting on customers in a real browser. In Chinese: a campaign written with an English translation, previewed for
+one customer, sent (each recipient in their language), its report, and a customer unsubscribing from the link in the
+email. In English: a message template sent from its page and
 found in the message log, and a webhook endpoint whose test message a real receiver verifies."""
 
 import re
@@ -35,6 +36,8 @@ def shop(settings, live_server):
     ]
     for person in people:
         consent_record(customer=person, purpose="marketing", text="同意接收营销信息", text_version="1", actor=None)
+    anna = make_customer(admin, display_name="Anna", emails=[{"address": "anna@example.com"}])
+    consent_record(customer=anna, purpose="marketing", text="I agree", text_version="1", language="en", actor=None)
     everyone = segment_create(actor=admin, name="全部客户", rules={"match": "all", "rules": []})
     return admin, people, everyone
 
@@ -42,7 +45,7 @@ def shop(settings, live_server):
 def test_a_campaign_written_previewed_sent_reported_and_unsubscribed(
     page, live_server, transactional_db, shop, screenshots
 ):
-    admin, (fang, _lei), everyone = shop
+    _admin, (fang, _lei), everyone = shop
     browser_log_in(page, live_server.url, "alice")
     page.on("dialog", lambda dialog: dialog.accept())  # "Send this campaign to its audience now?"
 
@@ -51,6 +54,10 @@ def test_a_campaign_written_previewed_sent_reported_and_unsubscribed(
     page.select_option("#id_segment", str(everyone.pk))
     page.fill("#id_variant-0-subject", "{{ customer.display_name }}，新春快乐")
     page.fill("#id_variant-0-body", "{{ customer.display_name }}您好，新春礼盒八折：https://shop.example.com/cny")
+    page.locator("[data-translation=A] summary").click()
+    page.select_option("#id_variant-0-tr-language", "en")
+    page.fill("#id_variant-0-tr-subject", "Happy New Year, {{ customer.display_name }}")
+    page.fill("#id_variant-0-tr-body", "Dear {{ customer.display_name }}, our gift boxes: https://shop.example.com/cny")
     page.fill("#id_preview_customer", fang.number)
     page.locator("#preview-button").click()
     expect(page.locator("#campaign-preview")).to_contain_text("王芳，新春快乐")
@@ -60,14 +67,15 @@ def test_a_campaign_written_previewed_sent_reported_and_unsubscribed(
 
     page.locator("#campaign-start").click()
     campaigns_advance()  # what the worker does every minute, and right after a start
-    assert messages_deliver().sent == 2
+    assert messages_deliver().sent == 3
     page.reload()
     totals = page.locator("#campaign-totals")
-    expect(totals.locator("[data-figure=sent]")).to_have_text("2")
+    expect(totals.locator("[data-figure=sent]")).to_have_text("3")
     page.screenshot(path=screenshots / "campaign-report-zh.png", full_page=True)
 
+    subjects = {m.to[0]: m.subject for m in mail.outbox}
+    assert subjects["fang@example.com"] == "王芳，新春快乐" and subjects["anna@example.com"] == "Happy New Year, Anna"
     letter = next(m for m in mail.outbox if m.to == ["fang@example.com"])
-    assert letter.subject == "王芳，新春快乐"
     unsubscribe = re.search(r"<(http[^>]+/m/u/[^>]+)>", letter.extra_headers["List-Unsubscribe"])[1]
     page.goto(unsubscribe)  # the customer's browser: no login needed, the page only asks
     page.locator("form button[type=submit]").click()

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -83,33 +84,48 @@ def _int(changes: dict, name: str, low: int, high: int, errors: dict, message: s
     return value
 
 
+def _content(item, prefix: str, errors: dict) -> dict:
+    """One language's subject, text, HTML and language, checked."""
+    item = item if isinstance(item, dict) else {}
+    subject = " ".join(str(item.get("subject") or "").split())  # as written: no NFKC folding of its punctuation
+    body = str(item.get("body") or "").strip()
+    html = str(item.get("html") or "").strip()
+    language = item.get("language") or "zh-hans"
+    found = {}
+    if not 1 <= len(subject) <= 300:
+        found[f"{prefix}.subject"] = [_("A subject has 1 to 300 characters.")]
+    if not body:
+        found[f"{prefix}.body"] = [_("Write the text of the email.")]
+    if language not in dict(settings.LANGUAGES):
+        found[f"{prefix}.language"] = [_("Choose a language.")]
+    if not found:
+        try:
+            template_check(subject=subject, body=body, html=html)
+        except ValidationError as error:
+            found |= {f"{prefix}.{part}": messages for part, messages in error.message_dict.items()}
+    errors.update(found)
+    return {"subject": subject, "body": body, "html": html, "language": language}
+
+
 def _variants(raw, errors: dict) -> list[dict]:
-    """Each variant's subject, text, HTML and language, checked; the labels A, B, ... follow their order."""
+    """Each variant's content and its translations, checked; the labels A, B, ... follow their order."""
     if not isinstance(raw, list) or not 1 <= len(raw) <= len(LABELS):
         errors["variants"] = [_("Give one to five variants.")]
         return []
-    languages = {code for code, _name in MessageTemplate._meta.get_field("language").choices}
     variants = []
     for index, item in enumerate(raw):
-        item = item if isinstance(item, dict) else {}
         prefix = f"variants.{index}"
-        subject = " ".join(str(item.get("subject") or "").split())  # as written: no NFKC folding of its punctuation
-        body = str(item.get("body") or "").strip()
-        html = str(item.get("html") or "").strip()
-        language = item.get("language") or "zh-hans"
-        if not 1 <= len(subject) <= 300:
-            errors[f"{prefix}.subject"] = [_("A subject has 1 to 300 characters.")]
-        if not body:
-            errors[f"{prefix}.body"] = [_("Write the text of the email.")]
-        if language not in languages:
-            errors[f"{prefix}.language"] = [_("Choose a language.")]
-        variants.append({"subject": subject, "body": body, "html": html, "language": language})
-    for index, variant in enumerate(variants if not errors else []):
-        try:
-            template_check(subject=variant["subject"], body=variant["body"], html=variant["html"])
-        except ValidationError as error:
-            for part, messages in error.message_dict.items():
-                errors[f"variants.{index}.{part}"] = messages
+        variant = _content(item, prefix, errors)
+        translations = (item.get("translations") if isinstance(item, dict) else None) or []
+        if not isinstance(translations, list):
+            translations = [translations]
+        variant["translations"] = [
+            _content(other, f"{prefix}.translations.{n}", errors) for n, other in enumerate(translations)
+        ]
+        languages = [variant["language"]] + [t["language"] for t in variant["translations"]]
+        if len(set(languages)) < len(languages):
+            errors[f"{prefix}.translations"] = [_("Give each language once: a translation is in another language.")]
+        variants.append(variant)
     return variants
 
 
@@ -173,25 +189,44 @@ def _values(changes: dict, campaign: Campaign | None) -> dict:
     return values
 
 
+def _save_template(template: MessageTemplate | None, campaign: Campaign, label: str, data: dict) -> MessageTemplate:
+    if template is None:
+        return MessageTemplate.objects.create(
+            name=f"campaign:{campaign.pk}:{label}", channel=campaign.channel, purpose=campaign.purpose, **data
+        )
+    for name, value in {**data, "purpose": campaign.purpose}.items():
+        setattr(template, name, value)
+    template.save()
+    return template
+
+
 def _save_variants(campaign: Campaign, variants: list[dict]) -> None:
-    """Keep one messaging template per variant (A, B, ...), named after the campaign's id."""
-    have = {v.label: v for v in campaign.variants.select_related("template")}
+    """Keep one messaging template per variant (A, B, ...) and language, named after the campaign's id and the
+    label."""
+    have = {v.label: v for v in campaign.variants.select_related("template").prefetch_related("translations")}
     for label, data in zip(LABELS, variants, strict=False):
+        data = dict(data)
+        translations = data.pop("translations", [])
         variant = have.pop(label, None)
         if variant is None:
-            template = MessageTemplate.objects.create(
-                name=f"campaign:{campaign.pk}:{label}", channel=campaign.channel, purpose=campaign.purpose, **data
-            )
-            CampaignVariant.objects.create(campaign=campaign, label=label, template=template)
+            template = _save_template(None, campaign, label, data)
+            variant = CampaignVariant.objects.create(campaign=campaign, label=label, template=template)
+            old = {}
         else:
-            template = variant.template
-            for name, value in {**data, "purpose": campaign.purpose}.items():
-                setattr(template, name, value)
-            template.save()
+            old = {t.language: t for t in variant.translations.all()}
+            # A translation that becomes the main language changes places: free its (name, language) first.
+            if data["language"] in old:
+                gone = old.pop(data["language"])
+                variant.translations.remove(gone)
+                gone.delete()
+            _save_template(variant.template, campaign, label, data)
+        kept = [_save_template(old.pop(t["language"], None), campaign, label, t) for t in translations]
+        variant.translations.set(kept)
+        MessageTemplate.objects.filter(pk__in=[t.pk for t in old.values()]).delete()
     for variant in have.values():
-        template = variant.template
+        templates = [variant.template, *variant.translations.all()]
         variant.delete()
-        template.delete()
+        MessageTemplate.objects.filter(pk__in=[t.pk for t in templates]).delete()
 
 
 def campaign_create(*, actor, name: str, segment, variants: list[dict], **options) -> Campaign:
@@ -232,17 +267,29 @@ def campaign_update(*, campaign: Campaign, actor, **changes) -> Campaign:
             _save_variants(campaign, variants)
             changed.append("variants")
         elif "purpose" in changed:
-            MessageTemplate.objects.filter(variant__campaign=campaign).update(purpose=campaign.purpose)
+            campaign_templates(campaign).update(purpose=campaign.purpose)
         if changed:
             audit_record(actor=actor, action="campaign.update", target=campaign, fields=changed)
     return campaign
 
 
+def variant_content(variant: CampaignVariant) -> dict:
+    """A variant as `campaign_create` and `campaign_update` take it: its content, with its translations."""
+
+    def content(t: MessageTemplate) -> dict:
+        return {"subject": t.subject, "body": t.body, "html": t.html, "language": t.language}
+
+    translations = [content(t) for t in variant.translations.order_by("language")]
+    return content(variant.template) | {"translations": translations}
+
+
 def _current_variants(campaign: Campaign) -> list[dict]:
-    return [
-        {"subject": t.subject, "body": t.body, "html": t.html, "language": t.language}
-        for t in MessageTemplate.objects.filter(variant__campaign=campaign).order_by("variant__label")
-    ]
+    return [variant_content(v) for v in campaign.variants.select_related("template").order_by("label")]
+
+
+def campaign_templates(campaign: Campaign) -> QuerySet:
+    """Every messaging template of the campaign's variants, translations included."""
+    return MessageTemplate.objects.filter(Q(variant__campaign=campaign) | Q(variant_translations__campaign=campaign))
 
 
 def campaign_delete(*, campaign: Campaign, actor) -> None:
@@ -252,7 +299,7 @@ def campaign_delete(*, campaign: Campaign, actor) -> None:
         raise ValidationError({"status": [_("Only a campaign that has not started can be deleted.")]})
     with transaction.atomic():
         audit_record(actor=actor, action="campaign.delete", target=campaign, note=campaign.name)
-        templates = list(MessageTemplate.objects.filter(variant__campaign=campaign).values_list("pk", flat=True))
+        templates = list(campaign_templates(campaign).values_list("pk", flat=True))
         campaign.delete()
         MessageTemplate.objects.filter(pk__in=templates).delete()
 
@@ -396,7 +443,7 @@ def _queue(campaign: Campaign, variant: CampaignVariant, ids: list[int], advance
                 return False
             result = messages_queue(
                 customer_ids=ids[first : first + step],
-                template=variant.template,
+                template=variant.templates(),
                 purpose=campaign.purpose,
                 key_for=lambda customer_id: message_key(campaign.pk, customer_id),
                 origin="campaign",
@@ -428,7 +475,7 @@ def campaign_advance(*, campaign: Campaign, now: datetime | None = None) -> Adva
         if campaign.status not in ACTIVE:
             return advance
         advance.campaigns = 1
-        variants = list(campaign.variants.select_related("template"))
+        variants = list(campaign.variants.select_related("template").prefetch_related("translations"))
         testing = len(variants) > 1 and campaign.test_percent > 0
         if testing and campaign.test_ends_at is None:
             plan = _test_plan(campaign, variants)
@@ -510,6 +557,7 @@ def campaign_conversions_credit(*, since: datetime | None = None) -> int:
 
     since = since or timezone.now() - timedelta(days=90)
     quote = connection.ops.quote_name
+    translations = CampaignVariant.translations.through
     if connection.vendor == "postgresql":
         within = "o.ordered_at <= m.clicked_at + make_interval(days => c.attribution_days)"
     else:  # SQLite keeps datetimes as ISO text in UTC
@@ -518,7 +566,7 @@ def campaign_conversions_credit(*, since: datetime | None = None) -> int:
         INSERT INTO {quote(CampaignConversion._meta.db_table)}
             (campaign_id, variant_id, customer_id, order_id, message_id, clicked_at, ordered_at, credited_at)
         SELECT campaign_id, variant_id, customer_id, order_id, message_id, clicked_at, ordered_at, %s FROM (
-            SELECT m.campaign_id, v.id AS variant_id, o.customer_id, o.id AS order_id, m.id AS message_id,
+            SELECT m.campaign_id, v.variant_id, o.customer_id, o.id AS order_id, m.id AS message_id,
                    m.clicked_at, o.ordered_at,
                    row_number() OVER (PARTITION BY o.id ORDER BY m.clicked_at DESC, m.id DESC) AS latest
             FROM {quote(Order._meta.db_table)} o
@@ -526,7 +574,11 @@ def campaign_conversions_credit(*, since: datetime | None = None) -> int:
               ON m.customer_id = o.customer_id AND m.campaign_id IS NOT NULL
              AND m.clicked_at IS NOT NULL AND m.clicked_at <= o.ordered_at
             JOIN {quote(Campaign._meta.db_table)} c ON c.id = m.campaign_id
-            LEFT JOIN {quote(CampaignVariant._meta.db_table)} v ON v.template_id = m.template_id
+            LEFT JOIN (
+                SELECT id AS variant_id, template_id FROM {quote(CampaignVariant._meta.db_table)}
+                UNION ALL
+                SELECT campaignvariant_id, messagetemplate_id FROM {quote(translations._meta.db_table)}
+            ) v ON v.template_id = m.template_id
             WHERE o.ordered_at >= %s AND o.status NOT IN (%s, %s) AND {within}
               AND NOT EXISTS (
                 SELECT 1 FROM {quote(CampaignConversion._meta.db_table)} x WHERE x.order_id = o.id

@@ -36,11 +36,27 @@ def _require(request, perm: str) -> None:
         raise PermissionDenied(perm)
 
 
-class VariantIn(Schema):
+class ContentIn(Schema):
     subject: str = Field(min_length=1, max_length=300, description=TEMPLATE_HELP)
     body: str = Field(min_length=1, description="The text part. " + TEMPLATE_HELP)
     html: str = Field("", description="The HTML part (optional)")
     language: str = Field("zh-hans", description="zh-hans or en")
+
+
+class VariantIn(ContentIn):
+    translations: list[ContentIn] = Field(
+        [],
+        max_length=4,
+        description="The same variant in other languages: each recipient gets the one in the language they "
+        "consented in, else the site's default language",
+    )
+
+
+class ContentOut(Schema):
+    subject: str
+    body: str
+    html: str
+    language: str
 
 
 class VariantOut(Schema):
@@ -49,6 +65,11 @@ class VariantOut(Schema):
     body: str
     html: str
     language: str
+    translations: list[ContentOut]
+
+    @staticmethod
+    def resolve_translations(obj):
+        return obj.translations.order_by("language")
 
     @staticmethod
     def resolve_subject(obj) -> str:
@@ -99,7 +120,7 @@ class CampaignOut(Schema):
 
     @staticmethod
     def resolve_variants(obj):
-        return obj.variants.select_related("template").order_by("label")
+        return obj.variants.select_related("template").prefetch_related("translations").order_by("label")
 
 
 class CampaignIn(Schema):
@@ -178,7 +199,7 @@ class RenderedOut(Schema):
 @router.get("/campaigns", response=list[CampaignOut], summary="Campaigns, newest first")
 def list_campaigns(request, status: Campaign.Status | None = None):
     _require(request, Perm.ANALYTICS_VIEW)
-    return campaign_list(status=status).prefetch_related("variants__template")
+    return campaign_list(status=status).prefetch_related("variants__template", "variants__translations")
 
 
 @router.post("/campaigns", response={201: CampaignOut}, summary="Create a campaign (a draft)")

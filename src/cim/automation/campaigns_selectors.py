@@ -114,7 +114,7 @@ def campaign_report(*, campaign: Campaign) -> Report:
         clicked=Count("pk", filter=Q(clicked_at__isnull=False)),
         unsubscribed=Count("pk", filter=sent & Q(Exists(withdrawn))),
     )
-    by_template = {row.pop("template_id"): row for row in rows}
+    by_template = {row.pop("template_id"): Figures(**row) for row in rows}
     conversions = {
         row.pop("variant_id"): row
         for row in CampaignConversion.objects.filter(campaign=campaign)
@@ -123,8 +123,10 @@ def campaign_report(*, campaign: Campaign) -> Report:
     }
     total = Figures(label="")
     variants = []
-    for variant in campaign.variants.order_by("label"):
-        figures = Figures(label=variant.label, **by_template.get(variant.template_id, {}))
+    for variant in campaign.variants.select_related("template").prefetch_related("translations").order_by("label"):
+        figures = Figures(label=variant.label)
+        for template in variant.templates().values():  # its messages in every language
+            figures.add(by_template.get(template.pk, Figures()))
         credited = conversions.get(variant.pk, {})
         figures.orders = credited.get("orders", 0)
         figures.converted = credited.get("converted", 0)
@@ -161,13 +163,19 @@ def _hourly(messages: QuerySet) -> list[list]:
 
 
 def campaign_preview(*, campaign: Campaign, user, number: str) -> tuple[Customer, list[tuple[str, object]]]:
-    """Each variant as customer `number` (one the user may see) would get it, with their recommendations."""
-    from cim.automation.messaging import template_preview
+    """Each variant as customer `number` (one the user may see) would get it, in their language, with their
+    recommendations."""
+    from cim.automation.messaging import customer_languages, template_in, template_preview
 
     customer = Customer.objects.visible_to(user).filter(number=number).first()
     if customer is None:
         raise Http404
+    language = customer_languages([customer.pk], campaign.purpose).get(customer.pk, "")
+    variants = campaign.variants.select_related("template").prefetch_related("translations").order_by("label")
     return customer, [
-        (variant.label, template_preview(template=variant.template, customer=customer))
-        for variant in campaign.variants.select_related("template").order_by("label")
+        (
+            variant.label,
+            template_preview(template=template_in(variant.templates(), language), customer=customer),
+        )
+        for variant in variants
     ]

@@ -262,6 +262,12 @@ def customer_languages(customer_ids: list[int], purpose: str) -> dict[int, str]:
     return found
 
 
+def template_in(templates: Mapping[str, MessageTemplate], language: str) -> MessageTemplate:
+    """Of templates by language, the one for a customer who reads `language` ("" when not known): theirs, else the
+    default language's, else the first."""
+    return templates.get(language) or templates.get(settings.LANGUAGE_CODE) or next(iter(templates.values()))
+
+
 # --- Queueing ---------------------------------------------------------------------------------------------------
 
 # A queued message's columns as messages_queue writes them: those that vary by customer, then those one call shares.
@@ -317,7 +323,6 @@ def messages_queue(
         if not key_prefix:
             raise ValueError("messages_queue needs key_for or key_prefix")
         key_for = lambda pk: f"{key_prefix}:customer:{pk}"  # noqa: E731
-    fallback = templates.get(settings.LANGUAGE_CODE) or next(iter(templates.values()))
     ids = list(dict.fromkeys(int(pk) for pk in customer_ids))
     result = QueueResult()
     now = now or timezone.now()
@@ -346,7 +351,7 @@ def messages_queue(
             languages = customer_languages(chunk, purpose) if len(templates) > 1 else {}
             rows = []
             for pk in chunk:
-                chosen = templates.get(languages.get(pk, "")) or fallback
+                chosen = template_in(templates, languages.get(pk, ""))
                 reason = (
                     SuppressionReason.RESTRICTED
                     if pk in restricted

@@ -22,6 +22,7 @@ from cim.automation.campaigns import (
     campaign_schedule,
     campaign_start,
     campaign_update,
+    variant_content,
 )
 from cim.automation.campaigns_selectors import campaign_get, campaign_list, campaign_report
 from cim.automation.models import Campaign, MessageTemplate
@@ -54,37 +55,51 @@ def campaign_list_view(request):
     return render(request, "automation/campaigns/list.html", context)
 
 
+PARTS = ("subject", "body", "html", "language")
+
+
+def _posted_content(post, prefix: str) -> dict | None:
+    """One language's content from the form, or None when its subject and text are empty."""
+    content = {part: post.get(f"{prefix}-{part}", "") for part in PARTS}
+    if not (content["subject"].strip() or content["body"].strip()):
+        return None
+    return content | {"language": content["language"] or "zh-hans"}
+
+
 def _posted_variants(post) -> list[dict]:
+    """The variants of the form; each may have a translation (the form offers one other language)."""
     variants = []
     for index in range(len(LABELS)):
-        subject = post.get(f"variant-{index}-subject", "")
-        body = post.get(f"variant-{index}-body", "")
-        if subject.strip() or body.strip():
-            variants.append(
-                {
-                    "subject": subject,
-                    "body": body,
-                    "html": post.get(f"variant-{index}-html", ""),
-                    "language": post.get(f"variant-{index}-language", "zh-hans"),
-                }
-            )
+        variant = _posted_content(post, f"variant-{index}")
+        if variant is not None:
+            translation = _posted_content(post, f"variant-{index}-tr")
+            variants.append(variant | {"translations": [translation] if translation else []})
     return variants
 
 
+def _other_language(language: str) -> str:
+    return next((code for code, _name in settings.LANGUAGES if code != language), language)
+
+
 def _variant_blocks(variants: list[dict], errors: dict) -> list[dict]:
-    """Five blocks, A to E: the ones in use, then empty ones to add a variant."""
+    """Five blocks, A to E: the ones in use, then empty ones to add a variant; each with its translation."""
     blocks = []
     for index, label in enumerate(LABELS):
-        data = variants[index] if index < len(variants) else {"subject": "", "body": "", "html": "", "language": ""}
+        empty = {"subject": "", "body": "", "html": "", "language": ""}
+        data = variants[index] if index < len(variants) else {**empty, "translations": []}
+        translation = (data["translations"] or [empty | {"language": _other_language(data["language"] or "zh-hans")}])[
+            0
+        ]
         prefix = f"variants.{index}"
         blocks.append(
             {
                 "index": index,
                 "label": label,
                 **data,
-                "errors": {
-                    part: errors.get(f"{prefix}.{part}", []) for part in ("subject", "body", "html", "language")
-                },
+                "tr": translation,
+                "errors": {part: errors.get(f"{prefix}.{part}", []) for part in PARTS},
+                "tr_errors": {part: errors.get(f"{prefix}.translations.0.{part}", []) for part in PARTS}
+                | {"translations": errors.get(f"{prefix}.translations", [])},
             }
         )
     return blocks
@@ -111,8 +126,8 @@ def _form(request, campaign: Campaign | None):
         _posted_variants(request.POST)
         if request.method == "POST"
         else [
-            {"subject": t.subject, "body": t.body, "html": t.html, "language": t.language}
-            for t in MessageTemplate.objects.filter(variant__campaign=campaign).order_by("variant__label")
+            variant_content(v)
+            for v in campaign.variants.select_related("template").prefetch_related("translations").order_by("label")
         ]
         if campaign
         else []
@@ -166,7 +181,7 @@ def campaign_edit_view(request, pk: int):
 @page(perm=Perm.CAMPAIGN_MANAGE)
 def campaign_preview_view(request):
     """The editor's preview: the variants being edited, rendered for one customer the user may see."""
-    from cim.automation.messaging import template_preview
+    from cim.automation.messaging import customer_languages, template_in, template_preview
 
     number = request.POST.get("customer", "").strip()
     customer = Customer.objects.visible_to(request.user).filter(number=number).first() if number else None
@@ -174,12 +189,16 @@ def campaign_preview_view(request):
     if customer is None:
         problem = _("No customer with this number that you may see.")
     else:
+        purpose = request.POST.get("purpose") or ConsentPurpose.MARKETING
+        language = customer_languages([customer.pk], purpose).get(customer.pk, "")
         for label, variant in zip(LABELS, _posted_variants(request.POST), strict=False):
-            template = MessageTemplate(
-                channel="email",
-                purpose=request.POST.get("purpose") or ConsentPurpose.MARKETING,
-                **{k: variant[k] for k in ("subject", "body", "html", "language")},
-            )
+            templates = {
+                content["language"]: MessageTemplate(
+                    channel="email", purpose=purpose, **{part: content[part] for part in PARTS}
+                )
+                for content in [variant, *variant["translations"]]
+            }
+            template = template_in(templates, language)
             try:
                 rendered.append((label, template_preview(template=template, customer=customer), ""))
             except ValidationError as error:
@@ -209,7 +228,7 @@ def campaign_detail_view(request, pk: int):
         "campaign": campaign,
         "report": report,
         "chart": chart,
-        "variants": campaign.variants.select_related("template").order_by("label"),
+        "variants": campaign.variants.select_related("template").prefetch_related("translations").order_by("label"),
         "can_manage": has_perm(request.user, Perm.CAMPAIGN_MANAGE),
         "now": timezone.localtime(),
     }

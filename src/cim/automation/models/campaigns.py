@@ -98,6 +98,10 @@ class CampaignVariant(models.Model):
     template = models.OneToOneField(
         "automation.MessageTemplate", verbose_name=_("template"), on_delete=models.PROTECT, related_name="variant"
     )
+    # The same content in other languages: each recipient gets the one in their language (messages_queue).
+    translations = models.ManyToManyField(
+        "automation.MessageTemplate", verbose_name=_("translations"), blank=True, related_name="variant_translations"
+    )
 
     class Meta:
         verbose_name = _("campaign variant")
@@ -107,6 +111,10 @@ class CampaignVariant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.campaign_id}:{self.label}"
+
+    def templates(self) -> dict:
+        """The variant's templates by language, its own language first."""
+        return {self.template.language: self.template} | {t.language: t for t in self.translations.all()}
 
 
 class CampaignConversion(models.Model):

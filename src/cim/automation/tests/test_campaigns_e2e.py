@@ -359,3 +359,49 @@ def test_queueing_commits_slice_by_slice_stops_on_a_pause_and_resumes_without_du
     run(campaign)  # the rest of the audience, then sent
     assert campaign.status == "sent"
     assert sorted(m["To"] for m in mailbox.received) == [f"s{i}@example.com" for i in range(5)]
+
+
+ENGLISH = {
+    "language": "en",
+    "subject": "{{ customer.display_name }}, our Double 12 offer",
+    "body": "Dear {{ customer.display_name }},\nnew arrivals: https://shop.example.com/sale\n",
+    "html": '<p>{{ customer.display_name }}</p><a href="https://shop.example.com/sale">Have a look</a>',
+}
+
+
+def test_each_recipient_gets_the_variant_in_the_language_they_consented_in(admin_user, mailbox):
+    fang = person(admin_user, "王芳", "fang@example.com")
+    anna = make_customer(admin_user, display_name="Anna Li", emails=[{"address": "anna@example.com"}])
+    consent_record(customer=anna, purpose="marketing", text="I agree", text_version="1", language="en-GB", actor=None)
+    campaign = campaign_create(
+        actor=admin_user,
+        name="双语",
+        segment=audience(admin_user, fang, anna),
+        variants=[{**VARIANT, "translations": [ENGLISH]}],
+    )
+    campaign_start(campaign=campaign, actor=admin_user)
+    run(campaign)
+    subjects = {m["To"]: str(m["Subject"]) for m in mailbox.received}
+    assert subjects == {"fang@example.com": "王芳，双十二特惠", "anna@example.com": "Anna Li, our Double 12 offer"}
+    english = next(m for m in mailbox.received if m["To"] == "anna@example.com")
+    assert "Unsubscribe" in english.get_body(preferencelist=("plain",)).get_content()  # the footer follows too
+
+    # Both languages count for the one variant, in the report and in attribution.
+    Client().get(_path(_tracked_links(english)[-1]))
+    order_create(customer=anna, data=OrderInput(lines=[{"name": "Tea set", "unit_price": "80"}]), actor=admin_user)
+    assert campaign_conversions_credit() == 1
+    [variant] = campaign_report(campaign=campaign).variants
+    assert (variant.label, variant.sent, variant.clicked, variant.converted) == ("A", 2, 1, 1)
+
+
+def test_a_translation_must_be_in_another_language(admin_user):
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError) as raised:
+        campaign_create(
+            actor=admin_user,
+            name="重复语言",
+            segment=audience(admin_user),
+            variants=[{**VARIANT, "translations": [{**ENGLISH, "language": "zh-hans"}, {**ENGLISH, "subject": ""}]}],
+        )
+    assert set(raised.value.message_dict) == {"variants.0.translations", "variants.0.translations.1.subject"}

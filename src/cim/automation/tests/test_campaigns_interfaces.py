@@ -139,3 +139,43 @@ def test_cli_create_start_advance_report(admin_user, listing, tmp_path, capsys):
         call_command("campaigns", "create", "--file", str(spec), "--user", admin_user.username)
     with pytest.raises(CommandError, match="No campaign"):
         call_command("campaigns", "report", "999999")
+
+
+def test_a_translation_from_the_page_the_api_and_the_cli(client, api_client, admin_user, listing, tmp_path, capsys):
+    anna = make_customer(admin_user, display_name="Anna", emails=[{"address": "anna@example.com"}])
+    consent_record(customer=anna, purpose="marketing", text="I agree", text_version="1", language="en", actor=None)
+    english = {"language": "en", "subject": "Hello {{ customer.display_name }}", "body": "New arrivals"}
+
+    client.force_login(admin_user)
+    fields = {"name": "双语", "segment": listing.pk, "purpose": "marketing", "variant-0-subject": VARIANT["subject"],
+              "variant-0-body": VARIANT["body"], "variant-0-language": "zh-hans", "variant-0-tr-language": "en",
+              "variant-0-tr-subject": english["subject"], "variant-0-tr-body": english["body"], "test_percent": "0",
+              "test_metric": "click_rate", "test_wait_hours": "4", "throttle_per_minute": "0",
+              "attribution_days": "7", "cost": "0"}  # fmt: skip
+    preview = client.post(reverse("automation:campaign_preview"), {**fields, "customer": anna.number})
+    assert "Hello Anna" in preview.content.decode()
+    same = client.post(reverse("automation:campaign_create"), {**fields, "variant-0-tr-language": "zh-hans"})
+    assert same.status_code == 400 and 'data-translation="A" open' in same.content.decode()
+    assert client.post(reverse("automation:campaign_create"), fields).status_code == 302
+    campaign = Campaign.objects.get(name="双语")
+    editor = client.get(reverse("automation:campaign_edit", args=[campaign.pk])).content.decode()
+    assert 'value="Hello {{ customer.display_name }}"' in editor
+
+    api = api_client(admin_user)
+    [variant] = api.get(f"/api/v1/campaigns/{campaign.pk}").json()["variants"]
+    assert variant["translations"] == [{**english, "html": ""}]
+    rendered = api.post(
+        f"/api/v1/campaigns/{campaign.pk}/preview", data={"customer": anna.number}, content_type="application/json"
+    )
+    assert rendered.json()[0]["subject"] == "Hello Anna"
+    dropped = api.patch(
+        f"/api/v1/campaigns/{campaign.pk}", data={"variants": [VARIANT]}, content_type="application/json"
+    )
+    assert dropped.json()["variants"][0]["translations"] == []
+
+    spec = tmp_path / "campaign.json"
+    spec.write_text(json.dumps({"name": "命令行双语", "segment": listing.pk,
+                                "variants": [{**VARIANT, "translations": [english]}]}), "utf-8")  # fmt: skip
+    call_command("campaigns", "create", "--file", str(spec), "--user", admin_user.username, "--json")
+    created = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert Campaign.objects.get(pk=created["id"]).variants.get().translations.get().subject == english["subject"]
