@@ -19,6 +19,7 @@ def test_auditor_filters_the_log_and_verifies_the_chain(page, live_server, trans
     page.wait_for_load_state()
     browser_log_in(page, live_server.url, "shenji")
 
+    page.locator("#nav-admin .dropdown-toggle").click()  # 管理
     page.get_by_role("link", name="审计").click()
     page.wait_for_url(f"{live_server.url}/audit/")
     assert page.locator("#audit-results tbody tr").count() >= 3  # user created, failed login, login

@@ -30,6 +30,7 @@ def test_upload_map_dry_run_and_import_a_gbk_csv(
             "gb18030"
         )
     )
+    page.locator("#nav-admin .dropdown-toggle").click()  # 管理
     page.get_by_role("link", name="导入").click()
     page.set_input_files("#id_file", str(csv_file))
     page.get_by_role("button", name="上传并映射列").click()

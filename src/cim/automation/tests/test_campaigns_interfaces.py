@@ -1,6 +1,7 @@
 """Campaigns through the pages, the API and the CLI, for each role: the same services, the same errors."""
 
 import json
+import re
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -179,3 +180,14 @@ def test_a_translation_from_the_page_the_api_and_the_cli(client, api_client, adm
     call_command("campaigns", "create", "--file", str(spec), "--user", admin_user.username, "--json")
     created = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert Campaign.objects.get(pk=created["id"]).variants.get().translations.get().subject == english["subject"]
+
+
+def test_the_menu_marks_the_group_of_the_page(client, admin_user):
+    client.force_login(admin_user)
+    page = client.get(reverse("automation:campaign_list")).content.decode()
+    toggles = dict(re.findall(r'<li class="nav-item dropdown" id="(nav-\w+)">\s*<a class="([^"]+)"', page))
+    assert toggles == {
+        "nav-marketing": "nav-link dropdown-toggle active",
+        "nav-analysis": "nav-link dropdown-toggle",
+        "nav-admin": "nav-link dropdown-toggle",
+    }

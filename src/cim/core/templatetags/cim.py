@@ -14,6 +14,12 @@ def can(user, perm: str) -> bool:
 
 
 @register.filter
+def among(value: str, names: str) -> bool:
+    """`{% if nav|among:"campaigns messages" %}`: whether `value` is one of the space-separated names."""
+    return bool(value) and value in names.split()
+
+
+@register.filter
 def text_color(background: str) -> str:
     """Black or white, whichever reads better on a `#rrggbb` tag colour."""
     try:
