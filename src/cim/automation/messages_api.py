@@ -6,6 +6,7 @@ from typing import Any
 from django.http import Http404
 from django.utils.translation import gettext as _
 from ninja import Query, Router, Schema
+from ninja.responses import Status
 from pydantic import Field
 
 from cim.accounts.roles import Perm, has_perm
@@ -164,7 +165,7 @@ def list_templates(request, channel: Channel | None = None, active: bool | None 
 @router.post("/message-templates", response={201: TemplateOut}, summary="Create a message template")
 def create_template(request, body: TemplateIn):
     _require(request, Perm.MESSAGE_SEND)
-    return 201, message_template_create(data=body.dict(), actor=request.auth)
+    return Status(201, message_template_create(data=body.model_dump(), actor=request.auth))
 
 
 @router.get("/message-templates/{template_id}", response=TemplateOut, summary="A message template")
@@ -215,7 +216,7 @@ def send(request, body: SendIn):
         key=body.key,
         actor=request.auth,
     )
-    return 202, {"queued": result.queued, "suppressed": result.suppressed, "duplicates": result.duplicates}
+    return Status(202, {"queued": result.queued, "suppressed": result.suppressed, "duplicates": result.duplicates})
 
 
 @router.get("/messages", response=MessagePage, summary="Messages to customers, newest first")
