@@ -28,7 +28,7 @@ from cim.automation.campaigns import (
 )
 from cim.automation.campaigns_selectors import campaign_report
 from cim.automation.messaging import messages_deliver
-from cim.automation.models import Campaign, Message, SuppressedAddress
+from cim.automation.models import Campaign, Message, MessageTemplate, SuppressedAddress
 from cim.customers.tests.factories import make_customer
 from cim.privacy.selectors import consent_holds
 from cim.privacy.services import consent_record
@@ -405,3 +405,18 @@ def test_a_translation_must_be_in_another_language(admin_user):
             variants=[{**VARIANT, "translations": [{**ENGLISH, "language": "zh-hans"}, {**ENGLISH, "subject": ""}]}],
         )
     assert set(raised.value.message_dict) == {"variants.0.translations", "variants.0.translations.1.subject"}
+
+
+def test_a_translation_and_the_main_language_can_change_places(admin_user):
+    from cim.automation.campaigns import campaign_update, variant_content
+
+    chinese = {**VARIANT, "language": "zh-hans"}
+    campaign = campaign_create(
+        actor=admin_user, name="互换", segment=audience(admin_user), variants=[{**chinese, "translations": [ENGLISH]}]
+    )
+    campaign_update(campaign=campaign, actor=admin_user, variants=[{**ENGLISH, "translations": [chinese]}])
+    [variant] = campaign.variants.all()
+    content = variant_content(variant)
+    assert (content["language"], content["subject"]) == ("en", ENGLISH["subject"])
+    assert [(t["language"], t["subject"]) for t in content["translations"]] == [("zh-hans", VARIANT["subject"])]
+    assert MessageTemplate.objects.filter(name=f"campaign:{campaign.pk}:A").count() == 2
