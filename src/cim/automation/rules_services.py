@@ -7,7 +7,8 @@ from django.utils.translation import gettext as _
 from cim.accounts.roles import Perm, has_perm
 from cim.audit.services import audit_record
 from cim.automation.models import Rule, RuleRun
-from cim.automation.rules import conditions_validate, rules_index_reset, steps_validate, trigger_validate
+from cim.automation.rules import rules_index_reset
+from cim.automation.rules_definition import conditions_validate, steps_validate, trigger_validate
 from cim.customers.services import PermissionDenied
 from cim.quality.normalize import clean_text
 

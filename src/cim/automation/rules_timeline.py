@@ -6,7 +6,7 @@ from django.utils.translation import gettext_lazy
 
 from cim.activities.timeline import Cursor, TimelineEntry, older_than, timeline_source
 from cim.automation.models import RuleRun
-from cim.automation.rules import ACTIONS
+from cim.automation.rules_definition import ACTIONS
 
 
 @timeline_source("rule", gettext_lazy("Automation rules"))

@@ -13,16 +13,8 @@ from cim.accounts.models import User
 from cim.accounts.roles import Perm
 from cim.automation.calendar import CUSTOMER_DATE_FIELDS
 from cim.automation.models import MessageTemplate, Rule, RuleRun, WebhookEndpoint
-from cim.automation.rules import (
-    ACTIONS,
-    DATE_FIELDS,
-    DATE_KINDS,
-    FIELD_KINDS,
-    SETTABLE_FIELDS,
-    TRIGGERS,
-    program_compile,
-    rule_dry_run,
-)
+from cim.automation.rules import program_compile, rule_dry_run
+from cim.automation.rules_definition import ACTIONS, DATE_FIELDS, DATE_KINDS, FIELD_KINDS, SETTABLE_FIELDS, TRIGGERS
 from cim.automation.rules_selectors import rule_get, rule_list, rule_runs
 from cim.automation.rules_services import rule_activate, rule_create, rule_delete, rule_update
 from cim.core.views import page
