@@ -20,6 +20,7 @@ def test_back_up_now_from_the_page(page, live_server, transactional_db, screensh
     make_customer(admin, display_name="王芳")
     browser_log_in(page, live_server.url, "alice")
 
+    page.locator("#nav-admin .dropdown-toggle").click()
     page.click("nav a[href='/backups/']")  # the label is translated after the merge
     assert page.locator("#backup-stale").is_visible()
     page.click("#backup-create")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.core.cache import cache
+from playwright.sync_api import expect
 
 from cim.accounts.services import user_create
 from cim.accounts.testing import browser_log_in, totp_activate
@@ -74,6 +75,7 @@ def test_admin_builds_a_form_and_a_visitor_signs_up_with_an_sms_code(
     admin = new_page(browser, "zh-CN", viewport={"width": 1280, "height": 900})
     browser_log_in(admin, live_server.url, "alice")
 
+    admin.locator("#nav-admin .dropdown-toggle").click()  # 管理
     admin.get_by_role("link", name="设置").click()
     admin.get_by_role("link", name="表单").click()
     admin.get_by_role("link", name="新建表单").click()
@@ -150,8 +152,9 @@ def test_an_english_visitor_gets_inline_errors_and_then_the_rate_limit(
     assert visitor.get_by_role("heading", name="Fair sign-up").is_visible()
 
     visitor.get_by_role("button", name="Submit").click()  # submission 1: nothing filled in
-    assert visitor.get_by_text("This field is required.").count() == 2
-    assert visitor.get_by_text("Tick the box to give your consent").is_visible()
+    # The answer is a new page: wait for it rather than read the one being left.
+    expect(visitor.get_by_text("This field is required.")).to_have_count(2)
+    expect(visitor.get_by_text("Tick the box to give your consent")).to_be_visible()
 
     visitor.get_by_label("Name").fill("Ada Lovelace")
     visitor.get_by_label("Mobile phone").fill("+86 139 0011 4455")
@@ -172,4 +175,4 @@ def test_an_english_visitor_gets_inline_errors_and_then_the_rate_limit(
     visitor.get_by_role("link", name="简体中文").click()
     visitor.wait_for_load_state()
     assert visitor.locator("html").get_attribute("lang") == "zh-hans"
-    assert visitor.get_by_role("heading", name="展会登记").is_visible()
+    expect(visitor.get_by_role("heading", name="展会登记")).to_be_visible()
