@@ -377,6 +377,9 @@ def test_the_official_accounts_job_finish_event_is_a_receipt(
         f"<Status><![CDATA[{status}]]></Status></xml>"
     )
     assert client.post(path + _wechat_query("wrong-token"), event, content_type="text/xml").status_code == 403
+    bomb = '<!DOCTYPE x [<!ENTITY a "aaaa">]><xml><Event>&a;</Event></xml>'
+    for bad in ("not xml", bomb):
+        assert client.post(path + _wechat_query("wx-token"), bad, content_type="text/xml").status_code == 400
     response = client.post(path + _wechat_query("wx-token"), event, content_type="text/xml")
     assert (response.status_code, response.content) == (200, b"success")
     message.refresh_from_db()
