@@ -87,9 +87,8 @@ def _variant_blocks(variants: list[dict], errors: dict) -> list[dict]:
     for index, label in enumerate(LABELS):
         empty = {"subject": "", "body": "", "html": "", "language": ""}
         data = variants[index] if index < len(variants) else {**empty, "translations": []}
-        translation = (data["translations"] or [empty | {"language": _other_language(data["language"] or "zh-hans")}])[
-            0
-        ]
+        blank = empty | {"language": _other_language(data["language"] or "zh-hans")}
+        translation = data["translations"][0] if data["translations"] else blank
         prefix = f"variants.{index}"
         blocks.append(
             {
