@@ -7,6 +7,7 @@ cross.
 """
 
 from collections.abc import Iterator
+from contextlib import nullcontext
 from datetime import datetime
 
 import duckdb
@@ -90,10 +91,10 @@ def _total_batches(until: datetime) -> Iterator[pa.RecordBatch]:
 def customer_totals(*, until: datetime) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with a `totals(customer_id, orders, spent, first_at, last_at)` table: each customer's
     counted orders placed before `until`, their net sum, and the first and last order time."""
-    return _duckdb_with("totals", pa.Table.from_batches(list(_total_batches(until)), schema=TOTALS_SCHEMA))
+    return duckdb_with("totals", pa.Table.from_batches(list(_total_batches(until)), schema=TOTALS_SCHEMA))
 
 
-def _duckdb_with(name: str, table: pa.Table) -> duckdb.DuckDBPyConnection:
+def duckdb_with(name: str, table: pa.Table) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     # Days begin at midnight where the business is: `date_trunc('day', …)` follows the session's zone.
     con.execute("SET TimeZone = ?", [settings.TIME_ZONE])
@@ -113,22 +114,27 @@ def purchases(*, until: datetime | None = None) -> duckdb.DuckDBPyConnection:
     placed before `until` (all when None)."""
     # Read here, in this thread: DuckDB would pull a lazy stream from its own threads, and a database
     # connection belongs to the thread that opened it.
-    return _duckdb_with("purchases", pa.Table.from_batches(list(_batches(until)), schema=SCHEMA))
+    return duckdb_with("purchases", pa.Table.from_batches(list(_batches(until)), schema=SCHEMA))
 
 
-def query_table(sql: str, params: list, schema: pa.Schema) -> pa.Table:
-    """Any query's rows as an Arrow table of `schema` (integer and double columns), a chunk at a time; for
-    aggregates the database already grouped, so only one row per customer or product crosses."""
+def query_table(sql: str, params: list, schema: pa.Schema, *, replica: bool = True) -> pa.Table:
+    """Any query's rows as an Arrow table of `schema` (integer, double and time columns), a chunk at a time; for
+    aggregates the database already grouped, so only one row per customer or product crosses. Read from the
+    replica when there is one, unless `replica` is false: what this process just wrote may not be there yet."""
     batches = []
-    with replica_reads(), read_connection().cursor() as cursor:
+    with replica_reads() if replica else nullcontext(), read_connection().cursor() as cursor:
         cursor.execute(sql, params)
         while rows := cursor.fetchmany(CHUNK):
-            columns = [
-                # PostgreSQL gives decimals for sums of money, SQLite floats or integers: doubles for all.
-                pa.array([None if v is None else float(v) for v in values], f.type)
-                if pa.types.is_floating(f.type)
-                else pa.array(values, f.type)
-                for values, f in zip(zip(*rows, strict=True), schema, strict=True)
-            ]
+            columns = [_column(values, f.type) for values, f in zip(zip(*rows, strict=True), schema, strict=True)]
             batches.append(pa.record_batch(columns, schema=schema))
     return pa.Table.from_batches(batches, schema=schema)
+
+
+def _column(values: tuple, type_: pa.DataType) -> pa.Array:
+    if pa.types.is_floating(type_):
+        # PostgreSQL gives decimals for sums of money, SQLite floats or integers: doubles for all.
+        return pa.array([None if v is None else float(v) for v in values], type_)
+    if pa.types.is_timestamp(type_) and connection.vendor == "sqlite":
+        # SQLite keeps times as UTC text, which Arrow parses a column at a time.
+        return pa.array(values, pa.string()).cast(pa.timestamp(type_.unit)).cast(type_)
+    return pa.array(values, type_)

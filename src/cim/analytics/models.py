@@ -62,6 +62,23 @@ class CustomerScore(models.Model):
         return str(self.customer_id)
 
 
+class OrderTotalsDue(models.Model):
+    """A customer whose order totals in `CustomerScore` are to be summed again from the orders, once `due_at` has
+    come. Triggers on the orders table write these rows (migration 0003), so every change to an order marks its
+    customer, whichever path made it: a service, an import, a merge, an erasure or plain SQL."""
+
+    # No foreign key: the mark outlives a customer deleted with their orders, and the refresh passes over it.
+    customer_id = models.BigIntegerField(_("customer"), primary_key=True)
+    due_at = models.DateTimeField(_("due at"))
+
+    class Meta:
+        verbose_name = _("order totals due")
+        verbose_name_plural = _("order totals due")
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} @ {self.due_at:%Y-%m-%d %H:%M}"
+
+
 class Cluster(models.Model):
     """One customer cluster of the latest clustering run, with what sets it apart."""
 

@@ -1,86 +1,41 @@
-"""Each customer's order totals and RFM scores kept in `CustomerScore`, where segment rules, lists and the customer
-page read them. The database sums the orders per customer, DuckDB scores them and compares them with the stored
-rows, and only the rows that differ are written back, so an hourly refresh of a quiet day writes little."""
+"""Each customer's RFM scores kept in `CustomerScore`, where segment rules, lists and the customer page read them.
+DuckDB scores the stored order totals (cim.analytics.totals) and compares the scores with the stored ones, and
+only the rows that differ are written back, so an hourly refresh of a quiet day writes little."""
 
 from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
-import pyarrow as pa
 from django.db import connection, transaction
 from django.utils import timezone
 
-from cim.analytics.data import customer_totals
 from cim.analytics.models import CustomerScore
 from cim.analytics.rfm import rfm_table
+from cim.analytics.totals import order_totals_update, stored_totals
 
 BATCH = 10_000
-COLUMNS = (
-    "orders",
-    "total_spent",
-    "first_order_at",
-    "last_order_at",
-    "recency_score",
-    "frequency_score",
-    "monetary_score",
-    "rfm_segment",
-    "value_segment",
-)
-STORED = pa.schema(
-    [
-        ("customer_id", pa.int64()),
-        ("orders", pa.int64()),
-        ("total_spent", pa.float64()),
-        ("first_order_at", pa.timestamp("us", tz="UTC")),
-        ("last_order_at", pa.timestamp("us", tz="UTC")),
-        ("recency_score", pa.int64()),
-        ("frequency_score", pa.int64()),
-        ("monetary_score", pa.int64()),
-        ("rfm_segment", pa.string()),
-        ("value_segment", pa.string()),
-    ]
-)
+SCORES = ("recency_score", "frequency_score", "monetary_score", "rfm_segment", "value_segment")
 
 
 @dataclass
 class ScoresRun:
     customers: int  # with a counted order
-    changed: int  # rows written
-
-
-def _stored() -> pa.Table:
-    """The stored rows that hold order figures, as they are now."""
-    rows = CustomerScore.objects.filter(orders__gt=0).values_list("customer_id", *COLUMNS)
-    columns = list(zip(*rows.iterator(chunk_size=BATCH), strict=True)) or [[] for _ in STORED]
-    arrays = [
-        pa.array([float(v) for v in values] if name == "total_spent" else values, type_)
-        for (name, type_), values in zip(((f.name, f.type) for f in STORED), columns, strict=True)
-    ]
-    return pa.Table.from_arrays(arrays, schema=STORED)
+    changed: int  # rows whose scores were written
 
 
 def scores_refresh(*, as_of: datetime | None = None, totals: duckdb.DuckDBPyConnection | None = None) -> ScoresRun:
-    """Bring every customer's order totals and RFM scores up to date; returns how many rows changed. `totals` is
-    a connection from `customer_totals` to reuse (the caller closes it)."""
+    """Bring every customer's order totals and RFM scores up to date; returns how many scores changed. `totals` is
+    a connection from `stored_totals` to reuse, after `order_totals_update` (the caller closes it)."""
     as_of = as_of or timezone.now()
-    con = totals or customer_totals(until=as_of)
+    con = totals
+    if con is None:
+        order_totals_update(as_of=as_of)
+        con = stored_totals()
     rfm_table(con, as_of=as_of)
-    con.register("stored", _stored())
-    # New figures that differ from the stored ones, and stored figures of customers with no counted order left.
     changed = con.execute(
-        """
-        WITH fresh AS (
-            SELECT t.customer_id, t.orders, round(t.spent, 2) AS total_spent, t.first_at AS first_order_at,
-                   t.last_at AS last_order_at, s.r AS recency_score, s.f AS frequency_score,
-                   s.m AS monetary_score, s.segment AS rfm_segment, s.value_segment
-            FROM totals t JOIN scored s USING (customer_id)
-        )
-        SELECT * FROM fresh
-        EXCEPT SELECT customer_id, orders, round(total_spent, 2), first_order_at, last_order_at, recency_score,
-                      frequency_score, monetary_score, rfm_segment, value_segment FROM stored
-        UNION ALL
-        SELECT customer_id, 0, 0, NULL, NULL, NULL, NULL, NULL, '', '' FROM stored
-        WHERE customer_id NOT IN (SELECT customer_id FROM totals)
+        f"""
+        SELECT customer_id, r, f, m, segment, value_segment FROM scored
+        EXCEPT SELECT customer_id, {", ".join(SCORES)} FROM totals
         """
     ).fetchall()
     customers = con.execute("SELECT count(*) FROM totals").fetchone()[0]
@@ -91,25 +46,13 @@ def scores_refresh(*, as_of: datetime | None = None, totals: duckdb.DuckDBPyConn
 
 
 def _write(rows: list[tuple], now: datetime) -> None:
-    """Upsert only these columns: other analyses own the rest of each row."""
+    """Only the score columns: the totals are kept by cim.analytics.totals, other analyses own the rest."""
     table = connection.ops.quote_name(CustomerScore._meta.db_table)
-    names = ["customer_id", *COLUMNS, "churn_reasons", "refreshed_at"]
-    updates = ", ".join(f"{name} = excluded.{name}" for name in [*COLUMNS, "refreshed_at"])
-    sql = (
-        f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join(['%s'] * len(names))}) "
-        f"ON CONFLICT (customer_id) DO UPDATE SET {updates}"
-    )
-    adapt = connection.ops.adapt_datetimefield_value
-    stamp = adapt(now)
+    sql = f"UPDATE {table} SET {', '.join(f'{name} = %s' for name in SCORES)}, refreshed_at = %s WHERE customer_id = %s"
+    stamp = connection.ops.adapt_datetimefield_value(now)
     with transaction.atomic(), connection.cursor() as cursor:
         for start in range(0, len(rows), BATCH):
-            cursor.executemany(
-                sql,
-                [
-                    (pk, orders, spent, adapt(first), adapt(last), r, f, m, segment, value, "[]", stamp)
-                    for pk, orders, spent, first, last, r, f, m, segment, value in rows[start : start + BATCH]
-                ],
-            )
+            cursor.executemany(sql, [(*scores, stamp, pk) for pk, *scores in rows[start : start + BATCH]])
 
 
 def stage_since_set(*, customer_ids: list[int], at: datetime) -> None:

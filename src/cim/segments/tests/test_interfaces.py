@@ -101,7 +101,7 @@ def test_cli_create_refresh_add_and_list(admin_user, capsys):
     call_command("segments", "add", str(listing.pk), a.number, "--user", admin_user.username)
     call_command("segments", "refresh", "--json")
     run = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert run["segments"] == 2 and set(run["seconds"]) == {"scores", "lifecycle", "segments"}
+    assert run["segments"] == 2 and set(run["seconds"]) == {"totals", "scores", "lifecycle", "segments"}
     call_command("segments", "list", "--json")
     sizes = {s["name"]: s["size"] for s in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["segments"]}
     assert sizes == {"女性": 1, "名单": 1}
