@@ -43,3 +43,15 @@ def test_the_development_defaults_are_named_by_the_deployment_checks(tmp_path):
     assert "security.W004" in output  # no HSTS over plain HTTP
     assert "cim.audit.W003" in output  # the audit key next to the database
     assert "cim.E012" in output  # no backup yet
+
+
+def test_a_breached_passwords_file_that_is_not_there_is_an_error(tmp_path):
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "cim.config.settings",
+        "CIM_DATA_DIR": str(tmp_path),
+        "CIM_PWNED_PASSWORDS_FILE": str(tmp_path / "pwnedpasswords.txt"),  # not downloaded
+    }
+    done = _cim(env, "check", "--deploy", "--tag", "cim")
+    assert done.returncode == 1
+    assert "cim.accounts.E001" in done.stderr and "pwnedpasswords.txt cannot be read" in done.stderr

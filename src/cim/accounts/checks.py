@@ -1,7 +1,10 @@
-"""`cim check --deploy`: administrators without MFA, and session or cookie settings that weaken logins."""
+"""`cim check --deploy`: administrators without MFA, session or cookie settings that weaken logins, and a breached
+passwords file that cannot be used."""
 
 from django.conf import settings
-from django.core.checks import Warning, register
+from django.core.checks import Error, Warning, register
+
+from cim.accounts.passwords import pwned_file_problem
 
 
 @register("cim", deploy=True)
@@ -88,3 +91,18 @@ def check_session_settings(app_configs=None, **kwargs):
             )
         )
     return warnings
+
+
+@register("cim", deploy=True)
+def check_pwned_passwords_file(app_configs=None, **kwargs):
+    path = settings.CIM_PWNED_PASSWORDS_FILE
+    if not path or (problem := pwned_file_problem(path)) is None:
+        return []
+    return [
+        Error(
+            f"CIM_PWNED_PASSWORDS_FILE: {problem} New passwords are not checked against it.",
+            hint="Point it at the file `haveibeenpwned-downloader pwnedpasswords` writes (SHA-1, one file); see "
+            "docs/security.md#breached-passwords.",
+            id="cim.accounts.E001",
+        )
+    ]

@@ -156,7 +156,18 @@ AUTH_PASSWORD_VALIDATORS = [
     },
     {"NAME": "cim.accounts.passwords.MaximumLengthValidator", "OPTIONS": {"max_length": 128}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "cim.accounts.passwords.BreachedPasswordValidator"},
 ]
+# Breached passwords (ASVS 5.0 V6.2.12): HIBP's SHA-1 Pwned Passwords file, searched offline; and, opt-in, the range
+# API ("true" for HIBP's, or the URL of a mirror), which sends the first 5 hex digits of the password's SHA-1.
+CIM_PWNED_PASSWORDS_FILE = os.environ.get("CIM_PWNED_PASSWORDS_FILE", "")
+_pwned_api = os.environ.get("CIM_PWNED_PASSWORDS_API", "").strip()
+if _pwned_api.lower() in {"", "0", "false", "no", "off"}:
+    CIM_PWNED_PASSWORDS_API = ""
+elif _pwned_api.lower() in {"1", "true", "yes", "on"}:
+    CIM_PWNED_PASSWORDS_API = "https://api.pwnedpasswords.com/range/"
+else:
+    CIM_PWNED_PASSWORDS_API = _pwned_api.rstrip("/") + "/"  # the prefix is appended
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
