@@ -12,13 +12,14 @@ from datetime import datetime
 from statistics import median
 
 import duckdb
+import pyarrow as pa
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from cim.analytics.data import customer_totals
+from cim.analytics.data import customer_totals, query_table
 from cim.analytics.scores import stage_since_set
 from cim.audit.services import audit_record_bulk
 from cim.automation.events import events_publish
@@ -26,6 +27,7 @@ from cim.customers.choices import LifecycleStage
 from cim.customers.models import Customer
 
 BATCH = 5000
+CURRENT = pa.schema([("customer_id", pa.int64()), ("stage", pa.string())])
 FUNNEL = [LifecycleStage.POTENTIAL, LifecycleStage.NEW, LifecycleStage.REPEAT, LifecycleStage.LOYAL]
 
 
@@ -44,16 +46,24 @@ class Thresholds:
         )
 
 
+def _stage_case(thresholds: Thresholds) -> str:
+    """The rule as a DuckDB expression over `orders` (counted orders) and `days` (since the last one)."""
+    S = LifecycleStage
+    return f"""CASE WHEN coalesce(orders, 0) = 0 OR days IS NULL THEN '{S.POTENTIAL.value}'
+        WHEN days > {int(thresholds.churned_days)} THEN '{S.CHURNED.value}'
+        WHEN days > {int(thresholds.at_risk_days)} THEN '{S.AT_RISK.value}'
+        WHEN orders >= {int(thresholds.loyal_orders)} THEN '{S.LOYAL.value}'
+        WHEN orders >= 2 THEN '{S.REPEAT.value}' ELSE '{S.NEW.value}' END"""
+
+
 def stage_of(orders: int, days_since_last: int | None, thresholds: Thresholds) -> str:
-    if not orders or days_since_last is None:
-        return LifecycleStage.POTENTIAL
-    if days_since_last > thresholds.churned_days:
-        return LifecycleStage.CHURNED
-    if days_since_last > thresholds.at_risk_days:
-        return LifecycleStage.AT_RISK
-    if orders >= thresholds.loyal_orders:
-        return LifecycleStage.LOYAL
-    return LifecycleStage.REPEAT if orders >= 2 else LifecycleStage.NEW
+    """The stage of one customer, by the same rule the refresh applies to all."""
+    with duckdb.connect() as con:
+        [(stage,)] = con.execute(
+            f"SELECT {_stage_case(thresholds)} FROM (SELECT ?::BIGINT AS orders, ?::BIGINT AS days)",
+            [orders, days_since_last],
+        ).fetchall()
+    return stage
 
 
 @dataclass
@@ -75,29 +85,38 @@ def lifecycle_refresh(
     as_of = as_of or timezone.now()
     thresholds = thresholds or Thresholds.configured()
     con = totals or customer_totals(until=as_of)
-    bought = {
-        customer_id: (orders, days)
-        for customer_id, orders, days in con.execute(
-            "SELECT customer_id, orders, date_diff('day', last_at, ?::TIMESTAMPTZ) FROM totals", [as_of]
-        ).fetchall()
-    }
+    current = (
+        Customer.objects.filter(status="active", merged_into__isnull=True)
+        .order_by()
+        .values_list("pk", "lifecycle_stage")
+    )
+    sql, params = current.query.sql_with_params()
+    con.register("current", query_table(sql, list(params), CURRENT, replica=False))
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMPORARY TABLE staged AS
+        SELECT c.customer_id, c.stage AS old, {_stage_case(thresholds)} AS new
+        FROM current c LEFT JOIN (
+            SELECT customer_id, orders, date_diff('day', last_at, ?::TIMESTAMPTZ) AS days FROM totals
+        ) t USING (customer_id)
+        """,
+        [as_of],
+    )
+    con.unregister("current")
+    by_stage = dict(con.execute("SELECT new, count(*) FROM staged GROUP BY new").fetchall())
+    changes: dict[str, list[tuple[int, str]]] = {}
+    for pk, old, new in con.execute(
+        "SELECT customer_id, old, new FROM staged WHERE new <> old ORDER BY customer_id"
+    ).fetchall():
+        changes.setdefault(new, []).append((pk, old))
+    con.execute("DROP TABLE staged")
     if totals is None:
         con.close()
-    current = Customer.objects.filter(status="active", merged_into__isnull=True).values_list("pk", "lifecycle_stage")
-    changes: dict[str, list[tuple[int, str]]] = {}
-    by_stage: dict[str, int] = {}
-    customers = 0
-    for pk, stage in current.iterator(chunk_size=BATCH):
-        customers += 1
-        new = stage_of(*bought.get(pk, (0, None)), thresholds)
-        by_stage[new] = by_stage.get(new, 0) + 1
-        if new != stage:
-            changes.setdefault(new, []).append((pk, stage))
     changed = sum(map(len, changes.values()))
     for new, rows in changes.items():
         for start in range(0, len(rows), BATCH):
             _apply(rows[start : start + BATCH], new, actor, as_of)
-    return LifecycleRun(customers=customers, changed=changed, by_stage=by_stage)
+    return LifecycleRun(customers=sum(by_stage.values()), changed=changed, by_stage=by_stage)
 
 
 def _apply(rows: list[tuple[int, str]], new: str, actor, at: datetime) -> None:

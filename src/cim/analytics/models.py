@@ -54,6 +54,9 @@ class CustomerScore(models.Model):
         ordering = ["customer"]
         indexes = [
             models.Index(fields=["rfm_segment"], name="score_rfm_segment_idx"),
+            # Segment rules on spend and value segment start from the few scores that match.
+            models.Index(fields=["total_spent"], name="score_total_spent_idx"),
+            models.Index(fields=["value_segment"], name="score_value_segment_idx"),
             models.Index(fields=["churn_risk"], name="score_churn_risk_idx"),
             models.Index(fields=["cluster"], name="score_cluster_idx"),
         ]

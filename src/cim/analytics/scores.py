@@ -38,7 +38,7 @@ def scores_refresh(*, as_of: datetime | None = None, totals: duckdb.DuckDBPyConn
         EXCEPT SELECT customer_id, {", ".join(SCORES)} FROM totals
         """
     ).fetchall()
-    customers = con.execute("SELECT count(*) FROM totals").fetchone()[0]
+    [(customers,)] = con.execute("SELECT count(*) FROM totals").fetchall()
     if totals is None:
         con.close()
     _write(changed, timezone.now())

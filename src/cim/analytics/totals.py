@@ -59,10 +59,11 @@ def order_totals_update(*, as_of=None) -> int:
         cursor.execute(
             f"INSERT INTO {scores} (customer_id, orders, total_spent, first_order_at, last_order_at, rfm_segment, "
             "value_segment, churn_reasons, refreshed_at) "
-            "SELECT c.id, count(o.id), coalesce(round(sum(o.net_amount), 2), 0), min(o.ordered_at), max(o.ordered_at), "
-            f"'', '', '[]', %s FROM {DUE} d JOIN {_table(Customer)} c ON c.id = d.customer_id "
+            "SELECT d.customer_id, count(o.id), coalesce(round(sum(o.net_amount), 2), 0), min(o.ordered_at), "
+            f"max(o.ordered_at), '', '', '[]', %s FROM {DUE} d JOIN {_table(Customer)} c ON c.id = d.customer_id "
             f"LEFT JOIN {orders} o ON o.customer_id = c.id AND o.status IN (%s, %s) AND o.ordered_at < %s "
-            "WHERE true GROUP BY c.id "
+            # Grouped by the taken ids, so that the planner starts from them and not from every customer.
+            "WHERE true GROUP BY d.customer_id "
             "ON CONFLICT (customer_id) DO UPDATE SET orders = excluded.orders, total_spent = excluded.total_spent, "
             "first_order_at = excluded.first_order_at, last_order_at = excluded.last_order_at, "
             # Scores of a customer with no counted order left mean nothing; the RFM refresh scores the rest.
@@ -75,9 +76,9 @@ def order_totals_update(*, as_of=None) -> int:
         )
         # A customer with an order dated later is due again when that time comes.
         cursor.execute(
-            f"INSERT INTO {due} (customer_id, due_at) SELECT o.customer_id, min(o.ordered_at) "
+            f"INSERT INTO {due} (customer_id, due_at) SELECT d.customer_id, min(o.ordered_at) "
             f"FROM {DUE} d JOIN {orders} o ON o.customer_id = d.customer_id "
-            "WHERE o.status IN (%s, %s) AND o.ordered_at >= %s GROUP BY o.customer_id "
+            "WHERE o.status IN (%s, %s) AND o.ordered_at >= %s GROUP BY d.customer_id "
             "ON CONFLICT (customer_id) DO NOTHING",
             [*COUNTED, as_of],
         )

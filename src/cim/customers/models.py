@@ -138,8 +138,16 @@ class Customer(models.Model):
         related_name="+",
     )
     reviewed_at = models.DateTimeField(_("last reviewed"), null=True, blank=True)
+    # Indexed only where set (customer_merged_into_idx): nearly every customer has none, and an index holding
+    # them all leads SQLite to walk it for "not merged" instead of reading the table.
     merged_into = models.ForeignKey(
-        "self", verbose_name=_("merged into"), null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "self",
+        verbose_name=_("merged into"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
 
     objects = CustomerQuerySet.as_manager()
@@ -158,6 +166,9 @@ class Customer(models.Model):
             models.Index(fields=["created_at"], name="customer_created_idx"),
             models.Index(fields=["birthday_md_key"], name="customer_birthday_md_idx"),
             models.Index(fields=["lunar_birthday_md_key"], name="customer_lunar_md_idx"),
+            models.Index(
+                fields=["merged_into"], condition=Q(merged_into__isnull=False), name="customer_merged_into_idx"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -22,6 +22,7 @@ from cim.segments.models import Segment, SegmentMember
 from cim.segments.rules import referenced_segments, rules_condition, rules_validate
 
 BATCH = 5000
+MATCHING = "cim_segment_matching"
 EDITABLE = ("name", "description", "kind", "rules", "tag")
 
 
@@ -204,10 +205,11 @@ def segment_refresh(*, segment: Segment, actor=None) -> SegmentRun:
     """Bring a segment's members in line with its rules, and its tag with its members, in set-based SQL."""
     now = timezone.now()
     entered = left = 0
+    size = None
     with transaction.atomic():
         if segment.kind == Segment.Kind.DYNAMIC:
-            entered, left = _sync_members(segment, now)
-        tagged, untagged = _finish(segment, actor, now)
+            entered, left, size = _sync_members(segment, now)
+        tagged, untagged = _finish(segment, actor, now, size)
     return SegmentRun(segment=segment, entered=entered, left=left, tagged=tagged, untagged=untagged)
 
 
@@ -217,7 +219,7 @@ def segment_refresh_customers(*, segment: Segment, customer_ids: Iterable[int]) 
     ids = sorted(set(customer_ids))
     tagged = untagged = 0
     with transaction.atomic():
-        entered, left = _sync_members(segment, timezone.now(), ids)
+        entered, left, _matching = _sync_members(segment, timezone.now(), ids)
         if segment.tag_id and (entered or left):
             tagged, untagged = _tag_members(segment, None, ids)
         if entered or left:
@@ -225,12 +227,14 @@ def segment_refresh_customers(*, segment: Segment, customer_ids: Iterable[int]) 
     return SegmentRun(segment=segment, entered=entered, left=left, tagged=tagged, untagged=untagged)
 
 
-def _sync_members(segment: Segment, now, customer_ids: list[int] | None = None) -> tuple[int, int]:
+def _sync_members(segment: Segment, now, customer_ids: list[int] | None = None) -> tuple[int, int, int]:
+    """(entered, left, matching): the members made exactly the customers (of `customer_ids`) the rules match."""
     customers = current_customers() if customer_ids is None else current_customers().filter(pk__in=customer_ids)
     matching = (
         customers.filter(rules_condition(segment.rules or {"rules": []}))
         .annotate(member_id=F("pk"))
         .values("member_id")
+        .order_by()
     )
     sql, params = matching.query.sql_with_params()
     table = connection.ops.quote_name(SegmentMember._meta.db_table)
@@ -242,20 +246,26 @@ def _sync_members(segment: Segment, now, customer_ids: list[int] | None = None) 
     wanted = any(event_wanted(name, {"segment": segment.pk}) for name in ("segment.entered", "segment.left"))
     returning = " RETURNING customer_id" if wanted else ""
     with connection.cursor() as cursor:
+        # The rules are evaluated once, into a table that the removal, the addition and the size all read.
+        cursor.execute(f"CREATE TEMPORARY TABLE {MATCHING} (customer_id bigint PRIMARY KEY)")
+        cursor.execute(f"INSERT INTO {MATCHING} (customer_id) {sql}", params)
+        count = cursor.rowcount
         cursor.execute(
-            f"DELETE FROM {table} WHERE segment_id = %s{scope} AND customer_id NOT IN ({sql}){returning}",
-            [segment.pk, *scope_params, *params],
+            f"DELETE FROM {table} WHERE segment_id = %s{scope} "
+            f"AND customer_id NOT IN (SELECT customer_id FROM {MATCHING}){returning}",
+            [segment.pk, *scope_params],
         )
         left = _ids_or_count(cursor, returning, "segment.left", segment)
         cursor.execute(
             f"INSERT INTO {table} (segment_id, customer_id, added_at) "
-            f"SELECT %s, matching.member_id, %s FROM ({sql}) AS matching "
+            f"SELECT %s, matching.customer_id, %s FROM {MATCHING} AS matching "
             f"WHERE NOT EXISTS (SELECT 1 FROM {table} AS m "
-            f"WHERE m.segment_id = %s AND m.customer_id = matching.member_id){returning}",
-            [segment.pk, connection.ops.adapt_datetimefield_value(now), *params, segment.pk],
+            f"WHERE m.segment_id = %s AND m.customer_id = matching.customer_id){returning}",
+            [segment.pk, connection.ops.adapt_datetimefield_value(now), segment.pk],
         )
         entered = _ids_or_count(cursor, returning, "segment.entered", segment)
-    return entered, left
+        cursor.execute(f"DROP TABLE {MATCHING}")
+    return entered, left, count
 
 
 def _ids_or_count(cursor, returning: str, event: str, segment: Segment) -> int:
@@ -267,12 +277,15 @@ def _ids_or_count(cursor, returning: str, event: str, segment: Segment) -> int:
     return len(ids)
 
 
-def _finish(segment: Segment, actor, now) -> tuple[int, int]:
-    """The size, the refresh time, and the tag rule: exactly the members carry the segment's tag."""
+def _finish(segment: Segment, actor, now, size: int | None = None) -> tuple[int, int]:
+    """The size (counted unless the caller knows it), the refresh time, and the tag rule: exactly the members carry
+    the segment's tag."""
     tagged = untagged = 0
     if segment.tag_id:
         tagged, untagged = _tag_members(segment, actor)
-    segment.size = SegmentMember.objects.filter(segment=segment, customer__in=current_customers()).count()
+    if size is None:
+        size = SegmentMember.objects.filter(segment=segment, customer__in=current_customers()).count()
+    segment.size = size
     segment.refreshed_at = now
     Segment.objects.filter(pk=segment.pk).update(size=segment.size, refreshed_at=now)
     return tagged, untagged

@@ -1,0 +1,23 @@
+"""Upkeep of the database itself, run by `cim worker`."""
+
+from datetime import timedelta
+
+from django.db import connection
+from django_tasks import task
+
+from cim.core.schedule import periodic
+
+
+def database_statistics_refresh() -> None:
+    """Give SQLite's query planner fresh table statistics, from a sample of each index, so it starts a query from
+    the index that narrows it most (segment rules on scores, for one). PostgreSQL's autovacuum does this itself."""
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA analysis_limit = 1000")
+            cursor.execute("ANALYZE")
+
+
+@periodic(every=timedelta(days=1))
+@task()
+def database_statistics() -> None:
+    database_statistics_refresh()
