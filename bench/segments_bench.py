@@ -284,7 +284,7 @@ def main() -> None:
         f"and a tag rule | {warm_seconds:.1f} s ({steps(warm)}) | ≤ {TARGET} s |",
         f"| refresh after a busy hour ({HOUR_ORDERS:,} new orders: {busy.totals_summed:,} customers' totals summed, "
         f"{busy.scores_changed:,} scores, {busy.stages_changed:,} stages, {busy.changed_members:,} memberships "
-        "changed)"
+        "changed) "
         f"| {busy_seconds:.1f} s ({steps(busy)}) | ≤ {TARGET} s |",
         f"| first refresh, every total, score, stage, membership and tag new ({cold.totals_summed:,} totals, "
         f"{cold.scores_changed:,} scores, "
