@@ -11,10 +11,10 @@ from django.utils import timezone
 
 from cim.analytics.models import CustomerScore
 from cim.analytics.rfm import rfm_table
-from cim.analytics.totals import order_totals_update, stored_totals
+from cim.analytics.totals import CLEARED, order_totals_update, stored_totals
 
 BATCH = 10_000
-SCORES = ("recency_score", "frequency_score", "monetary_score", "rfm_segment", "value_segment")
+SCORES = tuple(name for name, _empty in CLEARED)
 
 
 @dataclass

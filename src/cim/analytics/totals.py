@@ -18,6 +18,7 @@ from cim.analytics.models import CustomerScore, OrderTotalsDue
 from cim.customers.models import Customer
 
 DUE = "cim_order_totals_due_now"
+# The score columns, with what they hold for a customer left without a counted order.
 CLEARED = (
     ("recency_score", "NULL"),
     ("frequency_score", "NULL"),

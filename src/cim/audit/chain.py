@@ -5,7 +5,6 @@ the database: `CIM_AUDIT_KEY`, or `audit_key` in the data directory) could forge
 (old/new values) are deliberately outside the chain: erasure must be able to wipe them without breaking it.
 """
 
-import hashlib
 import hmac
 import json
 from collections.abc import Callable, Iterable
@@ -27,14 +26,26 @@ def audit_key() -> bytes:
 def canonical(seq: int, at: datetime, actor_id, action, target_type, target_id, fields, request_id, note) -> bytes:
     """One event's chained columns as bytes that do not depend on the database: UTC time to the microsecond,
     JSON with no whitespace and no escaping of non-ASCII."""
-    moment = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    values = [seq, moment, actor_id, action, target_type, target_id, list(fields or []), request_id, note]
-    return json.dumps(values, ensure_ascii=False, separators=(",", ":")).encode()
+    values = [seq, _moment(at), actor_id, action, target_type, target_id, list(fields or []), request_id, note]
+    return _json(values).encode()
+
+
+def _moment(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _json(value) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def link(key: bytes, previous: str, row: tuple) -> str:
     """The chain value of an event whose CHAINED columns are `row`, after an event whose chain is `previous`."""
-    return hmac.new(key, previous.encode() + b"\n" + canonical(*row), hashlib.sha256).hexdigest()
+    return _hmac(key, previous.encode() + b"\n" + canonical(*row))
+
+
+def _hmac(key: bytes, message: bytes) -> str:
+    # OpenSSL's one-shot HMAC: a fifth of the cost of an hmac.HMAC object, which bulk writes feel.
+    return hmac.digest(key, message, "sha256").hex()
 
 
 def chain_reserve(count: int) -> tuple[int, str]:
@@ -67,10 +78,17 @@ def chain_advance(seq: int, chain: str) -> None:
     AuditChainHead.objects.filter(pk=1).update(seq=seq, chain=chain)
 
 
-def chain_rows(rows: Iterable[tuple], *, first_seq: int, previous: str, key: bytes) -> Iterable[tuple[int, str]]:
-    """(seq, chain) of each row of CHAINED columns without the seq, numbered from `first_seq`."""
-    for seq, row in enumerate(rows, start=first_seq):
-        previous = link(key, previous, (seq, *row))
+def chain_targets(
+    target_ids: Iterable[str], *, first_seq: int, previous: str, key: bytes, shared: tuple
+) -> Iterable[tuple[int, str]]:
+    """(seq, chain) of events numbered from `first_seq` that differ only in their target: `shared` holds their
+    other CHAINED columns (at, actor_id, action, target_type, fields, request_id, note), encoded once here into
+    the same bytes `canonical` gives each event."""
+    at, actor_id, action, target_type, fields, request_id, note = shared
+    before = _json([_moment(at), actor_id, action, target_type])[1:-1]
+    after = _json([list(fields or []), request_id, note])[1:-1]
+    for seq, target_id in enumerate(target_ids, start=first_seq):
+        previous = _hmac(key, f"{previous}\n[{seq},{before},{_json(target_id)},{after}]".encode())
         yield seq, previous
 
 

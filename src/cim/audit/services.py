@@ -4,7 +4,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from cim.audit.chain import audit_key, chain_advance, chain_reserve, chain_rows, link
+from cim.audit.chain import audit_key, chain_advance, chain_reserve, chain_targets, link
 from cim.audit.models import AuditEvent, FieldChange
 from cim.core.bulk import insert_rows, value_adapter
 from cim.core.context import request_id
@@ -88,11 +88,12 @@ def audit_record_bulk(
     with transaction.atomic(savepoint=False):
         last_seq, previous = chain_reserve(len(ids))
         links = list(
-            chain_rows(
-                ((at, actor_id, action, target_type, pk, fields, rid, note) for pk in ids),
+            chain_targets(
+                ids,
                 first_seq=last_seq + 1,
                 previous=previous,
                 key=audit_key(),
+                shared=(at, actor_id, action, target_type, fields, rid, note),
             )
         )
         insert_rows(

@@ -6,7 +6,7 @@ nobody holding only the database can test a guess.
 """
 
 import hmac
-from functools import cached_property, lru_cache
+from functools import lru_cache
 
 from django.conf import settings
 from django.core.signals import setting_changed
@@ -25,6 +25,7 @@ def _key() -> bytes:
 def _forget_key(*, setting, **kwargs):
     if setting == "CIM_SEARCH_KEY":
         _key.cache_clear()
+        _derived_index.cache_clear()
 
 
 def keyed_digest(kind: str, value: str) -> bytes:
@@ -78,13 +79,15 @@ class DerivedIndexField(BlindIndexField):
         name, path, args, kwargs = super().deconstruct()
         return name, path, args, {**kwargs, "derive": self.derive}
 
-    @cached_property
-    def derive_function(self):
-        return import_string(self.derive)
-
     def pre_save(self, model_instance, add):
         source = getattr(model_instance, self.source)
-        derived = self.derive_function(source) if source else ""
-        value = blind_index(self.kind, derived) if derived else ""
+        value = _derived_index(self.derive, self.kind, source) if source else ""
         setattr(model_instance, self.attname, value)
         return value
+
+
+@lru_cache(maxsize=100_000)
+def _derived_index(derive: str, kind: str, source) -> str:
+    # Few distinct sources (a birthday has one of ~30,000 dates) and a lunar date costs more than its hash.
+    derived = import_string(derive)(source)
+    return blind_index(kind, derived) if derived else ""

@@ -5,7 +5,6 @@ combinations of pool entries. Every batch is one transaction: customers, contact
 documents and audit events land together, so an interrupted load leaves only whole batches behind.
 """
 
-import contextlib
 import multiprocessing
 import random
 import time
@@ -31,7 +30,7 @@ from cim.accounts.roles import Role
 from cim.accounts.services import user_create
 from cim.audit.services import audit_record
 from cim.core.blind_index import blind_index
-from cim.core.bulk import insert_rows, value_adapter
+from cim.core.bulk import insert_rows, rare_checkpoints, value_adapter
 from cim.customers import choices as c
 from cim.customers.models import Address, Customer, CustomerTag, Email, Phone, Tag
 from cim.customers.numbering import numbers_allocate
@@ -613,24 +612,6 @@ def _batches(count: int, numbers: list[str], generator_args: dict) -> Iterator[_
             yield pending.popleft().result()
 
 
-@contextlib.contextmanager
-def _rare_checkpoints() -> Iterator[None]:
-    """On SQLite, copy the write-ahead log into the database every ~400 MB instead of every batch: index
-    pages that many batches touch are then written once, not once per batch."""
-    if connection.vendor != "sqlite":
-        yield
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("PRAGMA wal_autocheckpoint")
-        default = cursor.fetchone()[0]
-        cursor.execute("PRAGMA wal_autocheckpoint = 100000")
-    try:
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute(f"PRAGMA wal_autocheckpoint = {int(default)}")
-
-
 def demo_load(*, customers: int, seed: int = 0, progress: Callable[[int], None] | None = None) -> DemoResult:
     """Add `customers` demo customers with owners, tags, contact points and search documents; `progress(n)` per
     batch."""
@@ -639,7 +620,7 @@ def demo_load(*, customers: int, seed: int = 0, progress: Callable[[int], None] 
     tag_ids = [t.pk for t in demo_tags()]
     numbers = numbers_allocate(customers)
     generator_args = {"seed": seed, "total": customers, "owners": owners, "tag_ids": tag_ids}
-    with _rare_checkpoints():
+    with rare_checkpoints():
         for batch in _batches(customers, numbers, generator_args):
             _save(batch)
             if progress:

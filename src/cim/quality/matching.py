@@ -19,7 +19,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import date
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from cim.quality.names import fuzzy_syllable, latin_name_syllables, name_pinyin, surname_length
@@ -64,6 +64,7 @@ def name_keys(name: str, family_name: str = "", given_name: str = "") -> dict[st
     }
 
 
+@lru_cache(maxsize=100_000)
 def match_name(display_name: str) -> str:
     """What `Customer.match_name` holds: the name key, by which candidates are found on every entry path."""
     return (name_keys(display_name)["name_key"] or "")[:200]

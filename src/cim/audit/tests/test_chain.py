@@ -38,7 +38,14 @@ def test_appends_are_numbered_and_linked(admin_user):
 
 def test_untouched_log_verifies(admin_user):
     _events(5, admin_user)
-    audit_record_bulk(actor=admin_user, action="test.bulk", target_type="test", target_ids=range(10), fields=["x"])
+    audit_record_bulk(
+        actor=admin_user,
+        action="test.bulk",
+        target_type="test",
+        target_ids=range(10),
+        fields=["x", "名字"],
+        note='导入 "客户.csv"\n第二行',
+    )
     result = chain_verify(batch_size=3)  # several batches
     assert result.ok, result.message
     assert result.checked == AuditEvent.objects.count() == result.last_seq
