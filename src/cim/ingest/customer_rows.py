@@ -86,8 +86,8 @@ class Lookups:
 
 
 def _text(value: object) -> str:
-    text = value if isinstance(value, str) else ""
-    return _NEUTRALISED.sub("", text.strip())
+    text = value.strip() if isinstance(value, str) else ""
+    return _NEUTRALISED.sub("", text) if text.startswith("'") else text
 
 
 def _items(value: object) -> list[str]:

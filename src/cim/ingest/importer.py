@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from enum import Enum
+from operator import itemgetter
 from types import SimpleNamespace
 
 from django.core.exceptions import ValidationError
@@ -42,12 +43,22 @@ DEFAULT_SYSTEM = "import"
 CUSTOMER_COLUMNS = [(f.attname, value_adapter(f)) for f in Customer._meta.concrete_fields if not f.primary_key]
 CUSTOMER_DEFAULTS = {f.attname: f.get_default() for f in Customer._meta.concrete_fields if not f.primary_key}
 CUSTOMER_NAMES = [name for name, _adapt in CUSTOMER_COLUMNS]
-# Only dates, JSON and encrypted fields need adapting (see value_adapter); the rest go in as they are.
+CUSTOMER_VALUES = itemgetter(*CUSTOMER_NAMES)
+
+
+def _plain(value):
+    return value.value if isinstance(value, Enum) else value
+
+
+def _adapted(field) -> bool:
+    """Only dates, JSON and encrypted fields need adapting (see value_adapter); the rest go in as they are."""
+    return field.get_internal_type() in ("DateField", "JSONField") or getattr(field, "encrypted", False)
+
+
 ADAPTED_COLUMNS = [
     (f.attname, value_adapter(f))
     for f in Customer._meta.concrete_fields
-    if (f.get_internal_type() in ("DateField", "JSONField") or getattr(f, "encrypted", False))
-    and f.attname not in ("created_at", "updated_at")
+    if _adapted(f) and f.attname not in ("created_at", "updated_at")
 ]
 # Columns computed from others on save (blind indexes, the birthday's year and month): bulk paths skip save().
 DERIVED_FIELDS = [f for f in Customer._meta.concrete_fields if hasattr(f, "source")]
@@ -59,9 +70,15 @@ CONTACT_COLUMNS = {
         *("is_primary", "is_verified"),
     ],
 }
-# Encryption happens here, in the preparing process: the writer gets ciphertext only.
+CONTACT_VALUES = {model: itemgetter(*columns) for model, columns in CONTACT_COLUMNS.items()}
+# Encryption happens here, in the preparing process: the writer gets ciphertext only. Choices go as plain values,
+# not enum members (`kind`): unpickling members costs more than the rest of the row.
 CONTACT_ADAPTERS = {
-    model: [value_adapter(model._meta.get_field(name)) for name in columns]
+    model: [
+        (position, value_adapter(field) if _adapted(field) else _plain)
+        for position, field in enumerate(model._meta.get_field(name) for name in columns)
+        if _adapted(field) or field.choices
+    ]
     for model, columns in CONTACT_COLUMNS.items()
 }
 CHILD_COLUMNS = {
@@ -167,16 +184,9 @@ class RowPreparer:
                 values[derived.attname] = derived.pre_save(plain, True)
             for name, adapt in ADAPTED_COLUMNS:
                 values[name] = adapt(values[name])
-            prepared.customer = tuple(values[name] for name in CUSTOMER_NAMES)
-            # Plain values, not enum members (`kind`): unpickling members costs more than the rest of the row.
+            prepared.customer = CUSTOMER_VALUES(values)
             prepared.children = tuple(
-                [
-                    tuple(
-                        adapt(_plain(row[name]))
-                        for name, adapt in zip(CONTACT_COLUMNS[model], CONTACT_ADAPTERS[model], strict=True)
-                    )
-                    for row in contacts.get(key, [])
-                ]
+                [_contact_row(model, row) for row in contacts.get(key, [])]
                 for model, key in ((Phone, "phones"), (Email, "emails"), (Address, "addresses"))
             )
             phones, emails, _addresses = prepared.children
@@ -191,8 +201,11 @@ class RowPreparer:
         return prepared
 
 
-def _plain(value):
-    return value.value if isinstance(value, Enum) else value
+def _contact_row(model, row: dict) -> tuple:
+    values = list(CONTACT_VALUES[model](row))
+    for position, adapt in CONTACT_ADAPTERS[model]:
+        values[position] = adapt(values[position])
+    return tuple(values)
 
 
 def _compact(key: str) -> int:

@@ -30,6 +30,9 @@ def clean_text(raw: str | None) -> str:
     """NFKC (folds full-width letters, digits and punctuation to half-width), spacing collapsed, controls dropped."""
     if not raw:
         return ""
+    if raw.isascii() and raw.isprintable():
+        # Most of an import (phones, emails, ids): nothing to fold or drop, and its only whitespace is " ".
+        return " ".join(raw.split())
     return _SPACES.sub(" ", unicodedata.normalize("NFKC", _UNSTORABLE.sub("", raw))).strip()
 
 

@@ -1,10 +1,23 @@
 """Normalisation on the way in: what people type becomes one stored form, or a clear error with a code."""
 
+import unicodedata
+
 import pytest
 from django.core.exceptions import ValidationError
+from hypothesis import given
+from hypothesis import strategies as st
 from stdnum.cn import uscc as stdnum_uscc
 
-from cim.quality.normalize import clean_text, fold, normalize_email, normalize_name, normalize_phone, normalize_uscc
+from cim.quality.normalize import (
+    _SPACES,
+    _UNSTORABLE,
+    clean_text,
+    fold,
+    normalize_email,
+    normalize_name,
+    normalize_phone,
+    normalize_uscc,
+)
 
 MOBILE = "+8613812345678"
 
@@ -132,6 +145,12 @@ def test_names_are_nfkc_half_width_single_spaced(raw, name):
 
 def test_clean_text_folds_full_width_digits_and_collapses_space():
     assert clean_text(" Ａ１２３\n\n  ｂ ") == "A123 b"
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x7F)) | st.text())
+def test_clean_text_of_printable_ascii_is_the_full_rule(text):
+    full = _SPACES.sub(" ", unicodedata.normalize("NFKC", _UNSTORABLE.sub("", text))).strip()
+    assert clean_text(text) == full
 
 
 def test_clean_text_drops_characters_no_database_stores():
