@@ -21,7 +21,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 from results import RESULTS, write_section  # noqa: E402
-from search_bench import build, setup_django  # noqa: E402
+from search_bench import build, logged_in_client, setup_django  # noqa: E402
 
 IMPORT_TARGET, PAGE_TARGET = 100_000, 150
 SKUS = [(f"SKU-{i:04d}", f"商品{i}", round(random.Random(i).uniform(5, 500), 2)) for i in range(500)]
@@ -144,10 +144,7 @@ def heavy_customer(entries: int) -> str:
 
 
 def time_page(number: str, repeat: int) -> tuple[list[float], list[float]]:
-    from django.test import Client
-
-    client = Client()
-    client.force_login(administrator())
+    client = logged_in_client(administrator())
     url = f"/customers/{number}/"
     timeline = f"/activities/customers/{number}/timeline/"
     for _ in range(5):

@@ -40,6 +40,21 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def logged_in_client(user):
+    """A test client signed in as `user`. An administrator first gets the TOTP authenticator CIM requires of one:
+    without it every page redirects to its setup and the API answers 403."""
+    from django.test import Client
+
+    from cim.accounts.adapter import has_totp, mfa_required
+    from cim.accounts.testing import totp_activate
+
+    if mfa_required(user) and not has_totp(user):
+        totp_activate(user)
+    client = Client()
+    client.force_login(user)
+    return client
+
+
 def setup_django(data_dir: Path) -> None:
     """Point Django at the bench database; once per process, and only after the data dir is final
     (settings read the search key from it, and keys hashed under another key would not be found)."""
@@ -184,8 +199,7 @@ def main() -> None:
     User.objects.filter(pk=admin.pk).update(must_change_password=False)
     admin.refresh_from_db()
     _, token = api_token_create(user=admin, name="bench")
-    page_client = Client()
-    page_client.force_login(admin)
+    page_client = logged_in_client(admin)
     api_client = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
     queries = samples(args.repeat, args.seed)
 
