@@ -5,6 +5,7 @@ scheme changes or the customer is archived. Any number issued under any scheme s
 """
 
 import re
+from collections.abc import Callable
 from datetime import date
 
 from django.db import transaction
@@ -36,11 +37,18 @@ def luhn_check_digit(digits: str) -> str:
 
 
 def format_number(scheme: NumberingScheme, sequence: int, today: date) -> str:
+    return number_format(scheme, today)(sequence)
+
+
+def number_format(scheme: NumberingScheme, today: date) -> Callable[[int], str]:
+    """The number of each sequence issued `today`: the date is formatted once for a batch of millions."""
     date_text = today.strftime(scheme.date_part) if scheme.date_part else ""
-    seq_text = str(sequence).zfill(scheme.sequence_width)
-    number = f"{scheme.prefix}{date_text}-{seq_text}"
-    if scheme.check_digit:
-        number += "-" + luhn_check_digit(date_text + seq_text)
+
+    def number(sequence: int) -> str:
+        seq_text = str(sequence).zfill(scheme.sequence_width)
+        text = f"{scheme.prefix}{date_text}-{seq_text}"
+        return f"{text}-{luhn_check_digit(date_text + seq_text)}" if scheme.check_digit else text
+
     return number
 
 
@@ -68,5 +76,5 @@ def numbers_allocate(count: int) -> list[str]:
         NumberingScheme.objects.filter(pk=1).update(next_sequence=F("next_sequence") + count)
         scheme = NumberingScheme.objects.get(pk=1)
     first = scheme.next_sequence - count
-    today = timezone.localdate()
-    return [format_number(scheme, first + i, today) for i in range(count)]
+    number = number_format(scheme, timezone.localdate())
+    return [number(first + i) for i in range(count)]
