@@ -16,7 +16,7 @@ import requests
 from crashkit import free_port, kill, start, wait_for
 
 BIN = Path(sys.executable).parent
-ROWS = 40_000
+ROWS = 60_000  # three import batches
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("CIM_DATABASE_URL")), reason="runs once, in the SQLite pass")
 
