@@ -29,7 +29,7 @@ from cim.ingest.order_import import OrderImporter, order_auto_map, order_mapping
 from cim.ingest.readers import FileProblem, RowProblem, open_table
 
 # Big batches: each commit writes every index page its rows touched, and rows with random keys (names, phones'
-# match keys) touch most pages of a big index whatever the batch size. 20,000 rows hold the write lock ~1 s.
+# match keys) touch most pages of a big index whatever the batch size. 20,000 rows hold the write lock 1–2 s.
 BATCH_ROWS = 20_000
 
 
