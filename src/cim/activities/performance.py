@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 
 from cim.accounts.models import User
 from cim.accounts.roles import Scope, scope_of
-from cim.accounts.scopes import scope_teams
+from cim.accounts.scopes import scope_team_ids
 from cim.activities.models import FollowUp, Interaction, Order
 from cim.customers.models import Customer
 from cim.service.choices import OPEN_STATUSES, SurveyKind
@@ -83,8 +83,8 @@ def staff_visible(*, user) -> list[User]:
     scope = scope_of(user)
     if scope == Scope.ALL:
         return list(staff)
-    if (teams := scope_teams(user)) is not None:
-        return list(staff.filter(team_id__in=teams.values("pk")))
+    if (teams := scope_team_ids(user)) is not None:
+        return list(staff.filter(team_id__in=teams))
     return [user]
 
 

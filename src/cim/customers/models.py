@@ -46,12 +46,11 @@ class CustomerQuerySet(models.QuerySet):
 
     @staticmethod
     def _scope_q(user) -> Q:
-        from cim.accounts.scopes import scope_teams
+        from cim.accounts.scopes import scope_team_ids
 
-        teams = scope_teams(user)
+        teams = scope_team_ids(user)
         if teams is not None:
             # A team's customers: assigned to the team, or owned by one of its members.
-            teams = teams.values("pk")
             return Q(team_id__in=teams) | Q(owner__team_id__in=teams) | Q(owner_id=user.pk)
         return Q(owner_id=user.pk)
 

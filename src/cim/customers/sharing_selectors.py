@@ -16,7 +16,7 @@ from pydantic import Field
 
 from cim.accounts.models import Team
 from cim.accounts.roles import Role, Scope, scope_of
-from cim.accounts.scopes import MAX_DEPTH, ancestors_q
+from cim.accounts.scopes import MAX_DEPTH, department_ids
 from cim.customers.models import Customer, Share
 from cim.customers.numbering import normalize_number
 from cim.customers.schemas import MAX_ID
@@ -32,8 +32,7 @@ def shares_active(now=None) -> QuerySet[Share]:
 
 def _received_q(user) -> Q:
     """Shares addressed to the user's team, or to a department (a team shared with its sub-teams) above it."""
-    departments = Team.objects.filter(ancestors_q([user.team_id])).values("pk")
-    return Q(team_id=user.team_id) | Q(include_subteams=True, team_id__in=departments)
+    return Q(team_id=user.team_id) | Q(include_subteams=True, team_id__in=department_ids(user))
 
 
 def shares_received(user) -> QuerySet[Share]:
