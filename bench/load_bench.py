@@ -1,5 +1,6 @@
 """The load run of issue 9: a working day (bench/locustfile.py) of 100 people at once against the production stack
-(deploy/stack.py: nginx with TLS, gunicorn with 2 processes, 2 workers on Redis, PostgreSQL) on this machine.
+(deploy/stack.py: nginx with TLS, gunicorn with two processes per core as deploy/gunicorn.conf.py sets by default,
+2 workers on Redis, PostgreSQL) on this machine.
 
 Loads 20,000 demo customers, signs the people in one after another (the login rate limit allows 30 a minute from
 one address), then measures 5 minutes with all of them working, and writes the figures to bench/RESULTS.md.
@@ -28,6 +29,8 @@ PASSWORD = "Load-Test-Passphrase-2026"
 TEAM = "华东销售部"  # a demo team: its managers see its customers
 ACCOUNTS = 20
 SPAWN_PER_SECOND = 0.45  # under allauth's 30 logins a minute per address
+# gunicorn's processes as production runs them: while one waits on PostgreSQL, another uses the core.
+WEB_WORKERS = 2 * (os.cpu_count() or 1)
 
 
 def main() -> int:
@@ -49,7 +52,7 @@ def main() -> int:
             accounts.append(f"{username}:{PASSWORD}:{token}")
         keys["write"] = stack.cim_json("ingest", "source", "create", "压测官网", "--channel", "website")["write_key"]
 
-    with production_stack(users=[], prepare=prepare) as stack:
+    with production_stack(users=[], prepare=prepare, web_workers=WEB_WORKERS) as stack:
         token = accounts[0].split(":", 2)[2]
         numbers = [
             row["number"]
@@ -92,7 +95,7 @@ def report(rows: list[dict], args) -> None:
     lines = [
         f"`bench/load_bench.py --users {args.users} --minutes {args.minutes:g} --customers {args.customers}`: "
         f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs ({platform.machine()}), "
-        "nginx + gunicorn (2 processes) + 2 RQ workers + PostgreSQL 15 + Redis 7 and locust itself, "
+        f"nginx + gunicorn ({WEB_WORKERS} processes) + 2 RQ workers + PostgreSQL 15 + Redis 7 and locust itself, "
         "all on this machine.",
         "",
         f"Measured after every person had signed in: **{requests_made:,} requests, "
