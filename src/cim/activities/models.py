@@ -287,8 +287,9 @@ class Interaction(models.Model):
     subject = models.CharField(_("subject"), max_length=200, blank=True)
     body = models.TextField(_("details"), blank=True)
     outcome = models.CharField(_("outcome"), max_length=20, choices=Outcome.choices, blank=True)
+    # No constraints in the database, as on Attachment.interaction.
     staff = models.ManyToManyField(
-        settings.AUTH_USER_MODEL, verbose_name=_("staff present"), blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, verbose_name=_("staff present"), blank=True, related_name="+", db_constraint=False
     )
     # The customer's people who took part (an organisation's buyer, a family member): names as given.
     contacts = models.JSONField(_("customer contacts present"), default=list, blank=True)
@@ -324,8 +325,14 @@ class Attachment(models.Model):
     """A file attached to an interaction, stored under a random name outside the static files and served only
     to staff who may see its customer."""
 
+    # No constraint in the database: interactions are partitioned by month on PostgreSQL (cim.core.partitions),
+    # and a key into a partitioned table must name its partition column too. Django cascades the delete itself.
     interaction = models.ForeignKey(
-        Interaction, verbose_name=_("interaction"), on_delete=models.CASCADE, related_name="attachments"
+        Interaction,
+        verbose_name=_("interaction"),
+        on_delete=models.CASCADE,
+        related_name="attachments",
+        db_constraint=False,
     )
     file = models.FileField(_("file"), upload_to="attachments/%Y/%m/")
     filename = models.CharField(_("file name"), max_length=255)
@@ -424,6 +431,7 @@ class FollowUp(models.Model):
         on_delete=models.SET_NULL,
         related_name="follow_ups",
     )
+    # No constraint in the database, as on Attachment.interaction.
     interaction = models.ForeignKey(
         Interaction,
         verbose_name=_("interaction"),
@@ -431,6 +439,7 @@ class FollowUp(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="follow_ups",
+        db_constraint=False,
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

@@ -42,7 +42,11 @@ class AuditEvent(models.Model):
 class FieldChange(models.Model):
     """A field's old and new value for one audit event; erasure can wipe these without breaking the log."""
 
-    event = models.ForeignKey(AuditEvent, verbose_name=_("event"), on_delete=models.CASCADE, related_name="changes")
+    # No constraint in the database: audit events are partitioned by month on PostgreSQL (cim.core.partitions), and
+    # a key into a partitioned table must name its partition column too.
+    event = models.ForeignKey(
+        AuditEvent, verbose_name=_("event"), on_delete=models.CASCADE, related_name="changes", db_constraint=False
+    )
     field = models.CharField(_("field"), max_length=80)
     # Encrypted: the history of sensitive fields (phones, birthdays) is as sensitive as the fields themselves.
     old_value = EncryptedTextField(_("old value"), blank=True)

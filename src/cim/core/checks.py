@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from cim.core import crypto
 from cim.core.models import WorkerHeartbeat
+from cim.core.partitions import partitions_not_ready
 from cim.core.schedule import worker_silence
 from cim.core.version import code_version, pending_migrations
 
@@ -19,6 +20,7 @@ from cim.core.version import code_version, pending_migrations
 def upgrade_checks(app_configs, **kwargs):
     try:
         pending = pending_migrations()
+        not_ready = partitions_not_ready()
         workers = list(WorkerHeartbeat.objects.filter(seen_at__gte=timezone.now() - worker_silence()))
     except DatabaseError:
         return [Warning("The database cannot be read, so migrations and workers were not checked.", id="cim.W101")]
@@ -29,6 +31,14 @@ def upgrade_checks(app_configs, **kwargs):
                 f"{len(pending)} migration(s) not applied: {', '.join(pending[:5])}.",
                 hint="Run `cim migrate` before starting the new version's web and worker processes.",
                 id="cim.W102",
+            )
+        )
+    if not_ready:
+        problems.append(
+            Warning(
+                f"Next month's partition is missing on {', '.join(not_ready)}: its rows would go to the default one.",
+                hint="Run `cim worker`: it creates the months ahead (docs/deploy.md, Monthly partitions).",
+                id="cim.W105",
             )
         )
     mine = code_version()

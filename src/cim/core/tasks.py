@@ -5,6 +5,7 @@ from datetime import timedelta
 from django.db import connection
 from django_tasks import task
 
+from cim.core.partitions import partitions_create_ahead
 from cim.core.schedule import periodic
 
 
@@ -21,3 +22,10 @@ def database_statistics_refresh() -> None:
 @task()
 def database_statistics() -> None:
     database_statistics_refresh()
+
+
+@periodic(every=timedelta(hours=6))
+@task()
+def monthly_partitions() -> None:
+    """Keep the next months' partitions ready on PostgreSQL; rows outside them would land in the default one."""
+    partitions_create_ahead()

@@ -1,0 +1,19 @@
+from django.db import migrations
+
+from cim.core.partitions import table_partition_by_month
+
+
+def partition(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        table_partition_by_month("activities_behaviourevent", "occurred_at")
+        table_partition_by_month("activities_interaction", "occurred_at")
+
+
+class Migration(migrations.Migration):
+    """Behaviour events and interactions partitioned by month on PostgreSQL (cim.core.partitions)."""
+
+    atomic = False  # the new keys are built CONCURRENTLY, beside the running site
+
+    dependencies = [("activities", "0004_foreign_keys_into_partitioned_tables")]
+
+    operations = [migrations.RunPython(partition, atomic=False, elidable=False)]
