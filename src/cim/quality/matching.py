@@ -16,6 +16,7 @@ candidate pair comes with why: each field's contribution to its match weight.
 import copy
 import json
 import logging
+import math
 import threading
 from dataclasses import dataclass
 from datetime import date
@@ -518,6 +519,74 @@ def predict(table, model: dict, *, threshold: float, db_api=None, cluster: bool 
         return pairs.as_pyarrow_table(), None
     clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(pairs, threshold)
     return pairs.as_pyarrow_table(), clusters.as_pyarrow_table()
+
+
+# The most a link may take for granted that a record of one list has its match in the other: never all of them.
+LINK_SHARE_CAP = 0.99
+
+
+def link_one_to_one(pairs, left_ids, *, right_count: int, model: dict, threshold: float):
+    """Of the scored `pairs` (from `predict`, at a low threshold), those linking a record of the left list (ids
+    `left_ids`) with one of the right list (`right_count` records) when each list holds each person at most once,
+    with their probability under that constraint: (pairs, clusters) as Arrow tables.
+
+    Two lists each free of duplicates (the shop's customers and the loyalty programme's) can pair a record with at
+    most one of the other. A record's chance of being the same person as a candidate then weighs that candidate
+    against its other candidates and against having no match at all: with q the share of left records that have
+    a match (counted by the model: the sum of its match probabilities over the pairs across, over the left list),
+    P(a = b) = (q/|B|)·K(a,b) / ((1 − q) + (q/|B|)·Σⱼ K(a,j)), with K the Bayes factor of the comparisons; the
+    same seen from b, and the pair keeps the lower of the two. A threshold above 0.5 keeps at most one pair per
+    record: each record's clear best candidate, when it is also that candidate's."""
+    import duckdb
+    import pyarrow as pa
+
+    if threshold <= 0.5:
+        raise ValueError("a one-to-one link needs a threshold above 0.5")
+    left = pa.table({"unique_id": pa.array(sorted(left_ids), pa.int64())})
+    lam = model["probability_two_random_records_match"]
+    prior = math.log2(lam / (1 - lam))
+    con = duckdb.connect()
+    con.register("scored", pairs)
+    con.register("left_ids", left)
+    # Each pair across the lists as a (left record) and b (right record), with its Bayes factor.
+    con.execute(
+        "create temp table across as select s.*,"
+        " case when l.unique_id is null then s.unique_id_r else s.unique_id_l end as a,"
+        " case when l.unique_id is null then s.unique_id_l else s.unique_id_r end as b,"
+        f" pow(2, s.match_weight - ({prior})) as factor from scored s"
+        " left join left_ids l on l.unique_id = s.unique_id_l"
+        " where (l.unique_id is null) = (s.unique_id_r in (select unique_id from left_ids))"
+    )
+    matches = con.sql("select coalesce(sum(match_probability), 0) from across").fetchall()[0][0]
+    left_share = min(matches / max(left.num_rows, 1), LINK_SHARE_CAP)
+    right_share = min(matches / max(right_count, 1), LINK_SHARE_CAP)
+    left_rate, right_rate = left_share / max(right_count, 1), right_share / max(left.num_rows, 1)
+    linked = con.sql(
+        f"""
+        with totals as (
+            select *, sum(factor) over (partition by a) as from_a, sum(factor) over (partition by b) as from_b
+            from across
+        ),
+        posterior as (
+            select *, least(
+                {left_rate} * factor / ((1 - {left_share}) + {left_rate} * from_a),
+                {right_rate} * factor / ((1 - {right_share}) + {right_rate} * from_b)
+            ) as linked
+            from totals
+        )
+        select * exclude (a, b, factor, from_a, from_b, linked, match_probability), linked as match_probability
+        from posterior where linked >= {threshold} order by unique_id_l, unique_id_r
+        """
+    ).to_arrow_table()
+    con.close()
+    ids_l, ids_r = linked.column("unique_id_l").to_pylist(), linked.column("unique_id_r").to_pylist()
+    clusters = pa.table(
+        {
+            "cluster_id": pa.array([min(pair) for pair in zip(ids_l, ids_r, strict=True)] * 2, pa.int64()),
+            "unique_id": pa.array(ids_l + ids_r, pa.int64()),
+        }
+    )
+    return linked, clusters
 
 
 class OtherComparisons(ValueError):

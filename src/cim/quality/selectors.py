@@ -12,7 +12,7 @@ from django.db.models import F, Q, QuerySet
 
 from cim.core.blind_index import blind_index
 from cim.customers.choices import Status
-from cim.customers.models import Address, Customer, Email, Phone
+from cim.customers.models import Address, Customer, Email, ExternalId, Phone
 from cim.quality import matching
 from cim.quality.models import DuplicateCandidate, MatchModel, MergeRecord
 
@@ -89,13 +89,29 @@ def customer_features(ids: Iterable[int]) -> list[dict]:
     ]
 
 
-def all_customer_features() -> Iterator[list[dict]]:
-    """Every customer not archived, as the model compares them, in batches."""
+def all_customer_features(*, ids=None) -> Iterator[list[dict]]:
+    """Every customer not archived (of `ids`, a queryset of primary keys, when given), as the model compares them,
+    in batches."""
     current = Customer.objects.exclude(status=Status.ARCHIVED).order_by("pk")
+    if ids is not None:
+        current = current.filter(pk__in=ids)
     last = 0
     while batch := _feature_rows(current.filter(pk__gt=last)[:BATCH]):
         yield batch
         last = batch[-1]["unique_id"]
+
+
+def link_sides(left_system: str, right_system: str) -> tuple[QuerySet, QuerySet]:
+    """The customers known to each of two other systems by an external id, as querysets of their primary keys; a
+    customer known to both is one person already and is on neither side."""
+    left = ExternalId.objects.filter(system=left_system).values("customer_id")
+    right = ExternalId.objects.filter(system=right_system).values("customer_id")
+    return left.exclude(customer_id__in=right), right.exclude(customer_id__in=left)
+
+
+def external_systems() -> list[str]:
+    """The other systems customers are known to by an external id, for choosing two lists to link."""
+    return list(ExternalId.objects.order_by("system").values_list("system", flat=True).distinct())
 
 
 def record_features(*, values: dict, contacts: dict, unique_id: int = 0) -> dict:

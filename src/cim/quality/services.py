@@ -11,7 +11,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from cim.audit.services import audit_record
@@ -23,6 +23,7 @@ from cim.quality.models import DuplicateCandidate, MatchModel
 from cim.quality.selectors import (
     all_customer_features,
     duplicate_threshold,
+    link_sides,
     match_model_current,
 )
 
@@ -31,11 +32,11 @@ CLUSTER_COLUMNS = ["cluster_id", "customer_number", "external_id", "match_probab
 MIN_TRAINING_CUSTOMERS = 1_000
 
 
-def _features_table(progress: Callable[[int], None] | None = None):
+def _features_table(progress: Callable[[int], None] | None = None, ids=None):
     import pyarrow as pa
 
     batches = []
-    for batch in all_customer_features():
+    for batch in all_customer_features(ids=ids):
         batches.append(pa.Table.from_pylist(batch))
         if progress:
             progress(len(batch))
@@ -70,33 +71,63 @@ def duplicates_scan(
     progress: Callable[[int], None] | None = None,
     engine: str | None = None,
     spark_master: str | None = None,
+    link: tuple[str, str] | None = None,
 ) -> ScanResult:
     """Score every pair of customers the blocking rules bring together; record those at `threshold` or above as
     pairs awaiting review (pairs a person decided stay decided), and optionally write the clusters to a CSV.
     The model runs on `engine` (CIM_DEDUPE_ENGINE by default): DuckDB here, or Spark at `spark_master`
-    (CIM_SPARK_MASTER by default)."""
+    (CIM_SPARK_MASTER by default).
+
+    With `link`, two other systems' names (external ids), only the customers of those two lists are scanned, each
+    list taken to hold each person once: a customer of one is paired with at most one of the other
+    (`matching.link_one_to_one`)."""
     started = time.monotonic()
     threshold = duplicate_threshold() if threshold is None else threshold
+    if link and threshold <= 0.5:
+        raise ValueError("a one-to-one link needs a threshold above 0.5")
+    sides = link_sides(*link) if link else None
     with replica_reads():
-        table = _features_table(progress)
+        if sides:
+            left_ids = set(sides[0].values_list("customer_id", flat=True))
+            table = _features_table(
+                progress, ids=Customer.objects.filter(Q(pk__in=sides[0]) | Q(pk__in=sides[1])).values("pk")
+            )
+        else:
+            table = _features_table(progress)
     if table is None:
         return ScanResult(0, 0, 0, time.monotonic() - started)
+    model = match_model_current()
+    # A one-to-one link weighs each pair against the record's other candidates, however unlikely: all are scored.
+    floor = min(threshold, model["probability_two_random_records_match"]) if link else threshold
     if (engine or settings.CIM_DEDUPE_ENGINE) == "spark":
         from cim.quality import spark
 
         master = spark_master or settings.CIM_SPARK_MASTER
-        pairs, clusters = spark.predict(table, match_model_current(), threshold=threshold, master=master)
+        pairs, clusters = spark.predict(table, model, threshold=floor, master=master)
     else:
-        pairs, clusters = matching.predict(table, match_model_current(), threshold=threshold)
+        pairs, clusters = matching.predict(table, model, threshold=floor, cluster=not link)
+    if link:
+        left_ids &= set(table.column("unique_id").to_pylist())
+        pairs, clusters = matching.link_one_to_one(
+            pairs, left_ids, right_count=table.num_rows - len(left_ids), model=model, threshold=threshold
+        )
     found = _pairs_from(pairs)
     # Customers with the same ID number are one person whatever the model says: recorded for review, never merged
     # automatically (the model did not compare them).
-    recorded = {**_same_id_number_pairs(), **found}
+    recorded = found if link else {**_same_id_number_pairs(), **found}
     with transaction.atomic():
         # Open pairs the model no longer finds go; those it finds again keep where they were first found.
         open_pairs = DuplicateCandidate.objects.filter(
             status=DuplicateCandidate.Status.OPEN, reason=DuplicateCandidate.Reason.MODEL
         ).values_list("pk", "customer_id", "other_id")
+        if link:
+            # A link speaks only for the pairs across its two lists.
+            right_ids = set(table.column("unique_id").to_pylist()) - left_ids
+            open_pairs = [
+                (pk, left, right)
+                for pk, left, right in open_pairs
+                if {left, right} & left_ids and {left, right} & right_ids
+            ]
         gone = [pk for pk, left, right in open_pairs if (right, left) not in recorded and (left, right) not in recorded]
         for start in range(0, len(gone), 5000):
             DuplicateCandidate.objects.filter(pk__in=gone[start : start + 5000]).delete()
@@ -120,7 +151,8 @@ def duplicates_scan(
             action="quality.duplicates_scan",
             target=None,
             target_type="customers.customer",
-            note=f"{table.num_rows} customers, {len(recorded)} pairs",
+            note=f"{table.num_rows} customers, {len(recorded)} pairs"
+            + (f", {link[0]} linked with {link[1]}" if link else ""),
         )
     merged = _merge_automatically(found)
     if clusters_path is not None:

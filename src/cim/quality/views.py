@@ -24,7 +24,7 @@ from cim.quality.merge import MERGEABLE_FIELDS, customer_merge, customer_unmerge
 from cim.quality.models import DuplicateCandidate, MergeRecord
 from cim.quality.rules import REQUIRABLE, required_fields, required_fields_set
 from cim.quality.scores import quality_report, review_queue
-from cim.quality.selectors import duplicate_candidate_list
+from cim.quality.selectors import duplicate_candidate_list, external_systems
 from cim.quality.services import duplicate_decide
 from cim.quality.tasks import duplicates_scan_run
 
@@ -35,7 +35,11 @@ PAGE = 100
 def duplicates_view(request):
     if request.method == "POST":
         require(request, Perm.QUALITY_MANAGE)
-        duplicates_scan_run.enqueue(user_id=request.user.pk, train=bool(request.POST.get("train")))
+        link = request.POST.getlist("link") or None
+        if link and (len(link) != 2 or link[0] == link[1] or not set(link) <= set(external_systems())):
+            messages.error(request, _("Choose two different systems to link."))
+            return redirect("quality:duplicates")
+        duplicates_scan_run.enqueue(user_id=request.user.pk, train=bool(request.POST.get("train")), link=link)
         messages.success(request, _("The scan runs in the background; its pairs appear here when it finishes."))
         return redirect("quality:duplicates")
     pairs = list(duplicate_candidate_list(user=request.user)[:PAGE])
@@ -48,6 +52,7 @@ def duplicates_view(request):
         "can_decide": has_perm(request.user, Perm.CUSTOMER_CHANGE),
         "can_merge": has_perm(request.user, Perm.CUSTOMER_MERGE),
         "can_scan": has_perm(request.user, Perm.QUALITY_MANAGE),
+        "systems": external_systems(),
     }
     return render(request, "quality/duplicates.html", context)
 

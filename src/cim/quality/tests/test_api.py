@@ -99,3 +99,27 @@ def test_a_customers_duplicates_are_found_live(api_client, admin_user, zhangsan)
     found = api_client(admin_user).get(f"/api/v1/customers/{zhangsan.number}/duplicates").json()
     assert [d["customer"]["number"] for d in found] == [twin.number]
     assert set(found[0]["contributions"]) == {"name", "birthday", "phones", "emails", "address", "company", "gender"}
+
+
+def test_a_scan_is_queued_plain_or_as_a_one_to_one_link(api_client, admin_user, zhangsan):
+    from django_tasks_db.models import DBTaskResult
+
+    from cim.customers.models import ExternalId
+
+    ExternalId.objects.create(customer=zhangsan, system="shop", value="S-1")
+    other = make_customer(admin_user, display_name="王五")
+    ExternalId.objects.create(customer=other, system="crm", value="C-1")
+    client = api_client(admin_user)
+    first = client.post("/api/v1/duplicates/scan", content_type="application/json")  # no body: every customer
+    assert first.status_code == 202, first.content
+    assert post(client, "/api/v1/duplicates/scan", {"link": ["shop", "crm"], "train": False}).status_code == 202
+    queued = [task.args_kwargs["kwargs"] for task in DBTaskResult.objects.order_by("enqueued_at")]
+    assert [q.get("link") for q in queued] == [None, ["shop", "crm"]]
+    for body, message in [
+        ({"link": ["shop", "shop"]}, "two different systems"),
+        ({"link": ["shop", "nowhere"]}, "nowhere"),
+        ({"link": ["shop"]}, ""),
+    ]:
+        response = post(client, "/api/v1/duplicates/scan", body)
+        assert response.status_code == 422 and message in response.content.decode()
+    assert DBTaskResult.objects.count() == 2

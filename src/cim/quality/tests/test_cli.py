@@ -85,3 +85,51 @@ def test_automatic_merging_is_off_unless_a_threshold_is_set(people, settings):
     assert run("dedupe")["merged"] == 1
     assert Customer.objects.get(pk=twin.pk).merged_into_id == first.pk
     assert MergeRecord.objects.get().survivor == first
+
+
+@pytest.fixture
+def two_lists(admin_user):
+    """The shop's customers and the CRM's, each list holding each person once but for one pair within the shop."""
+
+    def known_to(system: str, value: str, **fields):
+        customer = make_customer(admin_user, **fields)
+        ExternalId.objects.create(customer=customer, system=system, value=value)
+        return customer
+
+    shop = known_to("shop", "S-1", display_name="张三", phones=[{"number": "13812345678"}], birthday="1990-01-02")
+    crm = known_to("crm", "C-1", display_name="張三", phones=[{"number": "138 1234 5678"}], birthday="1990/1/2")
+    known_to("shop", "S-2", display_name="李四", phones=[{"number": "13900001111"}])
+    known_to("shop", "S-3", display_name="李四", phones=[{"number": "13900001111"}])
+    known_to("crm", "C-2", display_name="王五")
+    make_customer(admin_user, display_name="张三", phones=[{"number": "13812345678"}], birthday="1990-01-02")
+    DuplicateCandidate.objects.all().delete()
+    return shop, crm
+
+
+def test_dedupe_link_pairs_the_two_lists_one_to_one(two_lists):
+    shop, crm = two_lists
+    result = run("dedupe", "--link", "shop", "crm")
+    # Only the five customers of the two lists are read; pairs within one list (李四 twice in the shop) are not
+    # the link's to find, nor is the third 张三, who is in neither list.
+    assert (result["customers"], result["pairs"], result["link"]) == (5, 1, ["shop", "crm"])
+    pair = DuplicateCandidate.objects.get()
+    assert {pair.customer, pair.other} == {shop, crm} and pair.probability > 0.8
+
+
+def test_a_link_keeps_the_open_pairs_outside_its_lists(two_lists):
+    run("dedupe")
+    outside = set(DuplicateCandidate.objects.values_list("customer_id", "other_id"))
+    run("dedupe", "--link", "shop", "crm")
+    assert outside <= set(DuplicateCandidate.objects.values_list("customer_id", "other_id"))
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--link", "shop", "shop"], "two different systems"),
+        (["--link", "shop", "crm", "--threshold", "0.5"], r"above 0\.5"),
+    ],
+)
+def test_dedupe_link_refuses_what_it_cannot_do(two_lists, arguments, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("dedupe", *arguments, stdout=io.StringIO(), stderr=io.StringIO())

@@ -1,6 +1,8 @@
 """The matching model's features and scores: names people write differently agree, relatives and namesakes
 stay apart, and the fast scoring path gives Splink's own answer."""
 
+import math
+
 import pytest
 from splink.internals.realtime import compare_records
 
@@ -109,3 +111,52 @@ def test_u_is_cleared_of_the_duplicates_among_random_pairs_and_no_near_level_is_
     assert sum(level["m_probability"] for level in (exact, swapped, other)) == pytest.approx(1)
     assert sum(level["u_probability"] for level in (exact, swapped, other)) == pytest.approx(1)
     assert sampled["comparisons"][0]["comparison_levels"][1]["u_probability"] == 0.002  # the sample is kept
+
+
+def _scored(*pairs: tuple[int, int, float]):
+    """Scored pairs as `predict` gives them (ids and match weight, the prior of λ = 0.1 included)."""
+    import pyarrow as pa
+
+    prior = math.log2(0.1 / 0.9)
+    return pa.Table.from_pylist(
+        [
+            {
+                "unique_id_l": left,
+                "unique_id_r": right,
+                "match_weight": weight,
+                "match_probability": 1 / (1 + 2**-weight),
+                "mw_name": weight - prior,
+            }
+            for left, right, weight in pairs
+        ]
+    )
+
+
+def linked_pairs(scored, left_ids, right_count):
+    linked, clusters = matching.link_one_to_one(
+        scored, left_ids, right_count=right_count, model={"probability_two_random_records_match": 0.1}, threshold=0.8
+    )
+    ids = zip(linked["unique_id_l"].to_pylist(), linked["unique_id_r"].to_pylist(), strict=True)
+    found = dict(zip(ids, linked["match_probability"].to_pylist(), strict=True))
+    members = zip(clusters["cluster_id"].to_pylist(), clusters["unique_id"].to_pylist(), strict=True)
+    return found, sorted(members)
+
+
+def test_a_one_to_one_link_takes_a_records_only_candidate_when_most_records_have_their_match():
+    # Record 1 (left) and 3 (right) are an even bet as duplicates; but 2 and 4 are surely one person, so most left
+    # records have their match on the right, and 3 is 1's only candidate.
+    found, clusters = linked_pairs(_scored((1, 3, 0.0), (2, 4, 10.0), (1, 2, 12.0)), {1, 2}, right_count=2)
+    assert set(found) == {(1, 3), (2, 4)} and found[(1, 3)] > 0.9
+    assert clusters == [(1, 1), (1, 3), (2, 2), (2, 4)]  # each pair its own cluster; 1–2 lie in one list
+
+
+def test_a_one_to_one_link_leaves_a_record_with_two_equal_candidates_for_a_person():
+    found, clusters = linked_pairs(_scored((1, 3, 8.0), (4, 1, 8.0)), {1}, right_count=2)
+    assert found == {} and clusters == []
+
+
+def test_a_one_to_one_link_keeps_one_candidate_per_record():
+    with pytest.raises(ValueError, match=r"above 0\.5"):
+        matching.link_one_to_one(
+            _scored((1, 2, 1.0)), {1}, right_count=1, model={"probability_two_random_records_match": 0.1}, threshold=0.5
+        )

@@ -108,3 +108,22 @@ def test_not_the_same_leaves_the_queue(admin_user, pair):
 def test_the_duplicates_page_speaks_chinese(admin_user, pair):
     page = client_for(admin_user, "zh-hans").get(reverse("quality:duplicates")).content.decode()
     assert "重复" in page
+
+
+def test_two_lists_are_linked_one_to_one_from_the_page(admin_user, pair):
+    from django_tasks_db.models import DBTaskResult
+
+    from cim.customers.models import ExternalId
+
+    first, second = pair
+    client = client_for(admin_user, "zh-hans")
+    assert "一对一关联" not in client.get(reverse("quality:duplicates")).content.decode()  # one system: nothing to link
+    ExternalId.objects.create(customer=first, system="shop", value="S-1")
+    ExternalId.objects.create(customer=second, system="crm", value="C-1")
+    page = client.get(reverse("quality:duplicates")).content.decode()
+    # The two systems offered, a different one chosen on each side.
+    assert "一对一关联" in page and "<option selected>crm</option>" in page and "<option selected>shop</option>" in page
+    refused = client.post(reverse("quality:duplicates"), {"link": ["crm", "crm"]}, follow=True)
+    assert "请选择两个不同的系统进行关联" in refused.content.decode() and not DBTaskResult.objects.exists()
+    client.post(reverse("quality:duplicates"), {"link": ["shop", "crm"]})
+    assert DBTaskResult.objects.get().args_kwargs["kwargs"]["link"] == ["shop", "crm"]

@@ -30,6 +30,13 @@ class Command(ReportingCommand):
             "match_probability)",
         )
         parser.add_argument(
+            "--link",
+            nargs=2,
+            metavar=("SYSTEM", "SYSTEM"),
+            help="link the customers of two other systems (by their external ids), each list holding each person "
+            "once: a customer of one is paired with at most one of the other",
+        )
+        parser.add_argument(
             "--engine",
             choices=ENGINES,
             help="where the model runs: duckdb (in this process) or spark (Splink on Spark); default "
@@ -50,10 +57,15 @@ class Command(ReportingCommand):
         clusters: Path | None,
         engine: str | None,
         spark_master: str | None,
+        link: list[str] | None,
         **options,
     ):
         if threshold is not None and not 0 < threshold < 1:
             raise self.fail("--threshold is a probability between 0 and 1.")
+        if link and threshold is not None and threshold <= 0.5:
+            raise self.fail("--link pairs each customer with at most one other: its --threshold is above 0.5.")
+        if link and link[0] == link[1]:
+            raise self.fail("--link takes two different systems.")
         engine = engine or settings.CIM_DEDUPE_ENGINE
         if engine not in ENGINES:
             raise self.fail(f"CIM_DEDUPE_ENGINE is one of {', '.join(ENGINES)}, not {engine!r}.")
@@ -86,6 +98,7 @@ class Command(ReportingCommand):
                     progress=lambda n: progress.advance(task, n),
                     engine=engine,
                     spark_master=spark_master,
+                    link=tuple(link) if link else None,
                 )
             except OtherComparisons as error:
                 raise self.fail(str(error)) from error
@@ -93,6 +106,11 @@ class Command(ReportingCommand):
             f"{result.customers:,} customers scanned in {result.seconds:.1f} s: {result.pairs:,} likely duplicate "
             f"pairs in {result.clusters:,} clusters, awaiting review."
         )
+        if link:
+            summary = (
+                f"{result.customers:,} customers of {link[0]} and {link[1]} linked in {result.seconds:.1f} s: "
+                f"{result.pairs:,} pairs, each customer in at most one, awaiting review."
+            )
         if result.merged:
             summary += f" {result.merged:,} pairs were merged automatically (CIM_AUTO_MERGE_THRESHOLD)."
         if clusters:
@@ -107,5 +125,6 @@ class Command(ReportingCommand):
                 "merged": result.merged,
                 "trained": trained is not None,
                 "engine": engine,
+                "link": link,
             },
         )
