@@ -8,6 +8,7 @@ from functools import lru_cache
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import F, Q, QuerySet
 
 from cim.core.blind_index import blind_index
@@ -110,8 +111,19 @@ def link_sides(left_system: str, right_system: str) -> tuple[QuerySet, QuerySet]
 
 
 def external_systems() -> list[str]:
-    """The other systems customers are known to by an external id, for choosing two lists to link."""
-    return list(ExternalId.objects.order_by("system").values_list("system", flat=True).distinct())
+    """The other systems customers are known to by an external id, for choosing two lists to link.
+
+    Read by jumping from one system to the next in the (system, value) index: a handful of lookups, where a
+    DISTINCT would read an index entry per customer on every load of the duplicates page."""
+    table = ExternalId._meta.db_table
+    sql = (
+        f"with recursive systems(name) as (select min(system) from {table} union all "
+        f"select (select min(system) from {table} where system > name) from systems where name is not null) "
+        "select name from systems where name is not null"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        return [name for (name,) in cursor.fetchall()]
 
 
 def record_features(*, values: dict, contacts: dict, unique_id: int = 0) -> dict:
