@@ -8,7 +8,9 @@ unless the job says to update matches: nothing is merged without a person's deci
 """
 
 import hashlib
-from collections.abc import Iterator
+import sqlite3
+import weakref
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from operator import itemgetter
@@ -23,7 +25,7 @@ from django.utils.translation import gettext as _
 from cim.accounts.models import Team, User
 from cim.audit.services import audit_record_bulk
 from cim.core.background import in_other_processes
-from cim.core.bulk import column_lookup, insert_rows, value_adapter
+from cim.core.bulk import LOOKUP_CHUNK, column_lookup, insert_rows, value_adapter
 from cim.customers.models import Address, Customer, CustomerTag, Email, ExternalId, Phone
 from cim.customers.numbering import is_valid_number, normalize_number, numbers_allocate
 from cim.customers.schemas import CustomerInput
@@ -209,8 +211,31 @@ def _contact_row(model, row: dict) -> tuple:
 
 
 def _compact(key: str) -> int:
-    """64 bits of a value, to remember millions of them in little memory."""
-    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big")
+    """64 bits of a value (signed, as SQLite's integers are), to remember millions of them in little space."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+class SeenKeys:
+    """Keys met so far in a file, each with the row where it first appeared. They live in a private temporary
+    SQLite file, not in a dict, so that memory stays flat however many millions of rows the file has."""
+
+    def __init__(self):
+        self._db = sqlite3.connect("")  # "" opens a private database on disk, deleted when closed
+        weakref.finalize(self, self._db.close)
+        self._db.execute("CREATE TABLE seen (key INTEGER PRIMARY KEY, row INTEGER NOT NULL)")
+
+    def add(self, keyed_rows: Iterable[tuple[int, int]]) -> None:
+        """Remember each (key, row); a key met before keeps its first row."""
+        self._db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?)", keyed_rows)
+
+    def first_rows(self, keys: list[int]) -> dict[int, int]:
+        """The row where each of `keys` first appeared, for those met so far."""
+        found: dict[int, int] = {}
+        for start in range(0, len(keys), LOOKUP_CHUNK):
+            chunk = keys[start : start + LOOKUP_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            found.update(self._db.execute(f"SELECT key, row FROM seen WHERE key IN ({marks})", chunk))
+        return found
 
 
 class Importer:
@@ -225,9 +250,9 @@ class Importer:
         self.teams = dict(Team.objects.values_list("name", "pk"))
         # Customers made by this job are "earlier rows", never existing customers to update.
         self.first_new_id = (Customer.objects.aggregate(top=Max("pk"))["top"] or 0) + 1
-        self.seen_external: dict[int, int] = {}  # external id → its row
+        self.seen_external = SeenKeys()
         # A dry run writes nothing, so the contacts of earlier batches are remembered instead of looked up.
-        self.seen_contacts: set[int] = set()
+        self.seen_contacts = SeenKeys()
         self.counts = ImportCounts(**(job.counts if not dry_run else {}))
 
     def prepared_batches(self, batches: Iterator[list], *, file_bytes: int) -> Iterator[list[PreparedRow]]:
@@ -281,11 +306,17 @@ class Importer:
         by_number = dict(column_lookup(Customer, "number", "id", numbers))
         existing = {c.pk: c for c in Customer.objects.filter(pk__in=[*by_external.values(), *by_number.values()])}
         holders = self._holders([key for p in inputs for key, _reason in p.keys])
+        external_keys = {p.row: _compact(p.external_id) for p in inputs if p.external_id}
+        self.seen_external.add((key, row) for row, key in external_keys.items())
+        first_rows = self.seen_external.first_rows(list(external_keys.values()))
+        if self.dry_run:
+            contact_keys = {key: _compact(key) for p in inputs for key, _reason in p.keys}
+            contacts_before = self.seen_contacts.first_rows(list(contact_keys.values()))
         creates: list[_NewCustomer] = []
         in_batch: dict[str, int] = {}  # match key → the create of this batch that had it first
         for prepared in inputs:
             if prepared.external_id:
-                seen = self.seen_external.setdefault(_compact(prepared.external_id), prepared.row)
+                seen = first_rows[external_keys[prepared.row]]
                 if seen != prepared.row:
                     problem = _("The same external id is on row %(row)s.") % {"row": seen}
                     self._reject(errors, counts, prepared.row, [(self._column("external_id"), problem)])
@@ -317,14 +348,15 @@ class Importer:
                 if key in in_batch:
                     new.lookalikes_in_batch.append((in_batch[key], reason))
                 in_batch.setdefault(key, len(creates))
-                if self.dry_run:
-                    compact = _compact(key)
-                    if compact in self.seen_contacts:
-                        new.lookalikes.append((0, reason))
-                    self.seen_contacts.add(compact)
+                if self.dry_run and contact_keys[key] in contacts_before:
+                    new.lookalikes.append((0, reason))
             if new.lookalikes or new.lookalikes_in_batch:
                 counts.possible_duplicates += 1
             creates.append(new)
+        if self.dry_run:
+            self.seen_contacts.add(
+                (contact_keys[key], new.prepared.row) for new in creates for key, _r in new.prepared.keys
+            )
         if creates:
             self._create(creates, counts)
 

@@ -462,3 +462,21 @@ def test_rows_prepared_in_a_second_process_import_as_in_this_one(tmp_path, admin
     counts, predicted_right, _errors, made, flagged = outcomes[0]
     # Rows 7-19 repeat an earlier phone (those from 14 on, two earlier ones), and A004 repeats A001.
     assert predicted_right and counts.created == 23 and counts.possible_duplicates == 14 and flagged == 20
+
+
+def test_a_repeated_external_id_is_rejected_with_the_row_where_it_first_appeared(tmp_path, admin_user, monkeypatch):
+    """Within a batch and across batches alike, in the dry run as in the import. Row 1 is the header."""
+    monkeypatch.setattr(services, "BATCH_ROWS", 2)
+    rows = [["编号", "姓名"], ["E1", "甲"], ["E2", "乙"], ["E1", "丙"], ["E3", "丁"], ["E3", "戊"], ["E2", "己"]]
+    job = import_job_create(path=write_csv(tmp_path / "a.csv", rows), filename="a.csv", actor=admin_user)
+    predicted = import_run(job=job, actor=admin_user, dry_run=True)
+    counts = import_run(job=job, actor=admin_user)
+    assert predicted == counts and (counts.created, counts.rejected) == (3, 3)
+    assert sorted(Customer.objects.values_list("display_name", flat=True)) == ["丁", "乙", "甲"]
+    for dry_run in (True, False):
+        errors = ImportRowError.objects.filter(job=job, dry_run=dry_run).order_by("row")
+        assert [(e.row, e.message) for e in errors] == [
+            (4, "第 2 行已有相同的外部编号。"),
+            (6, "第 5 行已有相同的外部编号。"),
+            (7, "第 3 行已有相同的外部编号。"),
+        ]
