@@ -10,6 +10,10 @@ def write_section(heading: str, lines: list[str], results: Path = RESULTS) -> No
     """Replace the `## heading` section of `results` with `lines` (or append it)."""
     text = results.read_text() if results.exists() else TITLE + "\n"
     head, *sections = text.split("\n## ")
-    kept = [s for s in sections if s.split("\n", 1)[0].strip() != heading]
     new = heading + "\n\n" + "\n".join(lines).strip() + "\n"
-    results.write_text("\n## ".join([head.rstrip() + "\n", *(s.rstrip() + "\n" for s in kept), new]))
+    headings = [s.split("\n", 1)[0].strip() for s in sections]
+    if heading in headings:  # in its place, so that the file keeps its order
+        sections[headings.index(heading)] = new
+    else:
+        sections.append(new)
+    results.write_text("\n## ".join([head.rstrip() + "\n", *(s.rstrip() + "\n" for s in sections)]))
