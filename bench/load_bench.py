@@ -15,6 +15,8 @@ import os
 import platform
 import subprocess
 import sys
+import time
+from collections import Counter
 from pathlib import Path
 
 import requests
@@ -71,9 +73,9 @@ def main() -> int:
             "CIM_LOAD_USERS": ",".join(accounts),
             "CIM_LOAD_NUMBERS": ",".join(numbers),
             "CIM_LOAD_WRITE_KEY": keys["write"],
-            "REQUESTS_CA_BUNDLE": str(stack.cert),  # the stack's self-signed certificate, trusted for this run
+            "CIM_LOAD_CA": str(stack.cert),
         }
-        subprocess.run(
+        locust = subprocess.Popen(
             [
                 str(BIN / "locust"),
                 *("-f", str(ROOT / "bench" / "locustfile.py"), "--headless", "--only-summary"),
@@ -81,15 +83,41 @@ def main() -> int:
                 *("-t", f"{int(ramp + args.minutes * 60)}s", "--reset-stats", "--csv", str(out)),
             ],
             env=env,
-            check=False,  # locust exits 1 when any request failed; the figures say how many
         )
+        # CPU time per program over the measured minutes (locust still running at both ends).
+        time.sleep(ramp + 5)
+        before, started = cpu_seconds_by_program(), time.monotonic()
+        time.sleep(args.minutes * 60 - 15)
+        used = cpu_seconds_by_program() - before
+        cpu = {program: seconds / (time.monotonic() - started) for program, seconds in used.most_common()}
+        locust.wait()  # it exits 1 when any request failed; the figures say how many
         with open(f"{out}_stats.csv", encoding="utf-8") as stats:
             rows = list(csv.DictReader(stats))
-    report(rows, args)
+    report(rows, cpu, args)
     return 0
 
 
-def report(rows: list[dict], args) -> None:
+PROGRAMS = {"gunicorn": "gunicorn", "postgres": "PostgreSQL", "locust": "locust", "nginx": "nginx"}
+PROGRAMS |= {"cim worker": "RQ workers", "redis-server": "Redis"}
+
+
+def cpu_seconds_by_program() -> Counter:
+    """CPU seconds (user and system) every running process has used, summed per program of the stack. A
+    process's reaped children count with it, so gunicorn workers recycled on the way are not lost."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used: Counter = Counter()
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        program = next((name for key, name in PROGRAMS.items() if key in command), "other")
+        used[program] += sum(int(value) for value in fields[11:15]) / tick  # utime, stime, cutime, cstime
+    return used
+
+
+def report(rows: list[dict], cpu: dict[str, float], args) -> None:
     total = next(row for row in rows if row["Name"] == "Aggregated")
     requests_made, failures = int(total["Request Count"]), int(total["Failure Count"])
     lines = [
@@ -112,6 +140,13 @@ def report(rows: list[dict], args) -> None:
                 f"| {row['Type']} {row['Name']} | {int(row['Request Count']):,} | {row['Failure Count']} "
                 f"| {row['50%']} | {row['95%']} | {row['99%']} |"
             )
+    shares = ", ".join(f"{program} {100 * share:.0f} %" for program, share in cpu.items() if share >= 0.005)
+    web_ms = 1000 * cpu.get("gunicorn", 0) / max(float(total["Requests/s"]), 0.001)
+    lines += [
+        "",
+        f"Where the two cores went over the measured minutes, in shares of one core: {shares}. The web processes "
+        f"used {web_ms:.0f} ms of CPU per request.",
+    ]
     write_section("Load: a working day of 100 people", lines)
 
 

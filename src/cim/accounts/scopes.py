@@ -1,8 +1,6 @@
 """Record scope: which teams a user's role lets them see customers of (roles.ROLE_SCOPE), and which departments
 hold their team (shares to a department reach its sub-teams)."""
 
-from django.db.models import Q
-
 from cim.accounts.models import Team
 from cim.accounts.roles import Scope, scope_of
 
@@ -10,24 +8,41 @@ from cim.accounts.roles import Scope, scope_of
 MAX_DEPTH = 10
 
 
-def ancestors_q(team_ids) -> Q:
-    """Teams that are one of `team_ids` or above one of them (whose department holds them), as a condition."""
-    ids = list(team_ids)
-    q = Q(pk__in=ids)
-    path = "children"
+def team_parents() -> dict[int, int | None]:
+    """Every team's parent. The table is small, and the ids it gives keep a query short: the tree as inline joins
+    took PostgreSQL longer to plan than the query took to run."""
+    return dict(Team.objects.order_by().values_list("pk", "parent_id"))
+
+
+def team_ancestors(team_ids, parents: dict[int, int | None]) -> set[int]:
+    """These teams and the departments above them (whose department holds them), up to MAX_DEPTH levels up."""
+    found = set()
+    for team in team_ids:
+        for _level in range(MAX_DEPTH + 1):
+            if team is None:
+                break
+            found.add(team)
+            team = parents.get(team)
+    return found
+
+
+def team_descendants(team_ids, parents: dict[int, int | None]) -> set[int]:
+    """These teams and the teams under them, up to MAX_DEPTH levels down."""
+    children: dict[int | None, list[int]] = {}
+    for team, parent in parents.items():
+        children.setdefault(parent, []).append(team)
+    found = level = set(team_ids)
     for _level in range(MAX_DEPTH):
-        q |= Q(**{f"{path}__in": ids})
-        path += "__children"
-    return q
+        level = {child for team in level for child in children.get(team, ())}
+        found = found | level
+    return found
 
 
 def _team_parents(user) -> dict[int, int | None]:
-    """Every team's parent, read once per user object (a request's user lives for the request). The table is small,
-    and the ids it gives keep each scoped query short: the tree as inline joins took PostgreSQL longer to plan than
-    the query took to run, on every list and customer page."""
+    """`team_parents()`, read once per user object (a request's user lives for the request)."""
     parents = user.__dict__.get("_cim_team_parents")
     if parents is None:
-        parents = user.__dict__["_cim_team_parents"] = dict(Team.objects.order_by().values_list("pk", "parent_id"))
+        parents = user.__dict__["_cim_team_parents"] = team_parents()
     return parents
 
 
@@ -39,14 +54,7 @@ def scope_team_ids(user) -> list[int] | None:
         return [user.team_id]
     if scope != Scope.DEPARTMENT or not user.team_id:
         return None
-    children: dict[int, list[int]] = {}
-    for team, parent in _team_parents(user).items():
-        children.setdefault(parent, []).append(team)
-    found, level = [user.team_id], [user.team_id]
-    for _depth in range(MAX_DEPTH):
-        level = [child for team in level for child in children.get(team, ())]
-        found += level
-    return found
+    return sorted(team_descendants([user.team_id], _team_parents(user)))
 
 
 def department_ids(user) -> list[int]:

@@ -4,18 +4,17 @@ seen only by those who see its customer (DESIGN §3.4)."""
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Min, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Min, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from cim.accounts.models import Team, User
+from cim.accounts.models import User
 from cim.accounts.roles import ROLE_PERMISSIONS, ROLE_SCOPE, Perm, Scope, has_perm
-from cim.accounts.scopes import ancestors_q
+from cim.accounts.scopes import team_ancestors, team_parents
 from cim.activities.models import CallbackPlan, FollowUp, Interaction, Notification
 from cim.customers.models import Customer
-from cim.customers.sharing_selectors import share_recipients_q
+from cim.customers.sharing_selectors import share_recipient_team_ids
 
 Status = FollowUp.Status
 TABS = ("today", "overdue", "upcoming", "done")
@@ -117,12 +116,14 @@ def follow_up_owners(*, customer: Customer) -> QuerySet[User]:
     sees = Q(role__in=[r for r in roles if ROLE_SCOPE.get(r) == Scope.ALL])
     if customer.owner_id:
         sees |= Q(pk=customer.owner_id)
+    parents = team_parents()
     teams = {customer.team_id, customer.owner.team_id if customer.owner_id else None} - {None}
     if teams:
         sees |= Q(role__in=[r for r in roles if ROLE_SCOPE.get(r) == Scope.TEAM], team_id__in=teams)
-        departments = Team.objects.filter(ancestors_q(teams)).values("pk")
+        departments = team_ancestors(teams, parents)
         sees |= Q(role__in=[r for r in roles if ROLE_SCOPE.get(r) == Scope.DEPARTMENT], team_id__in=departments)
-    sees |= share_recipients_q(customer)  # teams the customer is shared with
+    if recipients := share_recipient_team_ids(customer, parents):  # teams the customer is shared with
+        sees |= Q(team_id__in=recipients)
     return User.objects.filter(sees, is_active=True, role__in=roles).order_by("username")
 
 
@@ -170,26 +171,13 @@ class NavbarCounts:
     unread: int
 
 
-def _count(queryset: QuerySet, key: str) -> Coalesce:
-    """COUNT(*) of a queryset whose rows share `key`, as a scalar subquery (0 when it has none)."""
-    return Coalesce(Subquery(queryset.order_by().values(key).annotate(n=Count("pk")).values("n")), 0)
-
-
 def navbar_counts(*, user, now: datetime | None = None) -> NavbarCounts:
-    """The user's open and overdue follow-ups (on the owner index) and unread notifications (on the user index),
-    counted in one query: every page pays it."""
+    """The user's open and overdue follow-ups (on the owner index) and unread notifications (on the user index).
+    Every page pays it, so the customer scope is written into the query once, not once per count."""
     mine = _in_scope(FollowUp.objects.filter(owner=user, status=Status.OPEN), user)
-    counts = (
-        User.objects.filter(pk=user.pk)
-        .annotate(
-            open=_count(mine, "owner_id"),
-            overdue=_count(mine.filter(due_at__lt=now or timezone.now()), "owner_id"),
-            unread=_count(Notification.objects.filter(user=user, read_at__isnull=True), "user_id"),
-        )
-        .values("open", "overdue", "unread")
-        .first()
-    ) or {"open": 0, "overdue": 0, "unread": 0}
-    return NavbarCounts(**counts)
+    counts = mine.aggregate(open=Count("pk"), overdue=Count("pk", filter=Q(due_at__lt=now or timezone.now())))
+    unread = Notification.objects.filter(user=user, read_at__isnull=True).count()
+    return NavbarCounts(open=counts["open"], overdue=counts["overdue"], unread=unread)
 
 
 def notification_list(*, user, unread_only: bool = False) -> QuerySet[Notification]:

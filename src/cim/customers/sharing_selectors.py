@@ -16,7 +16,7 @@ from pydantic import Field
 
 from cim.accounts.models import Team
 from cim.accounts.roles import Role, Scope, scope_of
-from cim.accounts.scopes import MAX_DEPTH, department_ids
+from cim.accounts.scopes import department_ids, team_descendants
 from cim.customers.models import Customer, Share
 from cim.customers.numbering import normalize_number
 from cim.customers.schemas import MAX_ID
@@ -157,14 +157,11 @@ def share_teams() -> QuerySet[Team]:
     return Team.objects.select_related("parent").order_by("name")
 
 
-def share_recipients_q(customer: Customer) -> Q:
-    """Staff whose team receives a running share of `customer` (directly or through a list or segment), as a
-    condition on users: `visible_to`'s share rule turned around, for who may own its follow-ups."""
-    shares = shares_active().filter(_covering_q([customer.pk]))
-    departments = shares.filter(include_subteams=True).values("team_id")
-    condition = Q(team_id__in=shares.values("team_id"))
-    path = "team__parent"
-    for _level in range(MAX_DEPTH):
-        condition |= Q(**{f"{path}_id__in": departments})
-        path += "__parent"
-    return condition
+def share_recipient_team_ids(customer: Customer, parents: dict[int, int | None]) -> set[int]:
+    """Teams that receive a running share of `customer` (directly or through a list or segment), the sub-teams of a
+    department shared with included: `visible_to`'s share rule turned around, for who may own its follow-ups."""
+    shares = shares_active().filter(_covering_q([customer.pk])).order_by().values_list("team_id", "include_subteams")
+    teams, departments = set(), set()
+    for team, include_subteams in shares:
+        (departments if include_subteams else teams).add(team)
+    return teams | team_descendants(departments, parents)

@@ -223,11 +223,25 @@ def duplicate_candidate_list(
 
 
 def customer_pairs(*, user, customer: Customer) -> list[DuplicateCandidate]:
-    """The customer's pairs awaiting review, each with `that`, the other customer."""
-    pairs = duplicate_candidate_list(user=user).filter(Q(customer=customer) | Q(other=customer))
+    """The pairs awaiting review of a customer the user sees, each with `that`, the other customer: those of
+    `duplicate_candidate_list` whose other customer the user sees too. The scope is checked on the few other
+    customers only, as most customers have no pair at all."""
+    pairs = list(
+        DuplicateCandidate.objects.filter(
+            Q(customer=customer) | Q(other=customer), status=DuplicateCandidate.Status.OPEN
+        )
+        .exclude(customer__status=Status.ARCHIVED)
+        .exclude(other__status=Status.ARCHIVED)
+        .select_related("customer", "other")
+        .order_by(F("probability").desc(nulls_last=True), "-id")
+    )
     for pair in pairs:
         pair.that = pair.other if pair.customer_id == customer.pk else pair.customer
-    return list(pairs)
+    if not pairs:
+        return []
+    others = Customer.objects.visible_to(user).filter(pk__in=[pair.that.pk for pair in pairs])
+    visible = set(others.values_list("pk", flat=True))
+    return [pair for pair in pairs if pair.that.pk in visible]
 
 
 def customer_merges(*, customer: Customer) -> list[MergeRecord]:

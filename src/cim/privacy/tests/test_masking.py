@@ -280,7 +280,7 @@ def test_list_query_count_is_the_same_masked_or_not(users, owned, api_client, dj
     for role in (Role.ADMINISTRATOR, Role.MARKETING):
         client = _client(users[role])
         client.get(reverse("customers:list"))
-        with django_assert_max_num_queries(14):
+        with django_assert_max_num_queries(15):
             assert client.get(reverse("customers:list")).status_code == 200
         api = api_client(users[role])
         api.get("/api/v1/customers")

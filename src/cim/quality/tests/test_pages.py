@@ -127,3 +127,16 @@ def test_two_lists_are_linked_one_to_one_from_the_page(admin_user, pair):
     assert "请选择两个不同的系统进行关联" in refused.content.decode() and not DBTaskResult.objects.exists()
     client.post(reverse("quality:duplicates"), {"link": ["shop", "crm"]})
     assert DBTaskResult.objects.get().args_kwargs["kwargs"]["link"] == ["shop", "crm"]
+
+
+def test_the_customer_page_names_only_the_likely_duplicates_the_user_sees(users):
+    sales = users[Role.SALES]
+    mine = make_customer(sales, display_name="张三", phones=[{"number": "13812345678"}], owner_id=sales.pk)
+    make_customer(users[Role.ADMINISTRATOR], display_name="章三", phones=[{"number": "13812345678"}])
+    also_mine = make_customer(sales, display_name="張三", phones=[{"number": "13812345678"}], owner_id=sales.pk)
+    assert DuplicateCandidate.objects.filter(status="open").count() == 3
+    page = client_for(sales).get(reverse("customers:detail", args=[mine.number])).content.decode()
+    assert "Likely duplicates of this customer" in page
+    assert also_mine.number in page and "章三" not in page
+    page = client_for(users[Role.ADMINISTRATOR]).get(reverse("customers:detail", args=[mine.number])).content.decode()
+    assert also_mine.number in page and "章三" in page
