@@ -31,6 +31,7 @@ from cim.accounts.services import user_create
 from cim.audit.services import audit_record
 from cim.core.blind_index import blind_index
 from cim.core.bulk import insert_rows, rare_checkpoints, value_adapter
+from cim.core.tasks import database_statistics_refresh
 from cim.customers import choices as c
 from cim.customers.models import Address, Customer, CustomerTag, Email, Phone, Tag
 from cim.customers.numbering import numbers_allocate
@@ -625,4 +626,5 @@ def demo_load(*, customers: int, seed: int = 0, progress: Callable[[int], None] 
             _save(batch)
             if progress:
                 progress(len(batch.numbers))
+    database_statistics_refresh()  # without statistics the planner reads every customer to show the newest 25
     return DemoResult(customers=customers, seconds=time.monotonic() - started)
