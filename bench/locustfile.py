@@ -2,10 +2,11 @@
 
 Each simulated person signs in through the login page and then, with pauses, mostly reads — the customer list,
 searches by name, pinyin and phone digits, customer pages — and sometimes writes through the API with their
-token: creates and edits customers and logs calls. A website sends batches of tracking events, and now and then
-someone exports a filtered list. Settings come from the environment bench/load_bench.py sets:
-CIM_LOAD_USERS (username:password:token,...), CIM_LOAD_WRITE_KEY, CIM_LOAD_NUMBERS (customer numbers) and
-CIM_LOAD_CA (the stack's certificate).
+token: creates and edits customers and logs calls. Requests are the ones the page itself sends: opening the list
+loads the whole page; turning its pages and typing in its search box ask htmx for the results only. A website
+sends batches of tracking events, and now and then someone exports a filtered list. Settings come from the
+environment bench/load_bench.py sets: CIM_LOAD_USERS (username:password:token,...), CIM_LOAD_WRITE_KEY,
+CIM_LOAD_NUMBERS (customer numbers) and CIM_LOAD_CA (the stack's certificate).
 """
 
 import base64
@@ -22,6 +23,8 @@ ACCOUNTS = itertools.cycle([account.split(":", 2) for account in os.environ["CIM
 NUMBERS = os.environ["CIM_LOAD_NUMBERS"].split(",")
 WRITE_KEY = base64.b64encode(f"{os.environ['CIM_LOAD_WRITE_KEY']}:".encode()).decode()
 SEARCHES = ["王", "李", "张伟", "wang", "zw", "liu", "138", "1390", "公司", "科技"]
+# What htmx adds to the requests of the list page's search box and page links (hx-target="#results").
+HTMX_RESULTS = {"HX-Request": "true", "HX-Target": "results"}
 CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 
 
@@ -45,13 +48,18 @@ class Staff(FastHttpUser):
         )
         self.mine: list[str] = []
 
-    @task(30)
+    @task(15)
     def customer_list(self):
-        self.client.get(f"/?page={random.randint(1, 20)}", name="list")
+        self.client.get("/", name="list")
+
+    @task(15)
+    def next_page(self):
+        self.client.get(f"/?page={random.randint(2, 20)}", headers=HTMX_RESULTS, name="list page (htmx)")
 
     @task(25)
     def search(self):
-        self.client.get(f"/?q={random.choice(SEARCHES)}", name="search")
+        query = f"q={random.choice(SEARCHES)}&status=current&sort=-created&per_page=25"
+        self.client.get(f"/?{query}", headers=HTMX_RESULTS, name="search (htmx)")
 
     @task(20)
     def customer_page(self):

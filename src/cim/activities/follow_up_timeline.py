@@ -1,5 +1,6 @@
 """Follow-ups on the customer's timeline: each at the time it was created, with its due time, owner and status."""
 
+from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -11,16 +12,17 @@ from cim.activities.timeline import Cursor, TimelineEntry, older_than, timeline_
 KIND = "follow_up"
 
 
-@timeline_source(KIND, gettext_lazy("Follow-ups"))
-def follow_up_entries(*, customer_id: int, before: Cursor | None, limit: int) -> list[TimelineEntry]:
-    rows = (
-        FollowUp.objects.filter(customer_id=customer_id)
-        .filter(older_than(before, KIND, at="created_at"))
+@timeline_source(
+    KIND, gettext_lazy("Follow-ups"), rows=lambda customer_id: FollowUp.objects.filter(customer_id=customer_id)
+)
+def follow_up_entries(*, rows: QuerySet[FollowUp], before: Cursor | None, limit: int) -> list[TimelineEntry]:
+    follow_ups = (
+        rows.filter(older_than(before, KIND, at="created_at"))
         .select_related("owner", "created_by", "plan")
         .order_by("-created_at", "-id")[:limit]
     )
     entries = []
-    for follow_up in rows:
+    for follow_up in follow_ups:
         badges = [follow_up.get_status_display()]
         if follow_up.priority in (Priority.HIGH, Priority.URGENT):
             badges.append(follow_up.get_priority_display())

@@ -1,5 +1,6 @@
 """Timeline entries for orders, refunds, interactions and behaviour events."""
 
+from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
@@ -13,11 +14,12 @@ def _amount(value, currency: str) -> str:
     return f"{currency} {number_format(value, 2, force_grouping=True)}"
 
 
-@timeline_source("order", gettext_lazy("Orders"))
-def order_entries(*, customer_id: int, before: Cursor | None, limit: int) -> list[TimelineEntry]:
+@timeline_source(
+    "order", gettext_lazy("Orders"), rows=lambda customer_id: Order.objects.filter(customer_id=customer_id)
+)
+def order_entries(*, rows: QuerySet[Order], before: Cursor | None, limit: int) -> list[TimelineEntry]:
     orders = (
-        Order.objects.filter(customer_id=customer_id)
-        .filter(older_than(before, "order", at="ordered_at"))
+        rows.filter(older_than(before, "order", at="ordered_at"))
         .order_by("-ordered_at", "-id")
         .only("number", "status", "channel", "store", "currency", "ordered_at", "total_amount", "net_amount")[:limit]
     )
@@ -36,11 +38,12 @@ def order_entries(*, customer_id: int, before: Cursor | None, limit: int) -> lis
     ]
 
 
-@timeline_source("refund", gettext_lazy("Refunds"))
-def refund_entries(*, customer_id: int, before: Cursor | None, limit: int) -> list[TimelineEntry]:
+@timeline_source(
+    "refund", gettext_lazy("Refunds"), rows=lambda customer_id: Refund.objects.filter(order__customer_id=customer_id)
+)
+def refund_entries(*, rows: QuerySet[Refund], before: Cursor | None, limit: int) -> list[TimelineEntry]:
     refunds = (
-        Refund.objects.filter(order__customer_id=customer_id)
-        .filter(older_than(before, "refund", at="refunded_at"))
+        rows.filter(older_than(before, "refund", at="refunded_at"))
         .select_related("order", "created_by")
         .order_by("-refunded_at", "-id")[:limit]
     )
@@ -59,11 +62,14 @@ def refund_entries(*, customer_id: int, before: Cursor | None, limit: int) -> li
     ]
 
 
-@timeline_source("interaction", gettext_lazy("Interactions"))
-def interaction_entries(*, customer_id: int, before: Cursor | None, limit: int) -> list[TimelineEntry]:
+@timeline_source(
+    "interaction",
+    gettext_lazy("Interactions"),
+    rows=lambda customer_id: Interaction.objects.filter(customer_id=customer_id),
+)
+def interaction_entries(*, rows: QuerySet[Interaction], before: Cursor | None, limit: int) -> list[TimelineEntry]:
     interactions = (
-        Interaction.objects.filter(customer_id=customer_id)
-        .filter(older_than(before, "interaction", at="occurred_at"))
+        rows.filter(older_than(before, "interaction", at="occurred_at"))
         .select_related("logged_by")
         .prefetch_related("attachments")
         .order_by("-occurred_at", "-id")[:limit]
@@ -91,11 +97,14 @@ def interaction_entries(*, customer_id: int, before: Cursor | None, limit: int) 
     ]
 
 
-@timeline_source("event", gettext_lazy("Behaviour events"))
-def event_entries(*, customer_id: int, before: Cursor | None, limit: int) -> list[TimelineEntry]:
+@timeline_source(
+    "event",
+    gettext_lazy("Behaviour events"),
+    rows=lambda customer_id: BehaviourEvent.objects.filter(customer_id=customer_id),
+)
+def event_entries(*, rows: QuerySet[BehaviourEvent], before: Cursor | None, limit: int) -> list[TimelineEntry]:
     events = (
-        BehaviourEvent.objects.filter(customer_id=customer_id)
-        .filter(older_than(before, "event", at="occurred_at"))
+        rows.filter(older_than(before, "event", at="occurred_at"))
         .select_related("source")
         .order_by("-occurred_at", "-id")[:limit]
     )

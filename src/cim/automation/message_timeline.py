@@ -1,5 +1,6 @@
 """Messages on the customer's timeline (the 360° page): what was sent on which channel, and what became of it."""
 
+from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -9,11 +10,12 @@ from cim.automation.models import Message
 from cim.automation.models.messages import MessageStatus
 
 
-@timeline_source("message", gettext_lazy("Messages"))
-def message_entries(*, customer_id: int, before: Cursor | None, limit: int) -> list[TimelineEntry]:
+@timeline_source(
+    "message", gettext_lazy("Messages"), rows=lambda customer_id: Message.objects.filter(customer_id=customer_id)
+)
+def message_entries(*, rows: QuerySet[Message], before: Cursor | None, limit: int) -> list[TimelineEntry]:
     messages = (
-        Message.objects.filter(customer_id=customer_id)
-        .filter(older_than(before, "message", at="created_at"))
+        rows.filter(older_than(before, "message", at="created_at"))
         .select_related("template", "customer")
         .order_by("-created_at", "-id")[:limit]
     )

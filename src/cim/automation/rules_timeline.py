@@ -1,5 +1,6 @@
 """Rule runs on the customer timeline: which rule ran, how it ended, the steps it took."""
 
+from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -9,11 +10,12 @@ from cim.automation.models import RuleRun
 from cim.automation.rules_definition import ACTIONS
 
 
-@timeline_source("rule", gettext_lazy("Automation rules"))
-def rule_run_entries(*, customer_id: int, before: Cursor | None, limit: int) -> list[TimelineEntry]:
+@timeline_source(
+    "rule", gettext_lazy("Automation rules"), rows=lambda customer_id: RuleRun.objects.filter(customer_id=customer_id)
+)
+def rule_run_entries(*, rows: QuerySet[RuleRun], before: Cursor | None, limit: int) -> list[TimelineEntry]:
     runs = (
-        RuleRun.objects.filter(customer_id=customer_id)
-        .filter(older_than(before, "rule", at="created_at"))
+        rows.filter(older_than(before, "rule", at="created_at"))
         .select_related("rule")
         .prefetch_related("steps")
         .order_by("-created_at", "-id")[:limit]

@@ -1,7 +1,7 @@
 """The customer's own change history (edits, tags, stage, archive, merges) as read by people: on the timeline."""
 
 from django.core.exceptions import FieldDoesNotExist
-from django.db.models import Prefetch
+from django.db.models import Prefetch, QuerySet
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy
 
@@ -62,12 +62,15 @@ def _value_display(name: str, value: str, names: dict) -> str:
     return str(dict(choices).get(value, value)) if choices else value
 
 
-@timeline_source("change", gettext_lazy("Changes and merges"))
-def change_entries(*, customer_id: int, before: Cursor | None, limit: int) -> list[TimelineEntry]:
+@timeline_source(
+    "change",
+    gettext_lazy("Changes and merges"),
+    rows=lambda customer_id: AuditEvent.objects.filter(target_type="customers.customer", target_id=str(customer_id)),
+)
+def change_entries(*, rows: QuerySet[AuditEvent], before: Cursor | None, limit: int) -> list[TimelineEntry]:
     """The customer's audit events with readable field names and values (owner and team by name)."""
     events = list(
-        AuditEvent.objects.filter(target_type="customers.customer", target_id=str(customer_id))
-        .filter(older_than(before, "change", at="at"))
+        rows.filter(older_than(before, "change", at="at"))
         .select_related("actor")
         .prefetch_related(Prefetch("changes", queryset=FieldChange.objects.order_by("id")))
         .order_by("-at", "-id")[:limit]

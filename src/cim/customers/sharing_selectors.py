@@ -76,7 +76,9 @@ def shares_of_customer(*, user, customer: Customer) -> dict:
     giving side, who may share it)."""
     covering = shares_active().filter(_covering_q([customer.pk])).select_related("team", "shared_by", "segment")
     rows = list(covering)
-    received_ids = set(shares_received(user).filter(pk__in=[s.pk for s in rows]).values_list("pk", flat=True))
+    received_ids = (
+        set(shares_received(user).filter(pk__in=[s.pk for s in rows]).values_list("pk", flat=True)) if rows else set()
+    )
     in_scope = Customer.objects.in_scope_of(user).filter(pk=customer.pk).exists()
     received = [s for s in rows if s.pk in received_ids]
     return {"received": received, "given": rows if in_scope else [], "in_scope": in_scope}

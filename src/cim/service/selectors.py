@@ -212,9 +212,13 @@ def customer_service_summary(*, customer: Customer, limit: int = 5) -> ServiceSu
         open_breached=Count("pk", filter=Q(status__in=c.OPEN_STATUSES) & sla.breached(now)),
         breached_total=Count("pk", filter=sla.breached(now)),
     )
-    open_tickets = list(
-        tickets.filter(status__in=c.OPEN_STATUSES).select_related("assignee").order_by("resolution_due", "id")[:limit]
-    )
+    open_tickets = []
+    if counts["open_count"]:  # most customers have none, and the page is spared a query
+        open_tickets = list(
+            tickets.filter(status__in=c.OPEN_STATUSES)
+            .select_related("assignee")
+            .order_by("resolution_due", "id")[:limit]
+        )
     answered = Survey.objects.filter(customer=customer, answered_at__isnull=False).order_by("-answered_at", "-id")
     return ServiceSummary(
         **counts,

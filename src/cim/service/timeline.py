@@ -1,5 +1,6 @@
 """The customer's timeline: tickets when opened (with their status now), and survey answers with their score."""
 
+from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -9,11 +10,12 @@ from cim.service.choices import SCORE_RANGE
 from cim.service.models import Survey, Ticket
 
 
-@timeline_source("ticket", gettext_lazy("Tickets"))
-def ticket_entries(*, customer_id: int, before, limit: int) -> list[TimelineEntry]:
+@timeline_source(
+    "ticket", gettext_lazy("Tickets"), rows=lambda customer_id: Ticket.objects.filter(customer_id=customer_id)
+)
+def ticket_entries(*, rows: QuerySet[Ticket], before, limit: int) -> list[TimelineEntry]:
     tickets = (
-        Ticket.objects.filter(customer_id=customer_id)
-        .filter(older_than(before, "ticket", at="created_at"))
+        rows.filter(older_than(before, "ticket", at="created_at"))
         .select_related("created_by")
         .order_by("-created_at", "-id")[:limit]
     )
@@ -32,11 +34,14 @@ def ticket_entries(*, customer_id: int, before, limit: int) -> list[TimelineEntr
     ]
 
 
-@timeline_source("survey", gettext_lazy("Survey answers"))
-def survey_entries(*, customer_id: int, before, limit: int) -> list[TimelineEntry]:
+@timeline_source(
+    "survey",
+    gettext_lazy("Survey answers"),
+    rows=lambda customer_id: Survey.objects.filter(customer_id=customer_id, answered_at__isnull=False),
+)
+def survey_entries(*, rows: QuerySet[Survey], before, limit: int) -> list[TimelineEntry]:
     surveys = (
-        Survey.objects.filter(customer_id=customer_id, answered_at__isnull=False)
-        .filter(older_than(before, "survey", at="answered_at"))
+        rows.filter(older_than(before, "survey", at="answered_at"))
         .select_related("ticket")
         .order_by("-answered_at", "-id")[:limit]
     )

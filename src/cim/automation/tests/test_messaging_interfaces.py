@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils.translation import override
 
 from cim.accounts.roles import Role
-from cim.automation.message_timeline import message_entries
+from cim.activities.timeline import timeline_page
 from cim.automation.models import Message, MessageTemplate
 from cim.customers.tests.factories import make_customer
 from cim.privacy.services import consent_record
@@ -160,7 +160,7 @@ def test_messages_are_on_the_customers_timeline(admin_user, fang, template):
         status="suppressed",
         reason="consent",
     )
-    [entry] = message_entries(customer_id=fang.pk, before=None, limit=10)
+    [entry] = timeline_page(customer_id=fang.pk, kinds=["message"]).entries
     assert entry.kind == "message" and "问候" in entry.title and len(entry.badges) == 2
 
 
