@@ -1,6 +1,9 @@
 """Template helpers of the pages: role checks, Bootstrap form widgets, readable tag badges."""
 
+from functools import cache
+
 from django import forms, template
+from django.utils.translation import get_language
 
 from cim.accounts.roles import has_perm
 
@@ -17,6 +20,20 @@ def can(user, perm: str) -> bool:
 def among(value: str, names: str) -> bool:
     """`{% if nav|among:"campaigns messages" %}`: whether `value` is one of the space-separated names."""
     return bool(value) and value in names.split()
+
+
+@register.filter
+def choice_label(instance, name: str):
+    """`{{ customer|choice_label:"lifecycle_stage" }}`: what `get_lifecycle_stage_display` shows, from the field's
+    labels read once per language. Django's builds and hashes the whole list of choices on every call: 2 ms for the
+    two such columns of a list page."""
+    value = getattr(instance, name)
+    return _choice_labels(type(instance), name, get_language()).get(value, value)
+
+
+@cache
+def _choice_labels(model, name: str, language: str | None) -> dict:
+    return {value: str(label) for value, label in model._meta.get_field(name).flatchoices}
 
 
 @register.filter

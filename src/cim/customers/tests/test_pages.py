@@ -144,6 +144,21 @@ def test_list_shows_columns_and_total(admin, customer):
     assert "1 customer" in page
 
 
+def test_list_shows_choices_by_their_label_in_the_users_language(admin):
+    make_customer(admin, display_name="王五", customer_type="distributor", lifecycle_stage="loyal", status="inactive")
+
+    def results(language: str) -> str:  # the rows alone: the filter form lists every label anyway
+        response = client_for(admin, language).get(
+            reverse("customers:list"), {"status": "any"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="results"
+        )
+        return response.content.decode()
+
+    english = results("en")
+    assert "Distributor" in english and "Loyal" in english and "Inactive" in english
+    chinese = results("zh-hans")
+    assert "经销商" in chinese and "忠诚客户" in chinese and "不活跃" in chinese and "Loyal" not in chinese
+
+
 def test_list_counts_only_some_pages_ahead(admin, customer, monkeypatch):
     """A long list says "more than N" instead of counting every row, and its pages still work."""
     monkeypatch.setattr(CappedPaginator, "MIN_CAP", 1)
