@@ -110,6 +110,14 @@ def test_timeline_filters_by_kind(customer, admin_user):
     assert [entry.kind for entry in page.entries] == ["interaction"]
 
 
+def test_timeline_asks_only_the_sources_that_hold_something(customer, admin_user, django_assert_max_num_queries):
+    log(customer, admin_user, subject="回访")
+    # One query for which of the ten sources hold anything; then changes and interactions, two queries each.
+    with django_assert_max_num_queries(5):
+        kinds = {entry.kind for entry in timeline_page(customer_id=customer.pk).entries}
+    assert kinds == {"change", "interaction"}
+
+
 def test_customer_page_shows_purchases_quick_log_and_timeline(customer, admin_user):
     order_create(customer=customer, data=OrderInput(lines=[{"name": "茶", "unit_price": "88"}]), actor=admin_user)
     client = Client(HTTP_ACCEPT_LANGUAGE="en")
