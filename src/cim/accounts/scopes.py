@@ -38,7 +38,7 @@ def team_descendants(team_ids, parents: dict[int, int | None]) -> set[int]:
     return found
 
 
-def _team_parents(user) -> dict[int, int | None]:
+def user_team_parents(user) -> dict[int, int | None]:
     """`team_parents()`, read once per user object (a request's user lives for the request)."""
     parents = user.__dict__.get("_cim_team_parents")
     if parents is None:
@@ -54,12 +54,12 @@ def scope_team_ids(user) -> list[int] | None:
         return [user.team_id]
     if scope != Scope.DEPARTMENT or not user.team_id:
         return None
-    return sorted(team_descendants([user.team_id], _team_parents(user)))
+    return sorted(team_descendants([user.team_id], user_team_parents(user)))
 
 
 def department_ids(user) -> list[int]:
     """The user's team and the departments above it, up to MAX_DEPTH levels up (none without a team)."""
-    parents = _team_parents(user) if user.team_id else {}
+    parents = user_team_parents(user) if user.team_id else {}
     found, team = [], user.team_id
     while team is not None and len(found) <= MAX_DEPTH:
         found.append(team)

@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 
 from cim.accounts.models import User
 from cim.accounts.roles import ROLE_PERMISSIONS, ROLE_SCOPE, Perm, Scope, has_perm
-from cim.accounts.scopes import team_ancestors, team_parents
+from cim.accounts.scopes import team_ancestors, team_parents, user_team_parents
 from cim.activities.models import CallbackPlan, FollowUp, Interaction, Notification
 from cim.customers.models import Customer
 from cim.customers.sharing_selectors import share_recipient_team_ids
@@ -106,17 +106,17 @@ def follow_up_get(*, user, pk: int) -> FollowUp:
     return follow_up
 
 
-def follow_up_owners(*, customer: Customer) -> QuerySet[User]:
+def follow_up_owners(*, customer: Customer, parents: dict[int, int | None] | None = None) -> QuerySet[User]:
     """Active staff who may own a follow-up of `customer`: their role logs activities and they see the customer.
 
     The same rule as `Customer.objects.visible_to` (scope and shares), turned around to find users from a customer
-    in one query.
+    in one query. `parents`: the team tree (`team_parents()`), when the caller has it already.
     """
     roles = [role for role, perms in ROLE_PERMISSIONS.items() if Perm.ACTIVITY_LOG in perms]
     sees = Q(role__in=[r for r in roles if ROLE_SCOPE.get(r) == Scope.ALL])
     if customer.owner_id:
         sees |= Q(pk=customer.owner_id)
-    parents = team_parents()
+    parents = team_parents() if parents is None else parents
     teams = {customer.team_id, customer.owner.team_id if customer.owner_id else None} - {None}
     if teams:
         sees |= Q(role__in=[r for r in roles if ROLE_SCOPE.get(r) == Scope.TEAM], team_id__in=teams)
@@ -150,13 +150,14 @@ class CustomerFollowUps:
     now: datetime
 
 
-def customer_follow_ups(*, user, customer: Customer) -> CustomerFollowUps:
-    """The open follow-ups of a customer in the user's scope, and what the quick "add" form offers."""
+def customer_follow_ups(*, user, customer: Customer, has_follow_ups: bool = True) -> CustomerFollowUps:
+    """The open follow-ups of a customer in the user's scope, and what the quick "add" form offers.
+    `has_follow_ups=False`: the caller knows the customer has none."""
     can_add = has_perm(user, Perm.ACTIVITY_LOG) and not customer.is_archived
-    owners = list(follow_up_owners(customer=customer)) if can_add else []
+    owners = list(follow_up_owners(customer=customer, parents=user_team_parents(user))) if can_add else []
     default = customer.owner_id if customer.owner_id in {owner.pk for owner in owners} else user.pk
     return CustomerFollowUps(
-        open=list(customer_follow_up_list(customer=customer)),
+        open=list(customer_follow_up_list(customer=customer)) if has_follow_ups else [],
         owners=owners,
         default_owner_id=default if can_add else None,
         can_add=can_add,

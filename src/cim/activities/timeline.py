@@ -110,6 +110,7 @@ def older_than(before: Cursor | None, kind: str, *, at: str, key: str = "pk") ->
 class TimelinePage:
     entries: list[TimelineEntry]
     next_cursor: Cursor | None
+    held: frozenset[str]  # the kinds of record the customer has at all, whatever the page shows
 
 
 def _newest_first(entry: TimelineEntry):
@@ -120,23 +121,22 @@ def timeline_page(
     *, customer_id: int, kinds: Iterable[str] | None = None, before: Cursor | None = None, limit: int = 30
 ) -> TimelinePage:
     """One page of the customer's feed, from the chosen kinds (every kind when None), after `before`."""
-    wanted = [SOURCES[k] for k in (kinds or SOURCES) if k in SOURCES]
+    held = customer_holdings(customer_id)
+    wanted = [SOURCES[k] for k in (kinds or SOURCES) if k in held]
     pages = [
         sorted(
             source.fetch(rows=source.rows(customer_id), before=before, limit=limit + 1), key=_newest_first, reverse=True
         )
-        for source in _holding(wanted, customer_id)
+        for source in wanted
     ]
     merged = list(itertools.islice(heapq.merge(*pages, key=_newest_first, reverse=True), limit + 1))
     entries = merged[:limit]
-    return TimelinePage(entries, entries[-1].cursor if len(merged) > limit else None)
+    return TimelinePage(entries, entries[-1].cursor if len(merged) > limit else None, held)
 
 
-def _holding(sources: list[TimelineSource], customer_id: int) -> list[TimelineSource]:
-    """Those of `sources` that hold any record of the customer, in one query: an empty source's own query costs as
-    much Python as a full one, and the 360° page asked ten of them."""
-    if len(sources) < 2:
-        return sources
-    held = {f"holds_{source.kind}": Exists(source.rows(customer_id)) for source in sources}
+def customer_holdings(customer_id: int) -> frozenset[str]:
+    """The kinds of record (the sources' kinds) the customer has any of, in one query: an empty source's own query
+    costs as much Python as a full one, and the 360° page skips the cards and sums of kinds the customer lacks."""
+    held = {f"holds_{kind}": Exists(source.rows(customer_id)) for kind, source in SOURCES.items()}
     found = Customer.objects.filter(pk=customer_id).values(**held).first() or {}
-    return [source for source in sources if found.get(f"holds_{source.kind}")]
+    return frozenset(kind for kind in SOURCES if found.get(f"holds_{kind}"))

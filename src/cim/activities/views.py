@@ -50,6 +50,7 @@ def timeline_context(request, customer) -> dict:
         "timeline_next": feed.next_cursor.encode() if feed.next_cursor else "",
         "timeline_kinds": [(source.kind, source.label, source.kind in kinds) for source in SOURCES.values()],
         "timeline_filtered": kinds,
+        "timeline_held": feed.held,
     }
 
 

@@ -45,6 +45,21 @@ class CustomerQuerySet(models.QuerySet):
         return self.filter(self._scope_q(user))
 
     @staticmethod
+    def scope_holds(user, customer: "Customer") -> bool:
+        """`in_scope_of(user)` asked of one loaded customer, in Python: the same rule as `_scope_q`, without the
+        query (the 360° page asked it twice). Reads `customer.owner` when its owner's team decides."""
+        if not (user and user.is_authenticated and user.is_active):
+            return False
+        if scope_of(user) == Scope.ALL or (customer.owner_id is not None and customer.owner_id == user.pk):
+            return True
+        from cim.accounts.scopes import scope_team_ids
+
+        teams = scope_team_ids(user)
+        if teams is None:
+            return False
+        return customer.team_id in teams or (customer.owner_id is not None and customer.owner.team_id in teams)
+
+    @staticmethod
     def _scope_q(user) -> Q:
         from cim.accounts.scopes import scope_team_ids
 

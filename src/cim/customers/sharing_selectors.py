@@ -58,7 +58,7 @@ def shared_customers_q(user, *, action: str = "view") -> Q:
 
 def customer_changeable(*, user, customer: Customer) -> bool:
     """Whether the user's scope or an edit share lets them change this customer (their role decides the rest)."""
-    if user.is_active and scope_of(user) == Scope.ALL:
+    if Customer.objects.scope_holds(user, customer):
         return True
     return Customer.objects.visible_to(user, action="change").filter(pk=customer.pk).exists()
 
@@ -79,7 +79,7 @@ def shares_of_customer(*, user, customer: Customer) -> dict:
     received_ids = (
         set(shares_received(user).filter(pk__in=[s.pk for s in rows]).values_list("pk", flat=True)) if rows else set()
     )
-    in_scope = Customer.objects.in_scope_of(user).filter(pk=customer.pk).exists()
+    in_scope = Customer.objects.scope_holds(user, customer)
     received = [s for s in rows if s.pk in received_ids]
     return {"received": received, "given": rows if in_scope else [], "in_scope": in_scope}
 

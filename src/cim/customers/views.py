@@ -281,19 +281,23 @@ def customer_detail_view(request, number: str):
     customer = mask_customer(request.user, _customer_or_404(request, number))
     # A customer shared with the user's team read-only is shown without the buttons that would change it.
     changeable = customer_changeable(user=request.user, customer=customer)
+    timeline = timeline_context(request, customer)
+    held = timeline["timeline_held"]  # the cards of kinds the customer has none of ask nothing
     context = {
         **sharing_context(request, customer=customer),
-        **timeline_context(request, customer),
+        **timeline,
         "nav": "customers",
         "profile_rows": _field_rows(customer, PROFILE_FIELDS),
         "classification_rows": _field_rows(customer, CLASSIFICATION_FIELDS),
         "custom_field_rows": _custom_field_rows(customer),
-        "activity": customer_activity(customer=customer),
-        "order_summary": customer_order_summary(customer=customer),
+        "activity": customer_activity(customer=customer, has_events="event" in held),
+        "order_summary": customer_order_summary(customer=customer, has_orders="order" in held),
         "can_log": has_perm(request.user, Perm.ACTIVITY_LOG),
         "can_order": has_perm(request.user, Perm.ORDER_MANAGE),
-        "follow_ups": customer_follow_ups(user=request.user, customer=customer),
-        "summary": customer_service_summary(customer=customer),
+        "follow_ups": customer_follow_ups(user=request.user, customer=customer, has_follow_ups="follow_up" in held),
+        "summary": customer_service_summary(
+            customer=customer, has_tickets="ticket" in held, has_answers="survey" in held
+        ),
         "can_handle": has_perm(request.user, Perm.TICKET_HANDLE),
         "interaction_kinds": Interaction.Kind.choices,
         "interaction_outcomes": Interaction.Outcome.choices,

@@ -43,9 +43,15 @@ def consent_holds(customer_ids: Iterable[int], purpose: str) -> set[int]:
     return held
 
 
-def consent_state(*, customer) -> list[dict]:
-    """Each purpose with the customer's latest row for it (None when never asked): what the customer page shows."""
-    latest = {c.purpose: c for c in _latest(Consent.objects.filter(customer=customer).order_by())}
+def consent_state(*, customer, ledger: list[Consent] | None = None) -> list[dict]:
+    """Each purpose with the customer's latest row for it (None when never asked): what the customer page shows.
+    `ledger`: the customer's whole ledger, newest first (`consent_ledger`), when the caller has read it already."""
+    if ledger is None:
+        latest = {c.purpose: c for c in _latest(Consent.objects.filter(customer=customer).order_by())}
+    else:
+        latest = {}
+        for row in ledger:
+            latest.setdefault(row.purpose, row)
     return [{"purpose": value, "label": label, "row": latest.get(value)} for value, label in ConsentPurpose.choices]
 
 

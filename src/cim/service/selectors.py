@@ -202,16 +202,21 @@ class ServiceSummary:
     last_nps: Survey | None
 
 
-def customer_service_summary(*, customer: Customer, limit: int = 5) -> ServiceSummary:
+def customer_service_summary(
+    *, customer: Customer, limit: int = 5, has_tickets: bool = True, has_answers: bool = True
+) -> ServiceSummary:
     """A customer's service at a glance, for the 360° page: open tickets (most urgent deadline first), deadlines
-    missed, and the last CSAT and NPS answers. The caller has checked the customer is in the user's scope."""
+    missed, and the last CSAT and NPS answers. The caller has checked the customer is in the user's scope; it
+    says `has_tickets=False` or `has_answers=False` when it knows the customer has no tickets or survey answers."""
     now = timezone.now()
     tickets = Ticket.objects.filter(customer=customer)
-    counts = tickets.aggregate(
-        open_count=Count("pk", filter=Q(status__in=c.OPEN_STATUSES)),
-        open_breached=Count("pk", filter=Q(status__in=c.OPEN_STATUSES) & sla.breached(now)),
-        breached_total=Count("pk", filter=sla.breached(now)),
-    )
+    counts = {"open_count": 0, "open_breached": 0, "breached_total": 0}
+    if has_tickets:
+        counts = tickets.aggregate(
+            open_count=Count("pk", filter=Q(status__in=c.OPEN_STATUSES)),
+            open_breached=Count("pk", filter=Q(status__in=c.OPEN_STATUSES) & sla.breached(now)),
+            breached_total=Count("pk", filter=sla.breached(now)),
+        )
     open_tickets = []
     if counts["open_count"]:  # most customers have none, and the page is spared a query
         open_tickets = list(
@@ -223,6 +228,6 @@ def customer_service_summary(*, customer: Customer, limit: int = 5) -> ServiceSu
     return ServiceSummary(
         **counts,
         open_tickets=open_tickets,
-        last_csat=answered.filter(kind=c.SurveyKind.CSAT).first(),
-        last_nps=answered.filter(kind=c.SurveyKind.NPS).first(),
+        last_csat=answered.filter(kind=c.SurveyKind.CSAT).first() if has_answers else None,
+        last_nps=answered.filter(kind=c.SurveyKind.NPS).first() if has_answers else None,
     )

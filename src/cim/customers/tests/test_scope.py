@@ -81,6 +81,25 @@ def test_inactive_and_anonymous_users_see_nothing(world):
     assert _visible(None, world) == set()
 
 
+@pytest.mark.parametrize("role", list(Role))
+def test_one_loaded_customer_is_in_scope_exactly_when_the_query_says_so(world, team, other_team, role):
+    """`scope_holds` (the 360° page, in Python) and `in_scope_of` (every list, in SQL) are one rule."""
+    from cim.accounts.models import Team
+
+    department = Team.objects.create(name="华东大区")
+    Team.objects.filter(pk=team.pk).update(parent=department)
+    users = [
+        _user(role, f"{role}-{where}", where_team)
+        for where, where_team in (("here", team), ("there", other_team), ("above", department), ("nowhere", None))
+    ]
+    customers = Customer.objects.select_related("owner")
+    for user in [*users, world["me"]]:
+        in_sql = set(Customer.objects.in_scope_of(user).values_list("pk", flat=True))
+        assert {c.pk for c in customers if Customer.objects.scope_holds(user, c)} == in_sql, user.username
+    users[0].is_active = False
+    assert not any(Customer.objects.scope_holds(users[0], c) for c in customers)
+
+
 def test_customer_get_inside_scope_by_any_case(world):
     mine = world["mine"]
     assert customer_get(user=world["me"], number=mine.number) == mine

@@ -8,18 +8,21 @@ from cim.privacy.models import ErasureTombstone
 from cim.privacy.selectors import consent_ledger, consent_state, is_restricted, request_list
 
 register = template.Library()
+LEDGER_SHOWN = 50
 
 
 @register.inclusion_tag("privacy/_customer_privacy.html", takes_context=True)
 def customer_privacy(context, customer) -> dict:
     user = context["request"].user
     manage = has_perm(user, Perm.PRIVACY_MANAGE)
+    ledger = list(consent_ledger(customer=customer, limit=LEDGER_SHOWN))
+    whole = len(ledger) < LEDGER_SHOWN  # then the current state can be read off the ledger, with no query of its own
     return {
         "request": context["request"],
         "csrf_token": context.get("csrf_token"),
         "customer": customer,
-        "state": consent_state(customer=customer),
-        "ledger": consent_ledger(customer=customer, limit=50),
+        "state": consent_state(customer=customer, ledger=ledger if whole else None),
+        "ledger": ledger,
         "restricted": is_restricted(customer),
         "erased": ErasureTombstone.objects.filter(customer_id=customer.pk).first(),
         "requests": request_list(customer=customer)[:10] if manage else [],

@@ -15,7 +15,7 @@ from cim.customers.schemas import CustomerInput
 from cim.customers.services import customer_review, customer_update
 from cim.customers.tests.factories import make_customer
 from cim.quality.rules import required_fields_set
-from cim.quality.scores import customer_completeness, quality_report, review_queue
+from cim.quality.scores import FIELDS, _aggregate, _score, _share, customer_completeness, quality_report, review_queue
 
 pytestmark = pytest.mark.django_db
 
@@ -49,6 +49,23 @@ def test_a_customers_completeness_names_what_it_lacks(admin_user):
     with translation.override("en"):
         score, missing = customer_completeness(customer)
     assert 0 < score < 1 and "Email" in missing and "Phone" not in missing
+
+
+def test_one_customers_completeness_follows_the_rules_the_report_counts_by(admin_user):
+    """The 360° page tests a loaded customer in Python; the report counts in SQL. Both must give the same answer."""
+    make_customer(admin_user, display_name="张三", phones=[{"number": "13812345678"}], source_channel="website")
+    make_customer(admin_user, display_name="李四", birthday="1990-01-02", customer_type="consumer")
+    make_customer(admin_user, kind="organization", display_name="华为", emails=[{"address": "hr@huawei.example"}])
+    make_customer(
+        admin_user, display_name="王五", gender="female", addresses=[{"province": "广东省", "city": "深圳市"}]
+    )
+    Customer.objects.filter(display_name="王五").update(owner=None)
+    customers = Customer.objects.prefetch_related("phones", "emails", "addresses").order_by("pk")
+    for customer in customers:
+        in_python = customer_completeness(customer)
+        in_sql = _share(_aggregate(Customer.objects.filter(pk=customer.pk))[0])
+        assert in_python == (_score(in_sql), [str(FIELDS[name][0]) for name, share in in_sql.items() if not share])
+    assert len({tuple(customer_completeness(customer)[1]) for customer in customers}) == 4  # each lacks other things
 
 
 def test_required_fields_are_checked_on_create_update_and_import_alike(admin_user, tmp_path, settings):
