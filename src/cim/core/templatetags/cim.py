@@ -1,11 +1,13 @@
-"""Template helpers of the pages: role checks, Bootstrap form widgets, readable tag badges."""
+"""Template helpers of the pages: role checks, the main menu, Bootstrap form widgets, readable tag badges."""
 
-from functools import cache
+from functools import cache, lru_cache
 
 from django import forms, template
-from django.utils.translation import get_language
+from django.template.loader import render_to_string
+from django.utils.safestring import SafeString
+from django.utils.translation import get_language, override
 
-from cim.accounts.roles import has_perm
+from cim.accounts.roles import ROLE_PERMISSIONS, has_perm
 
 register = template.Library()
 
@@ -14,6 +16,21 @@ register = template.Library()
 def can(user, perm: str) -> bool:
     """`{% if request.user|can:"settings.manage" %}`: the same check the views make."""
     return has_perm(user, perm)
+
+
+@register.simple_tag(takes_context=True)
+def main_menu(context) -> SafeString:
+    """The navigation bar's menu. It depends only on the role, the language and the page, so each process renders
+    it once per such triple: 25 links and 13 permission checks took 2–3 ms of every page."""
+    user = context["request"].user
+    return _main_menu(user.role if user.is_active else "", get_language(), context.get("nav", ""))
+
+
+@lru_cache(maxsize=512)
+def _main_menu(role: str, language: str | None, nav: str) -> SafeString:
+    with override(language):
+        granted = ROLE_PERMISSIONS.get(role, frozenset())
+        return render_to_string("core/_main_menu.html", {"granted": granted, "nav": nav})
 
 
 @register.filter
