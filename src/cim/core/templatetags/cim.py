@@ -53,6 +53,19 @@ def _choice_labels(model, name: str, language: str | None) -> dict:
     return {value: str(label) for value, label in model._meta.get_field(name).flatchoices}
 
 
+@register.filter(expects_localtime=True)
+def minute(value) -> str:
+    """`{{ when|minute }}`: the local time as `date:"Y-m-d H:i"` shows it, for tables and feeds of many rows, where
+    the date filter's formatting in Python cost a tenth of a list page; strftime does it in C."""
+    return value.strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+@register.filter(expects_localtime=True)
+def iso(value) -> str:
+    """`{{ when|iso }}`: ISO 8601 in local time, as `date:"c"` gives it (for `<time datetime>`), without its cost."""
+    return value.isoformat() if value else ""
+
+
 @register.filter
 def text_color(background: str) -> str:
     """Black or white, whichever reads better on a `#rrggbb` tag colour."""
