@@ -78,5 +78,6 @@ bench: install-dev
 	$(BIN)/python bench/audit_bench.py --events 1000000
 	$(BIN)/python bench/backup_bench.py
 	$(BIN)/python bench/pg_sizing.py
+	$(BIN)/python bench/request_cost.py
 	$(BIN)/python bench/load_bench.py
 	$(BIN)/python bench/fault_drill.py

@@ -18,11 +18,11 @@ import uuid
 
 import gevent.ssl
 from locust import FastHttpUser, between, task
+from scenario import SEARCHES
 
 ACCOUNTS = itertools.cycle([account.split(":", 2) for account in os.environ["CIM_LOAD_USERS"].split(",")])
 NUMBERS = os.environ["CIM_LOAD_NUMBERS"].split(",")
 WRITE_KEY = base64.b64encode(f"{os.environ['CIM_LOAD_WRITE_KEY']}:".encode()).decode()
-SEARCHES = ["王", "李", "张伟", "wang", "zw", "liu", "138", "1390", "公司", "科技"]
 # What htmx adds to the requests of the list page's search box and page links (hx-target="#results").
 HTMX_RESULTS = {"HX-Request": "true", "HX-Target": "results"}
 CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
