@@ -260,6 +260,22 @@ def test_detail_shows_the_360_view(admin, customer):
     assert "会员等级" in zh
 
 
+def test_detail_asks_nothing_of_the_history_a_customer_does_not_have(users, django_assert_max_num_queries):
+    """A manager opens a customer with contact points but no orders, events, follow-ups, tickets or answers: the
+    cards of those kinds ask nothing (one query says which kinds the customer has), and scope is tested on the
+    loaded customer."""
+    manager = users[Role.MANAGER]
+    customer = make_customer(
+        manager, display_name="新客户", phones=[{"number": "13912345678"}], team_id=manager.team_id
+    )
+    client = client_for(manager)
+    client.get(reverse("customers:detail", args=[customer.number]))  # warm the session and the user
+    # 27, of which 2 read its history of changes (its creation) and 3 the navigation bar.
+    with django_assert_max_num_queries(27):
+        page = client.get(reverse("customers:detail", args=[customer.number])).content.decode()
+    assert "新客户" in page and "139" in page
+
+
 def test_detail_invalid_number_is_404_with_message(admin):
     response = client_for(admin).get(reverse("customers:detail", args=["not-a-number"]))
     assert response.status_code == 404
