@@ -195,6 +195,9 @@ CIM_MFA_REQUIRED_ROLES = [r for r in os.environ.get("CIM_MFA_REQUIRED_ROLES", ""
 MFA_ADAPTER = "cim.accounts.adapter.CimMfaAdapter"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "CIM"
+# One 30-second step either side, as RFC 6238 §5.2 advises: a code typed in its last seconds, or from a phone whose
+# clock is a little off, still works; allauth refuses a code used once for the whole window.
+MFA_TOTP_TOLERANCE = 1
 MFA_RECOVERY_CODE_COUNT = 10
 MFA_RECOVERY_CODES_SHOW_ONCE = True
 MFA_PASSKEY_LOGIN_ENABLED = False

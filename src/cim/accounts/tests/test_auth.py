@@ -81,6 +81,16 @@ def test_administrator_logs_in_with_password_then_totp_code():
     assert client.get(reverse("customers:list")).status_code == 200
 
 
+@pytest.mark.parametrize(("steps_ago", "accepted"), [(1, True), (2, False)])
+def test_a_code_of_the_last_period_is_still_accepted_an_older_one_is_not(steps_ago, accepted):
+    admin, _ = user_create(username="root", role=Role.ADMINISTRATOR, password=PASSWORD)
+    secret = totp_activate(admin)
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    _log_in(client, "root")
+    response = client.post(reverse("mfa_authenticate"), {"code": totp_code(secret, at=time.time() - 30 * steps_ago)})
+    assert (response.status_code == 302) is accepted
+
+
 def test_a_recovery_code_replaces_the_app_once():
     admin, _ = user_create(username="root", role=Role.ADMINISTRATOR, password=PASSWORD)
     totp_activate(admin)
