@@ -14,13 +14,14 @@ from cim.core.api_errors import (
     error_body,
     unavailable_message,
 )
-from cim.core.context import set_request_id
+from cim.core.context import request_memo, set_request_id
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
 class RequestIdMiddleware:
-    """Tags each request with an id (the caller's X-Request-ID when well-formed) for the audit log."""
+    """Tags each request with an id (the caller's X-Request-ID when well-formed) for the audit log, and gives a
+    request that writes nothing a memo of the reads its parts share (cim.core.context.memoized)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -31,7 +32,11 @@ class RequestIdMiddleware:
         set_request_id(request.request_id)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request.request_id)
-        response = self.get_response(request)
+        if request.method in ("GET", "HEAD"):
+            with request_memo():
+                response = self.get_response(request)
+        else:
+            response = self.get_response(request)
         response["X-Request-ID"] = request.request_id
         return response
 

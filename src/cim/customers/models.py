@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from cim.accounts.models import Team
 from cim.accounts.roles import Scope, scope_of
 from cim.core.blind_index import BlindIndexField, DerivedIndexField
+from cim.core.context import memoized
 from cim.core.crypto import DatePartField, EncryptedDateField, EncryptedTextField
 from cim.customers import choices as c
 
@@ -18,14 +19,18 @@ class CustomerQuerySet(models.QuerySet):
     def visible_to(self, user, action: str = "view") -> "CustomerQuerySet":
         """The customers `user` may see (`action="view"`) or change (`"change"`): those their role's scope holds
         (own, their team's, their department's or all; DESIGN §3.4), and those shared with their team for now
-        (read shares count for viewing only). The role's permissions and field masking still apply to both."""
+        (read shares count for viewing only). The role's permissions and field masking still apply to both. The
+        condition is built once per read-only request: the list and the navigation bar's counts both ask it."""
         if not (user and user.is_authenticated and user.is_active):
             return self.none()
         if scope_of(user) == Scope.ALL:
             return self
         from cim.customers.sharing_selectors import shared_customers_q
 
-        return self.filter(self._scope_q(user) | shared_customers_q(user, action=action))
+        def condition() -> Q:
+            return self._scope_q(user) | shared_customers_q(user, action=action)
+
+        return self.filter(memoized(("customers_visible_q", user.pk, action), condition))
 
     def shared_with(self, user, action: str = "view") -> "CustomerQuerySet":
         """Only the customers shared with `user`'s team for now: visible by definition, so their condition alone

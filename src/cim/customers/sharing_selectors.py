@@ -17,6 +17,7 @@ from pydantic import Field
 from cim.accounts.models import Team
 from cim.accounts.roles import Role, Scope, scope_of
 from cim.accounts.scopes import department_ids, team_descendants
+from cim.core.context import memoized
 from cim.customers.models import Customer, Share
 from cim.customers.numbering import normalize_number
 from cim.customers.schemas import MAX_ID
@@ -42,10 +43,18 @@ def shares_received(user) -> QuerySet[Share]:
     return shares_active().filter(_received_q(user))
 
 
+def receives_shares(user) -> bool:
+    """Whether the user's team receives any running share: most teams receive none, and then a condition on their
+    customers leaves the shares out. Asked once per read-only request."""
+    if not getattr(user, "team_id", None):
+        return False
+    return memoized(("receives_shares", user.pk), shares_received(user).exists)
+
+
 def shared_customers_q(user, *, action: str = "view") -> Q:
     """Customers shared with the user's team, as a condition on customers: two subqueries (shared one by one, and
-    members of shared lists and segments as they are at read time), so a list page pays no query of its own."""
-    if not getattr(user, "team_id", None):
+    members of shared lists and segments as they are at read time), or nothing when the team receives no share."""
+    if not receives_shares(user):
         return NOTHING
     shares = shares_received(user)
     if action == "change":
@@ -90,9 +99,9 @@ def share_marks(*, user, customer_ids) -> dict[int, Share]:
     ids = set(customer_ids)
     if not ids or scope_of(user) == Scope.ALL or not getattr(user, "team_id", None):
         return {}
-    received = shares_received(user)
-    if not received.exists():  # most teams receive no share: a plain look-up costs a third of the join below
+    if not receives_shares(user):  # a plain look-up costs a third of the join below
         return {}
+    received = shares_received(user)
     rows = (
         received.filter(Q(customer_id__in=ids) | Q(segment__members__customer_id__in=ids))
         .annotate(member_id=F("segment__members__customer_id"))

@@ -567,15 +567,15 @@ def test_my_follow_ups_of_a_customer_no_longer_mine_are_hidden(admin_user, users
     assert navbar_counts(user=sales).open == 0
 
 
-def test_navbar_counts_take_two_queries(users, overdue_world, django_assert_num_queries):
+def test_navbar_counts_take_two_queries_of_their_own(users, overdue_world, django_assert_num_queries):
     sales = users[Role.SALES]
     Notification.objects.create(user=sales, title="新")
     Notification.objects.create(user=sales, title="旧", read_at=timezone.now())
-    # Follow-ups and notifications, and the team tree that every scoped read of the request shares (read once per
-    # request).
-    with django_assert_num_queries(3):
+    # Follow-ups and notifications, whether the team receives shares (once per page, see cim.core.context), and the
+    # team tree, read once per user object.
+    with django_assert_num_queries(4):
         counts = navbar_counts(user=sales)
-    with django_assert_num_queries(2):
+    with django_assert_num_queries(3):
         navbar_counts(user=sales)
     assert (counts.open, counts.overdue, counts.unread) == (2, 1, 1)
 
@@ -585,7 +585,7 @@ def test_the_context_processor_counts_lazily_and_not_for_visitors(users, django_
     request.user = users[Role.SALES]
     with django_assert_num_queries(0):
         context = follow_ups_context(request)
-    with django_assert_num_queries(3):  # follow-ups, notifications and the team tree
+    with django_assert_num_queries(4):  # follow-ups, notifications, the team tree and whether it receives shares
         assert context["follow_up_counts"].overdue == 0
     request.user = AnonymousUser()
     assert follow_ups_context(request) == {}

@@ -209,9 +209,19 @@ def test_shared_filter_and_list_query_count(world, django_assert_num_queries):
     shared_only = customer_list(user=world["north_sales"], filters=CustomerFilter(shared=True))
     assert list(shared_only) == [world["customer"]]
     assert set(customer_list(user=world["north_sales"], filters=CustomerFilter())) == {mine, world["customer"]}
-    # The shares are subqueries of the list's one query, plus the three prefetches.
-    with django_assert_num_queries(4):
+    # Whether the team receives a share at all, then the shares as subqueries of the list's one query, plus the
+    # three prefetches.
+    with django_assert_num_queries(5):
         list(customer_list(user=world["north_sales"], filters=CustomerFilter()))
+
+
+def test_a_team_that_receives_no_share_lists_without_asking_the_shares(world, django_assert_num_queries):
+    make_customer(world["north_sales"], display_name="自己的")
+    customer_list(user=world["north_sales"], filters=CustomerFilter())  # reads the team tree once per user object
+    with django_assert_num_queries(5) as context:
+        list(customer_list(user=world["north_sales"], filters=CustomerFilter()))
+    listed = context.captured_queries[1]["sql"]
+    assert "customers_customer" in listed and "customers_share" not in listed
 
 
 def test_exports_and_search_include_shared_customers(world, team):
