@@ -14,6 +14,7 @@ Two levels:
 
 import datetime
 from dataclasses import dataclass
+from functools import cache
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -306,12 +307,13 @@ CUSTOMER_DATA: tuple[CustomerData, ...] = (
 _BY_KEY = {(f.model, f.field): f for f in REGISTRY}
 
 
-def personal_fields(model: str | None = None, *, level: str | None = None) -> list[PersonalField]:
+@cache  # masking asks it for every customer and contact point of a page
+def personal_fields(model: str | None = None, *, level: str | None = None) -> tuple[PersonalField, ...]:
     """The registered fields, of one model (`"customers.phone"`) and/or one level, in registry order."""
-    return [f for f in REGISTRY if (model is None or f.model == model) and (level is None or f.level == level)]
+    return tuple(f for f in REGISTRY if (model is None or f.model == model) and (level is None or f.level == level))
 
 
-def sensitive_fields(model: str | None = None) -> list[PersonalField]:
+def sensitive_fields(model: str | None = None) -> tuple[PersonalField, ...]:
     return personal_fields(model, level=Level.SENSITIVE)
 
 
