@@ -1,10 +1,11 @@
 """Template helpers of the pages: role checks, the main menu, Bootstrap form widgets, readable tag badges."""
 
 from functools import cache, lru_cache
+from html import escape
 
 from django import forms, template
 from django.template.loader import render_to_string
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language, override
 
 from cim.accounts.roles import ROLE_PERMISSIONS, has_perm
@@ -31,6 +32,19 @@ def _main_menu(role: str, language: str | None, nav: str) -> SafeString:
     with override(language):
         granted = ROLE_PERMISSIONS.get(role, frozenset())
         return render_to_string("core/_main_menu.html", {"granted": granted, "nav": nav})
+
+
+@register.simple_tag
+def options(choices) -> SafeString:
+    """`{% options choices %}`: the escaped `<option>` elements of (value, label, selected) triples. The list page's
+    filter form has over a hundred; written by the template engine, they were a tenth of the page's work."""
+    # html.escape is what Django's escape calls, without wrapping each value in a SafeString.
+    return mark_safe(
+        "".join(
+            f'<option value="{escape(str(value))}"{" selected" if on else ""}>{escape(str(label))}</option>'
+            for value, label, on in choices
+        )
+    )
 
 
 @register.filter

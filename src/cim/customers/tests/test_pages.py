@@ -277,6 +277,14 @@ def test_detail_asks_nothing_of_the_history_a_customer_does_not_have(users, djan
     assert "新客户" in page and "139" in page
 
 
+def test_the_filter_form_marks_the_chosen_filters(users):
+    manager = users[Role.MANAGER]
+    page = client_for(manager).get(f"/?gender=female&status=any&owner_id={manager.pk}").content.decode()
+    assert '<option value="female" selected>' in page and '<option value="male">' in page
+    assert '<option value="any" selected>' in page and '<option value="current">' in page
+    assert f'<option value="{manager.pk}" selected>' in page
+
+
 def test_detail_invalid_number_is_404_with_message(admin):
     response = client_for(admin).get(reverse("customers:detail", args=["not-a-number"]))
     assert response.status_code == 404
