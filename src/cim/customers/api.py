@@ -154,6 +154,8 @@ def create_customer(
 
 def _visible_ids(request, duplicates: list) -> set[int]:
     ids = [d.customer.pk for d in duplicates]
+    if not ids:  # most new customers have no likely duplicate
+        return set()
     return set(Customer.objects.visible_to(request.auth).filter(pk__in=ids).values_list("pk", flat=True))
 
 

@@ -2,9 +2,11 @@
 
 from functools import cache, lru_cache
 from html import escape
+from urllib.parse import quote
 
 from django import forms, template
 from django.template.loader import render_to_string
+from django.urls import get_script_prefix, reverse
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language, override
 
@@ -45,6 +47,18 @@ def options(choices) -> SafeString:
             for value, label, on in choices
         )
     )
+
+
+@register.filter
+def customer_url(number: str) -> str:
+    """`{{ customer.number|customer_url }}`: what `{% url 'customers:detail' number %}` gives, from the address
+    reversed once per script prefix: a list reversed it for each of its rows, a tenth of the rows' work."""
+    return _customers_url(get_script_prefix()) + quote(number, safe="!$&'()*+,;=~:@") + "/"
+
+
+@lru_cache(maxsize=8)
+def _customers_url(script_prefix: str) -> str:
+    return reverse("customers:detail", args=["0"]).removesuffix("0/")
 
 
 @register.filter
