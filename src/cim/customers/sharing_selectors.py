@@ -48,7 +48,7 @@ def receives_shares(user) -> bool:
     customers leaves the shares out. Asked once per read-only request."""
     if not getattr(user, "team_id", None):
         return False
-    return memoized(("receives_shares", user.pk), shares_received(user).exists)
+    return memoized(("receives_shares", user.pk), lambda: shares_received(user).exists())
 
 
 def shared_customers_q(user, *, action: str = "view") -> Q:

@@ -185,8 +185,8 @@ def _sort_links(current: str) -> dict:
 
 
 def _options(pairs, selected) -> list[tuple[object, str, bool]]:
-    """(value, label, whether selected) of a select's options: `selected` is a value or a collection of them. Decided
-    here, not per option in the template, which made the filter form a third of the list page's work."""
+    """(value, label, whether selected) of a select's options: `selected` is a value or a list of them. Decided here
+    once, not per option by the template engine (see `{% options %}`)."""
     chosen = selected if isinstance(selected, list | set) else {selected}
     return [(value, str(label), value in chosen) for value, label in pairs]
 
