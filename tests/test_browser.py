@@ -3,6 +3,7 @@
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from cim.accounts.services import user_create
 from cim.accounts.testing import totp_code
@@ -54,10 +55,8 @@ def test_log_in_create_find_by_initials_edit_and_switch_language(page, live_serv
     page.screenshot(path=str(screenshots / "customer-360.png"), full_page=True)
 
     page.locator("button[name=language][value=en]").click()
-    page.wait_for_load_state()
-    assert page.locator("html").get_attribute("lang") == "en"
+    expect(page.locator("html")).to_have_attribute("lang", "en")  # waits for the page the click opens
     assert page.get_by_role("link", name="New customer").count() == 1
     page.locator("button[name=language][value=zh-hans]").click()
-    page.wait_for_load_state()
-    assert page.locator("html").get_attribute("lang") == "zh-hans"
+    expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
     assert page.get_by_role("link", name="新建客户").count() == 1

@@ -2,6 +2,7 @@
 
 import pytest
 from django.db import connection
+from playwright.sync_api import expect
 
 from cim.accounts.services import user_create
 from cim.accounts.testing import browser_log_in
@@ -16,7 +17,7 @@ def test_auditor_filters_the_log_and_verifies_the_chain(page, live_server, trans
     page.fill("#id_login", "shenji")
     page.fill("#id_password", "wrong-password")
     page.press("#id_password", "Enter")
-    page.wait_for_load_state()
+    expect(page.locator(".alert-danger")).to_be_visible()  # refused before the next login starts
     browser_log_in(page, live_server.url, "shenji")
 
     page.locator("#nav-admin .dropdown-toggle").click()  # 管理

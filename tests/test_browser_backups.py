@@ -3,6 +3,7 @@ makes and verifies it, and the page shows it as the last good backup with the re
 
 import pytest
 from django.core.management import call_command
+from playwright.sync_api import expect
 
 from cim.accounts.services import user_create
 from cim.accounts.testing import browser_log_in, totp_activate
@@ -22,9 +23,10 @@ def test_back_up_now_from_the_page(page, live_server, transactional_db, screensh
 
     page.locator("#nav-admin .dropdown-toggle").click()
     page.click("nav a[href='/backups/']")  # the label is translated after the merge
-    assert page.locator("#backup-stale").is_visible()
+    # A click does not wait for the page it opens: expect() waits, is_visible() would look at the old page.
+    expect(page.locator("#backup-stale")).to_be_visible()
     page.click("#backup-create")
-    assert page.locator("#messages .alert-success").is_visible()
+    expect(page.locator("#messages .alert-success")).to_be_visible()
 
     call_command("worker", "--batch", "--no-periodic", verbosity=0)  # the background worker runs the queued backup
     backup = Backup.objects.get()

@@ -66,6 +66,7 @@ def test_a_campaign_written_previewed_sent_reported_and_unsubscribed(
     expect(page.locator("#campaign-status")).to_have_text("草稿")
 
     page.locator("#campaign-start").click()
+    expect(page.locator("#campaign-status")).not_to_have_text("草稿")  # started before the worker looks
     campaigns_advance()  # what the worker does every minute, and right after a start
     assert messages_deliver().sent == 3
     page.reload()

@@ -5,6 +5,7 @@ import datetime
 
 import pytest
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from cim.accounts.services import user_create
 from cim.accounts.testing import browser_log_in, totp_activate
@@ -45,7 +46,7 @@ def test_consent_erasure_and_the_request_register(page, live_server, transaction
     page.fill("#id_reason", "本人要求删除")
     page.fill("#id_confirm", "WRONG")
     page.click("#erase-form button[type=submit]")
-    assert page.locator("#erase-form .invalid-feedback").count() >= 1
+    expect(page.locator("#erase-form .invalid-feedback").first).to_be_visible()  # waits for the answer
     page.fill("#id_confirm", customer.number)
     page.click("#erase-form button[type=submit]")
     page.wait_for_url(f"**/customers/{customer.number}/")

@@ -69,7 +69,7 @@ def test_build_a_segment_with_a_not_group_and_a_tag_rule(page, live_server, tran
 
     page.goto(f"{live_server.url}/segments/{segment.pk}/")
     page.locator("button[name=language][value=en]").click()
-    page.wait_for_load_state()
+    expect(page.locator("html")).to_have_attribute("lang", "en")  # the choice is saved before the next page
     page.goto(f"{live_server.url}/segments/{segment.pk}/")
     summary = page.locator("#rule-summary").inner_text()
     assert summary == "all of (Gender is Female; Source channel is WeChat; not all of (Tags has any of 黑名单))"

@@ -173,6 +173,5 @@ def test_an_english_visitor_gets_inline_errors_and_then_the_rate_limit(
     assert "Too many submissions came from your network" in visitor.locator("#rate-limited").inner_text()
 
     visitor.get_by_role("link", name="简体中文").click()
-    visitor.wait_for_load_state()
-    assert visitor.locator("html").get_attribute("lang") == "zh-hans"
+    expect(visitor.locator("html")).to_have_attribute("lang", "zh-hans")
     expect(visitor.get_by_role("heading", name="展会登记")).to_be_visible()
