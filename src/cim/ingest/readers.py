@@ -69,7 +69,10 @@ def detect_format(filename: str, head: bytes) -> str:
 
 def detect_encoding(sample: bytes) -> str:
     """The text encoding of a file from its first megabyte: BOMs first, then UTF-8, then GB18030 (what Excel
-    writes for Chinese on Windows), then whatever charset-normalizer finds most plausible."""
+    writes for Chinese on Windows), then whatever charset-normalizer finds most plausible.
+
+    UTF-8 or GB18030 is taken even with a few bytes it cannot decode (a damaged export): the rows holding them are
+    reported one by one, where another guess would garble every Chinese character of the file."""
     for bom, encoding in (
         (codecs.BOM_UTF8, "utf-8-sig"),
         (codecs.BOM_UTF16_LE, "utf-16"),
@@ -77,13 +80,16 @@ def detect_encoding(sample: bytes) -> str:
     ):
         if sample.startswith(bom):
             return encoding
+    undecodable = {}
     for encoding in ("utf-8", "gb18030"):
-        try:
-            # The sample may end inside a character: an incremental decoder without `final` allows that.
-            codecs.getincrementaldecoder(encoding)().decode(sample)
+        # The sample may end inside a character: an incremental decoder without `final` allows that.
+        text = codecs.getincrementaldecoder(encoding)(errors="replace").decode(sample)
+        undecodable[encoding] = text.count("\ufffd")
+        if undecodable[encoding] == 0:
             return encoding
-        except UnicodeDecodeError:
-            continue
+    fewest = min(undecodable, key=undecodable.get)
+    if undecodable[fewest] <= max(10, len(sample) // 2000):
+        return fewest
     best = charset_normalizer.from_bytes(sample).best()
     if best is None:
         raise FileProblem(_("The file's text encoding was not recognised: save it as UTF-8 CSV."))
@@ -116,10 +122,12 @@ def _text_lines(path: Path, encoding: str) -> Iterator[str]:
         yield from handle
 
 
+def _cell_too_long() -> RowProblem:
+    return RowProblem(_("A cell has more than %(n)s characters.") % {"n": MAX_CELL_CHARS})
+
+
 def _cell(value: str) -> str | RowProblem:
-    if len(value) > MAX_CELL_CHARS:
-        return RowProblem(_("A cell has more than %(n)s characters.") % {"n": MAX_CELL_CHARS})
-    return value
+    return _cell_too_long() if len(value) > MAX_CELL_CHARS else value
 
 
 def _csv(path: Path, encoding: str, head: bytes) -> Table:
@@ -148,7 +156,9 @@ def _csv(path: Path, encoding: str, head: bytes) -> Table:
             except csv.Error:
                 yield number, RowProblem(_("The row is not valid CSV (a quote is not closed, or a cell is too long)."))
                 continue
-            if not any(cell.strip() for cell in cells):
+            # The checks look at the row's text joined once: a million rows pass them in the importing process.
+            text = "".join(cells)
+            if not text or text.isspace():
                 continue
             if len(cells) > len(columns):
                 yield (
@@ -159,14 +169,16 @@ def _csv(path: Path, encoding: str, head: bytes) -> Table:
                     ),
                 )
                 continue
-            if any("\ufffd" in cell for cell in cells):
+            if "\ufffd" in text:
                 yield (
                     number,
                     RowProblem(_("The row has bytes that are not valid %(encoding)s text.") % {"encoding": encoding}),
                 )
                 continue
-            problem = next((p for p in map(_cell, cells) if isinstance(p, RowProblem)), None)
-            yield number, problem or dict(zip(columns, cells, strict=False))
+            if len(text) > MAX_CELL_CHARS and max(map(len, cells)) > MAX_CELL_CHARS:
+                yield number, _cell_too_long()
+                continue
+            yield number, dict(zip(columns, cells, strict=False))
 
     return Table(columns, rows(), "csv", encoding, {"delimiter": delimiter})
 

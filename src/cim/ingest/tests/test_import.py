@@ -317,6 +317,28 @@ def test_the_wizard_shows_a_file_error_in_the_users_language(admin_user):
     assert response.status_code == 200 and "客户" in response.content.decode()
 
 
+def test_csv_rows_that_cannot_be_read_are_reported_by_row_and_blank_rows_skipped(tmp_path):
+    lines = [
+        "姓名,手机号码".encode("gb18030"),
+        "张三,13812345678".encode("gb18030"),
+        b" , \t",  # blank: skipped, not reported
+        "李四,139,多出一格".encode("gb18030"),
+        b"\xff\xfe,13900001111",  # not GB18030 text
+        ("王五," + "9" * 32_768).encode("gb18030"),  # a cell longer than Excel allows
+        "赵六,13700001111".encode("gb18030"),
+    ]
+    path = tmp_path / "rows.csv"
+    path.write_bytes(b"\r\n".join(lines))
+    with override("en"):
+        rows = list(open_table(path, path.name).rows)
+    assert [number for number, _ in rows] == [2, 4, 5, 6, 7]
+    assert rows[0][1] == {"姓名": "张三", "手机号码": "13812345678"}
+    assert "3 cells" in rows[1][1].message
+    assert "not valid gb18030 text" in rows[2][1].message
+    assert "32767" in rows[3][1].message.replace(",", "")
+    assert rows[4][1] == {"姓名": "赵六", "手机号码": "13700001111"}
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.binary(max_size=2000), name=st.sampled_from(["a.csv", "a.xlsx", "a.vcf", "a.jsonl", "a.txt"]))
 def test_any_bytes_give_a_file_problem_or_rows_never_an_exception(tmp_path, data, name):
