@@ -66,12 +66,17 @@ class BehaviourEvent(models.Model):
 class AnonymousLink(models.Model):
     """An anonymous id of a source (a browser, an app install) that an identify tied to a customer."""
 
+    # anonymous_link_unique and anonymous_link_customer_idx lead with these: no index of their own.
     source = models.ForeignKey(
-        "ingest.EventSource", verbose_name=_("event source"), on_delete=models.PROTECT, related_name="+"
+        "ingest.EventSource", verbose_name=_("event source"), on_delete=models.PROTECT, related_name="+", db_index=False
     )
     anonymous_id = models.CharField(_("anonymous id"), max_length=200)
     customer = models.ForeignKey(
-        "customers.Customer", verbose_name=_("customer"), on_delete=models.CASCADE, related_name="anonymous_links"
+        "customers.Customer",
+        verbose_name=_("customer"),
+        on_delete=models.CASCADE,
+        related_name="anonymous_links",
+        db_index=False,
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
@@ -152,7 +157,11 @@ class Order(models.Model):
         CANCELLED = "cancelled", _("Cancelled")
 
     customer = models.ForeignKey(
-        "customers.Customer", verbose_name=_("customer"), on_delete=models.CASCADE, related_name="orders"
+        "customers.Customer",
+        verbose_name=_("customer"),
+        on_delete=models.CASCADE,
+        related_name="orders",
+        db_index=False,  # order_customer_idx leads with it
     )
     # The order number in the system it comes from (a shop, an ERP); unique within that system.
     number = models.CharField(_("order number"), max_length=64)
@@ -205,7 +214,13 @@ class OrderLine(models.Model):
 
     order = models.ForeignKey(Order, verbose_name=_("order"), on_delete=models.CASCADE, related_name="lines")
     product = models.ForeignKey(
-        Product, verbose_name=_("product"), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        Product,
+        verbose_name=_("product"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,  # order_line_product_idx
     )
     sku = models.CharField(_("SKU"), max_length=64, blank=True)
     name = models.CharField(_("product name"), max_length=200, blank=True)

@@ -4,7 +4,7 @@ and the lock timeout every migration runs under there."""
 from django.conf import settings
 from django.contrib.postgres.operations import AddIndexConcurrently as PostgresAddIndexConcurrently
 from django.contrib.postgres.operations import RemoveIndexConcurrently as PostgresRemoveIndexConcurrently
-from django.db.migrations.operations import AddIndex, RemoveIndex
+from django.db.migrations.operations import AddIndex, RemoveIndex, RunPython
 
 
 class _CollectAnywhere:
@@ -42,6 +42,23 @@ class RemoveIndexConcurrently(_CollectAnywhere, PostgresRemoveIndexConcurrently)
         if schema_editor.connection.vendor == "postgresql":
             return super().database_backwards(app_label, schema_editor, from_state, to_state)
         return RemoveIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
+
+
+def foreign_key_index_drop(table: str, column: str, name: str) -> RunPython:
+    """Drop the index Django made for a foreign key whose column another index or unique constraint already leads
+    with: every write paid for it and no query needed it. CONCURRENTLY on PostgreSQL (the migration says
+    `atomic = False`); backwards, the index is built again. The model's field says `db_index=False`."""
+
+    def concurrently(schema_editor) -> str:
+        return " CONCURRENTLY" if schema_editor.connection.vendor == "postgresql" else ""
+
+    def drop(apps, schema_editor):
+        schema_editor.execute(f"DROP INDEX{concurrently(schema_editor)} IF EXISTS {name}")
+
+    def create(apps, schema_editor):
+        schema_editor.execute(f"CREATE INDEX{concurrently(schema_editor)} IF NOT EXISTS {name} ON {table} ({column})")
+
+    return RunPython(drop, create)
 
 
 def lock_timeout_set(sender, using, **kwargs) -> None:

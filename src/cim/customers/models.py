@@ -139,9 +139,16 @@ class Customer(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="owned_customers",
+        db_index=False,  # customer_owner_idx leads with it
     )
     team = models.ForeignKey(
-        Team, verbose_name=_("team"), null=True, blank=True, on_delete=models.SET_NULL, related_name="customers"
+        Team,
+        verbose_name=_("team"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="customers",
+        db_index=False,  # customer_team_idx leads with it
     )
     custom_fields = models.JSONField(_("custom fields"), default=dict, blank=True)
     notes = models.TextField(_("notes"), blank=True)
@@ -224,7 +231,10 @@ class ContactPoint(models.Model):
 class Phone(ContactPoint):
     """A customer's phone number, in E.164 and as entered."""
 
-    customer = models.ForeignKey(Customer, verbose_name=_("customer"), on_delete=models.CASCADE, related_name="phones")
+    # phone_unique_per_customer leads with the customer: a second index of it would only slow writes.
+    customer = models.ForeignKey(
+        Customer, verbose_name=_("customer"), on_delete=models.CASCADE, related_name="phones", db_index=False
+    )
     kind = models.CharField(_("type"), max_length=10, choices=c.PhoneType.choices, default=c.PhoneType.MOBILE)
     number = EncryptedTextField(_("number (E.164)"), max_length=20)
     raw = EncryptedTextField(_("as entered"), max_length=64, blank=True)
@@ -246,7 +256,10 @@ class Phone(ContactPoint):
 class Email(ContactPoint):
     """A customer's email address, lower-cased, and as entered."""
 
-    customer = models.ForeignKey(Customer, verbose_name=_("customer"), on_delete=models.CASCADE, related_name="emails")
+    # email_unique_per_customer leads with the customer.
+    customer = models.ForeignKey(
+        Customer, verbose_name=_("customer"), on_delete=models.CASCADE, related_name="emails", db_index=False
+    )
     kind = models.CharField(_("type"), max_length=10, choices=c.EmailType.choices, default=c.EmailType.PERSONAL)
     address = EncryptedTextField(_("address"), max_length=254)
     raw = EncryptedTextField(_("as entered"), max_length=254, blank=True)
@@ -311,8 +324,9 @@ class Tag(models.Model):
 class CustomerTag(models.Model):
     """A tag on a customer: who put it there and when."""
 
-    customer = models.ForeignKey(Customer, verbose_name=_("customer"), on_delete=models.CASCADE)
-    tag = models.ForeignKey(Tag, verbose_name=_("tag"), on_delete=models.CASCADE)
+    # customer_tag_unique and customer_tag_by_tag_idx lead with these: no index of their own.
+    customer = models.ForeignKey(Customer, verbose_name=_("customer"), on_delete=models.CASCADE, db_index=False)
+    tag = models.ForeignKey(Tag, verbose_name=_("tag"), on_delete=models.CASCADE, db_index=False)
     added_at = models.DateTimeField(_("added at"), auto_now_add=True)
     added_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -404,7 +418,11 @@ class ExternalId(models.Model):
     """A customer's id in another system (a shop, a mini program, an SDK): how imports and events find them again."""
 
     customer = models.ForeignKey(
-        Customer, verbose_name=_("customer"), on_delete=models.CASCADE, related_name="external_ids"
+        Customer,
+        verbose_name=_("customer"),
+        on_delete=models.CASCADE,
+        related_name="external_ids",
+        db_index=False,  # external_id_customer_idx
     )
     system = models.CharField(_("system"), max_length=50)
     value = models.CharField(_("external id"), max_length=200)

@@ -20,7 +20,11 @@ class DuplicateCandidate(models.Model):
         DISTINCT = "distinct", _("Not the same")
 
     customer = models.ForeignKey(
-        "customers.Customer", verbose_name=_("customer"), on_delete=models.CASCADE, related_name="+"
+        "customers.Customer",
+        verbose_name=_("customer"),
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,  # duplicate_candidate_unique leads with it
     )
     other = models.ForeignKey(
         "customers.Customer", verbose_name=_("looks like"), on_delete=models.CASCADE, related_name="+"

@@ -51,9 +51,16 @@ class Segment(models.Model):
 class SegmentMember(models.Model):
     """A customer in a segment, since when."""
 
-    segment = models.ForeignKey(Segment, verbose_name=_("segment"), on_delete=models.CASCADE, related_name="members")
+    # segment_member_unique and segment_member_customer_idx lead with these: no index of their own.
+    segment = models.ForeignKey(
+        Segment, verbose_name=_("segment"), on_delete=models.CASCADE, related_name="members", db_index=False
+    )
     customer = models.ForeignKey(
-        "customers.Customer", verbose_name=_("customer"), on_delete=models.CASCADE, related_name="segment_memberships"
+        "customers.Customer",
+        verbose_name=_("customer"),
+        on_delete=models.CASCADE,
+        related_name="segment_memberships",
+        db_index=False,
     )
     added_at = models.DateTimeField(_("added at"))
 
