@@ -80,16 +80,20 @@ def detect_encoding(sample: bytes) -> str:
     ):
         if sample.startswith(bom):
             return encoding
-    undecodable = {}
-    for encoding in ("utf-8", "gb18030"):
-        # The sample may end inside a character: an incremental decoder without `final` allows that.
-        text = codecs.getincrementaldecoder(encoding)(errors="replace").decode(sample)
-        undecodable[encoding] = text.count("\ufffd")
-        if undecodable[encoding] == 0:
+    # The sample may end inside a character: an incremental decoder without `final` allows that.
+    decoded = {
+        encoding: codecs.getincrementaldecoder(encoding)(errors="replace").decode(sample)
+        for encoding in ("utf-8", "gb18030")
+    }
+    for encoding, text in decoded.items():
+        if "\ufffd" not in text:
             return encoding
-    fewest = min(undecodable, key=undecodable.get)
-    if undecodable[fewest] <= max(10, len(sample) // 2000):
-        return fewest
+    for encoding, text in decoded.items():
+        damaged = text.count("\ufffd")
+        non_ascii = len(text) - len(text.encode("ascii", "ignore"))
+        # A damaged export: a few bytes fail where far more characters of the encoding decode.
+        if damaged <= max(10, len(sample) // 2000) and non_ascii - damaged >= 20 * damaged:
+            return encoding
     best = charset_normalizer.from_bytes(sample).best()
     if best is None:
         raise FileProblem(_("The file's text encoding was not recognised: save it as UTF-8 CSV."))

@@ -326,17 +326,25 @@ def test_csv_rows_that_cannot_be_read_are_reported_by_row_and_blank_rows_skipped
         b"\xff\xfe,13900001111",  # not GB18030 text
         ("王五," + "9" * 32_768).encode("gb18030"),  # a cell longer than Excel allows
         "赵六,13700001111".encode("gb18030"),
+        *(f"客户{i}号欧阳明月,1370000{i:04d}".encode("gb18030") for i in range(20)),
     ]
     path = tmp_path / "rows.csv"
     path.write_bytes(b"\r\n".join(lines))
     with override("en"):
         rows = list(open_table(path, path.name).rows)
-    assert [number for number, _ in rows] == [2, 4, 5, 6, 7]
+    assert [number for number, _ in rows[:5]] == [2, 4, 5, 6, 7]
     assert rows[0][1] == {"姓名": "张三", "手机号码": "13812345678"}
     assert "3 cells" in rows[1][1].message
     assert "not valid gb18030 text" in rows[2][1].message
     assert "32767" in rows[3][1].message.replace(",", "")
-    assert rows[4][1] == {"姓名": "赵六", "手机号码": "13700001111"}
+    assert rows[4][1] == {"姓名": "赵六", "手机号码": "13700001111"} and len(rows) == 25
+
+
+def test_a_western_csv_with_a_few_accents_is_not_taken_for_damaged_utf8(tmp_path):
+    path = tmp_path / "contacts.csv"
+    path.write_bytes("name,phone\r\nJosé Álvarez,+34 612 345 678\r\nAnna Smith,+44 7700 900123\r\n".encode("cp1252"))
+    rows = list(open_table(path, path.name).rows)
+    assert [record["name"] for _, record in rows] == ["José Álvarez", "Anna Smith"]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
