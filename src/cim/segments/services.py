@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import F, ProtectedError
+from django.db.models import Exists, F, OuterRef, ProtectedError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -250,17 +250,22 @@ def _sync_members(segment: Segment, now, customer_ids: list[int] | None = None) 
         cursor.execute(f"CREATE TEMPORARY TABLE {MATCHING} (customer_id bigint PRIMARY KEY)")
         cursor.execute(f"INSERT INTO {MATCHING} (customer_id) {sql}", params)
         count = cursor.rowcount
+        # NOT EXISTS, not NOT IN: PostgreSQL hashes a NOT IN list only within work_mem, and beyond it scans the
+        # whole list again for every member.
         cursor.execute(
             f"DELETE FROM {table} WHERE segment_id = %s{scope} "
-            f"AND customer_id NOT IN (SELECT customer_id FROM {MATCHING}){returning}",
+            f"AND NOT EXISTS (SELECT 1 FROM {MATCHING} AS matching "
+            f"WHERE matching.customer_id = {table}.customer_id){returning}",
             [segment.pk, *scope_params],
         )
         left = _ids_or_count(cursor, returning, "segment.left", segment)
+        # EXCEPT reads the members before the first row goes in. An anti-join may probe the members once per row
+        # while inserting, and on PostgreSQL each probe then walks past the rows this statement already added
+        # (bench/pg_scale.py at 1M customers: minutes for one segment, slowing to about a hundred rows a second).
         cursor.execute(
             f"INSERT INTO {table} (segment_id, customer_id, added_at) "
-            f"SELECT %s, matching.customer_id, %s FROM {MATCHING} AS matching "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {table} AS m "
-            f"WHERE m.segment_id = %s AND m.customer_id = matching.customer_id){returning}",
+            f"SELECT %s, joining.customer_id, %s FROM (SELECT customer_id FROM {MATCHING} "
+            f"EXCEPT SELECT customer_id FROM {table} WHERE segment_id = %s) AS joining{returning}",
             [segment.pk, connection.ops.adapt_datetimefield_value(now), segment.pk],
         )
         entered = _ids_or_count(cursor, returning, "segment.entered", segment)
@@ -298,8 +303,17 @@ def _tag_members(segment: Segment, actor, customer_ids: list[int] | None = None)
     if customer_ids is not None:
         members = members.filter(customer_id__in=customer_ids)
         holders = holders.filter(customer_id__in=customer_ids)
-    missing = list(members.exclude(customer_id__in=holders.values("customer_id")).values_list("customer_id", flat=True))
-    extra = list(holders.exclude(customer_id__in=members).values_list("customer_id", flat=True))
+    # ~Exists, not exclude(…__in=…): PostgreSQL hashes a NOT IN list only within work_mem (see _sync_members).
+    missing = list(
+        members.filter(~Exists(holders.filter(customer_id=OuterRef("customer_id")))).values_list(
+            "customer_id", flat=True
+        )
+    )
+    extra = list(
+        holders.filter(~Exists(members.filter(customer_id=OuterRef("customer_id")))).values_list(
+            "customer_id", flat=True
+        )
+    )
     user = actor if actor is not None and actor.is_authenticated else None
     for start in range(0, len(missing), BATCH):
         CustomerTag.objects.bulk_create(
