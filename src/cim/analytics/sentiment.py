@@ -368,7 +368,9 @@ def sentiment_refresh(*, batch: int = BATCH, limit: int | None = None) -> Sentim
                 batch_size=batch,
             )
             analysed += len(found)
-        removed += FeedbackSentiment.objects.filter(source=source).exclude(object_id__in=rows.values("pk")).delete()[0]
+        # NOT EXISTS, not NOT IN: PostgreSQL rescans a NOT IN subquery per row once it outgrows work_mem.
+        gone = FeedbackSentiment.objects.filter(source=source).exclude(Exists(rows.filter(pk=OuterRef("object_id"))))
+        removed += gone.delete()[0]
     if analysed or removed:
         django_cache.delete_many([f"analytics:sentiment:{period}:{DEFAULT_PERIODS}" for period in PERIODS])
     return SentimentRun(analysed=analysed, removed=removed, by_label=dict(by_label))

@@ -9,7 +9,7 @@ from functools import lru_cache
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import F, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
 from cim.core.blind_index import blind_index
 from cim.customers.choices import Status
@@ -105,9 +105,12 @@ def all_customer_features(*, ids=None) -> Iterator[list[dict]]:
 def link_sides(left_system: str, right_system: str) -> tuple[QuerySet, QuerySet]:
     """The customers known to each of two other systems by an external id, as querysets of their primary keys; a
     customer known to both is one person already and is on neither side."""
-    left = ExternalId.objects.filter(system=left_system).values("customer_id")
-    right = ExternalId.objects.filter(system=right_system).values("customer_id")
-    return left.exclude(customer_id__in=right), right.exclude(customer_id__in=left)
+    left = ExternalId.objects.filter(system=left_system)
+    right = ExternalId.objects.filter(system=right_system)
+    # NOT EXISTS, not NOT IN: PostgreSQL rescans a NOT IN subquery per row once it outgrows work_mem.
+    also_right = Exists(right.filter(customer_id=OuterRef("customer_id")))
+    also_left = Exists(left.filter(customer_id=OuterRef("customer_id")))
+    return left.exclude(also_right).values("customer_id"), right.exclude(also_left).values("customer_id")
 
 
 def external_systems() -> list[str]:

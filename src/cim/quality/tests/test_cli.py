@@ -10,6 +10,7 @@ from django.core.management import CommandError, call_command
 from cim.customers.models import Customer, ExternalId
 from cim.customers.tests.factories import make_customer
 from cim.quality.models import DuplicateCandidate, MergeRecord
+from cim.quality.selectors import link_sides
 
 
 def run(*args) -> dict:
@@ -114,6 +115,18 @@ def test_dedupe_link_pairs_the_two_lists_one_to_one(two_lists):
     assert (result["customers"], result["pairs"], result["link"]) == (5, 1, ["shop", "crm"])
     pair = DuplicateCandidate.objects.get()
     assert {pair.customer, pair.other} == {shop, crm} and pair.probability > 0.8
+
+
+def test_a_customer_known_to_both_lists_is_on_neither_side_of_a_link(two_lists):
+    shop, _ = two_lists
+    ExternalId.objects.create(customer=shop, system="crm", value="C-3")
+
+    def customers(side) -> set[str]:
+        return set(Customer.objects.filter(pk__in=side).values_list("display_name", flat=True))
+
+    in_shop, in_crm = link_sides("shop", "crm")
+    assert (customers(in_shop), customers(in_crm)) == ({"李四"}, {"張三", "王五"})
+    assert in_shop.count() == 2
 
 
 def test_a_link_keeps_the_open_pairs_outside_its_lists(two_lists):
