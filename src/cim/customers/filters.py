@@ -103,7 +103,7 @@ class CustomerFilter(Schema):
             )
         ordering = SORTS[self.sort]
         if self.q and self.q.strip():
-            queryset = search_filter(queryset, self.q)
+            queryset = search_filter(queryset, self.q, newest_first=self.sort != "created")
             if self.sort in ("-created", "created") and "search_rowid" in queryset.query.annotations:
                 ordering = (self.sort.replace("created", "search_rowid"),)
         return queryset.order_by(*ordering)

@@ -13,6 +13,7 @@ from cim.customers.models import Customer, CustomerTag, CustomFieldDefinition, E
 from cim.customers.numbering import is_valid_number, normalize_number
 from cim.customers.services import ReadOnlyShare
 from cim.customers.sharing_selectors import customer_changeable
+from cim.search.selectors import search_count_order
 
 
 class InvalidNumber(ValueError):
@@ -105,7 +106,7 @@ def customer_count(queryset: QuerySet, *, cap: int = COUNT_CAP) -> tuple[int, bo
     customers, far more than the page. Lists show "100+" instead, as Salesforce's list views show "50+";
     counting to 1,000 among 张's 47k matches would already take 70–130 ms.
     """
-    counted = queryset.order_by().values("pk")[: cap + 1].count()
+    counted = queryset.order_by(*search_count_order(queryset)).values("pk")[: cap + 1].count()
     return min(counted, cap), counted > cap
 
 

@@ -26,6 +26,19 @@ class Match(Lookup):
         return f"{quote(self.lhs.alias)}.{quote(self.lhs.target.model._meta.db_table)} MATCH {rhs}", rhs_params
 
 
+@SearchTokensField.register_lookup
+class MatchEach(Match):
+    """`tokens__match_each=expression`: the same match, which PostgreSQL tests row by row and cannot answer from
+    the GIN index (see `cim.search.selectors`). For a word so common that reading rows until enough match is
+    quicker than reading every match from the index."""
+
+    lookup_name = "match_each"
+
+    def process_lhs(self, compiler, connection, lhs=None):
+        sql, params = super().process_lhs(compiler, connection, lhs)
+        return (f"({sql} || ''::tsvector)" if connection.vendor == "postgresql" else sql), params
+
+
 class SearchDocument(models.Model):
     """The search tokens of one customer, one row each: an FTS5 table on SQLite, a GIN-indexed tsvector on
     PostgreSQL (both made by the migration, hence unmanaged). Its row id is the customer's id."""
