@@ -6,14 +6,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from cim.analytics.models import CustomerScore
 from cim.analytics.rfm import rfm_table
 from cim.analytics.totals import CLEARED, order_totals_update, stored_totals
+from cim.core.bulk import update_rows
 
-BATCH = 10_000
 SCORES = tuple(name for name, _empty in CLEARED)
 
 
@@ -47,12 +47,8 @@ def scores_refresh(*, as_of: datetime | None = None, totals: duckdb.DuckDBPyConn
 
 def _write(rows: list[tuple], now: datetime) -> None:
     """Only the score columns: the totals are kept by cim.analytics.totals, other analyses own the rest."""
-    table = connection.ops.quote_name(CustomerScore._meta.db_table)
-    sql = f"UPDATE {table} SET {', '.join(f'{name} = %s' for name in SCORES)}, refreshed_at = %s WHERE customer_id = %s"
     stamp = connection.ops.adapt_datetimefield_value(now)
-    with transaction.atomic(), connection.cursor() as cursor:
-        for start in range(0, len(rows), BATCH):
-            cursor.executemany(sql, [(*scores, stamp, pk) for pk, *scores in rows[start : start + BATCH]])
+    update_rows(CustomerScore, "customer", [*SCORES, "refreshed_at"], ((*row, stamp) for row in rows))
 
 
 def stage_since_set(*, customer_ids: list[int], at: datetime) -> None:

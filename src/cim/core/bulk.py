@@ -64,6 +64,35 @@ def insert_rows(
         cursor.executemany(sql, rows)
 
 
+def update_rows(model, key: str, fields: list[str], rows: Iterable[tuple]) -> None:
+    """Set `fields` of the rows of `model` whose `key` is each row's first value to the row's other values (already
+    adapted). On PostgreSQL the rows are copied into a temporary table and joined in one UPDATE: 966,000 RFM
+    scores in seconds, where one UPDATE a row took 79 s (bench/RESULTS.md, PostgreSQL at scale)."""
+    q = connection.ops.quote_name
+    table = q(model._meta.db_table)
+    key_column, *columns = (q(model._meta.get_field(name).column) for name in (key, *fields))
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            changed = q(f"{model._meta.db_table}_changed")
+            listed = ", ".join((key_column, *columns))
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE {changed} ON COMMIT DROP AS SELECT {listed} FROM {table} WITH NO DATA"
+            )
+            with cursor.copy(f"COPY {changed} ({listed}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            assignments = ", ".join(f"{column} = {changed}.{column}" for column in columns)
+            cursor.execute(
+                f"UPDATE {table} SET {assignments} FROM {changed} WHERE {table}.{key_column} = {changed}.{key_column}"
+            )
+            cursor.execute(f"DROP TABLE {changed}")
+            return
+        assignments = ", ".join(f"{column} = %s" for column in columns)
+        cursor.executemany(
+            f"UPDATE {table} SET {assignments} WHERE {key_column} = %s", ((*row[1:], row[0]) for row in rows)
+        )
+
+
 # SQLite takes at most 32,766 parameters in a statement.
 LOOKUP_CHUNK = 10_000
 
