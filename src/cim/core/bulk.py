@@ -42,18 +42,13 @@ def insert_rows(
         # ON CONFLICT, so rows that may conflict go through a temporary table.
         if first_pk is not None:
             rows = ((row[0] + first_pk, *row[1:]) for row in rows)
-        target = q(f"{model._meta.db_table}_incoming") if ignore_conflicts else table
         with transaction.atomic(), connection.cursor() as cursor:
-            if ignore_conflicts:
-                cursor.execute(
-                    f"CREATE TEMPORARY TABLE {target} ON COMMIT DROP AS SELECT {columns} FROM {table} WITH NO DATA"
-                )
-            with cursor.copy(f"COPY {target} ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            if ignore_conflicts:
-                cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {target} ON CONFLICT DO NOTHING")
-                cursor.execute(f"DROP TABLE {target}")
+            if not ignore_conflicts:
+                _copy(cursor, table, columns, rows)
+                return
+            incoming = _copied_to_temporary(cursor, model, columns, rows, "incoming")
+            cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {incoming} ON CONFLICT DO NOTHING")
+            cursor.execute(f"DROP TABLE {incoming}")
         return
     placeholders = ["%s"] * len(fields)
     if first_pk is not None:
@@ -73,14 +68,7 @@ def update_rows(model, key: str, fields: list[str], rows: Iterable[tuple]) -> No
     key_column, *columns = (q(model._meta.get_field(name).column) for name in (key, *fields))
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            changed = q(f"{model._meta.db_table}_changed")
-            listed = ", ".join((key_column, *columns))
-            cursor.execute(
-                f"CREATE TEMPORARY TABLE {changed} ON COMMIT DROP AS SELECT {listed} FROM {table} WITH NO DATA"
-            )
-            with cursor.copy(f"COPY {changed} ({listed}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+            changed = _copied_to_temporary(cursor, model, ", ".join((key_column, *columns)), rows, "changed")
             assignments = ", ".join(f"{column} = {changed}.{column}" for column in columns)
             cursor.execute(
                 f"UPDATE {table} SET {assignments} FROM {changed} WHERE {table}.{key_column} = {changed}.{key_column}"
@@ -91,6 +79,21 @@ def update_rows(model, key: str, fields: list[str], rows: Iterable[tuple]) -> No
         cursor.executemany(
             f"UPDATE {table} SET {assignments} WHERE {key_column} = %s", ((*row[1:], row[0]) for row in rows)
         )
+
+
+def _copy(cursor, table: str, columns: str, rows: Iterable[tuple]) -> None:
+    with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _copied_to_temporary(cursor, model, columns: str, rows: Iterable[tuple], name: str) -> str:
+    """A temporary table of `model`'s `columns` holding `rows`, copied in; dropped at commit if not before."""
+    q = connection.ops.quote_name
+    table, staged = q(model._meta.db_table), q(f"{model._meta.db_table}_{name}")
+    cursor.execute(f"CREATE TEMPORARY TABLE {staged} ON COMMIT DROP AS SELECT {columns} FROM {table} WITH NO DATA")
+    _copy(cursor, staged, columns, rows)
+    return staged
 
 
 # SQLite takes at most 32,766 parameters in a statement.
