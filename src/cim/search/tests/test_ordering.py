@@ -60,9 +60,9 @@ def test_customer_count_is_capped(admin_user, people):
 def test_a_words_plan_follows_its_matches_where_the_walk_begins(
     admin_user, people, monkeypatch, sort, common_from, read_from_the_index, tested_row_by_row
 ):
-    """On PostgreSQL a search walks the row ids only when a page of matches lies within the first rows the walk
-    reads, else the GIN index finds the matches and they are sorted; a common word is tested row by row. Either
-    way the same customers come in the same order, page by page."""
+    """On PostgreSQL a search walks the row ids only when enough of the first rows the walk reads match, else the
+    GIN index finds the matches and they are sorted; a common word is tested row by row. Either way the same
+    customers come in the same order, page by page."""
     monkeypatch.setattr(selectors, "_edge_rows", lambda indexed: 2)
     monkeypatch.setattr(selectors, "WALK_MATCHES", 2)
     monkeypatch.setattr(selectors, "COMMON_MATCHES", common_from)
