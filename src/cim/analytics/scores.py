@@ -2,6 +2,7 @@
 DuckDB scores the stored order totals (cim.analytics.totals) and compares the scores with the stored ones, and
 only the rows that differ are written back, so an hourly refresh of a quiet day writes little."""
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -55,10 +56,16 @@ def stage_since_set(*, customer_ids: list[int], at: datetime) -> None:
     """Record when these customers entered their current lifecycle stage (for the time in stage)."""
     table = connection.ops.quote_name(CustomerScore._meta.db_table)
     stamp = connection.ops.adapt_datetimefield_value(at)
+    # The ids as one parameter, in one statement: one upsert a customer took 10 s for 90,000 on PostgreSQL.
+    if connection.vendor == "postgresql":
+        chosen, ids = "SELECT unnest(%s::bigint[]) AS id", list(customer_ids)
+    else:
+        chosen, ids = "SELECT value AS id FROM json_each(%s)", json.dumps(list(customer_ids))
     with connection.cursor() as cursor:
-        cursor.executemany(
+        cursor.execute(
             f"INSERT INTO {table} (customer_id, orders, total_spent, rfm_segment, value_segment, churn_reasons, "
-            "stage_since, refreshed_at) VALUES (%s, 0, 0, '', '', '[]', %s, %s) "
-            "ON CONFLICT (customer_id) DO UPDATE SET stage_since = excluded.stage_since",
-            [(pk, stamp, stamp) for pk in customer_ids],
+            f"stage_since, refreshed_at) SELECT id, 0, 0, '', '', '[]', %s, %s FROM ({chosen}) AS chosen "
+            # `WHERE true` lets SQLite's parser tell the upsert's ON CONFLICT from a join's ON.
+            "WHERE true ON CONFLICT (customer_id) DO UPDATE SET stage_since = excluded.stage_since",
+            [stamp, stamp, ids],
         )

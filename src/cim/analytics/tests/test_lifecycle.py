@@ -12,6 +12,7 @@ from cim.activities.history_schemas import OrderInput, RefundInput
 from cim.activities.orders import order_create, order_refund
 from cim.activities.timeline import timeline_page
 from cim.analytics.lifecycle import Thresholds, lifecycle_days_in_stage, lifecycle_funnel, lifecycle_refresh, stage_of
+from cim.analytics.models import CustomerScore
 from cim.customers.models import Customer
 from cim.customers.tests.factories import make_customer
 
@@ -93,9 +94,13 @@ def test_cli_refreshes_and_prints_the_funnel(admin_user, capsys):
 
 def test_days_in_stage_count_from_the_last_change(admin_user):
     regular = make_customer(admin_user, display_name="常客")
+    returning = make_customer(admin_user, display_name="回头客")
     make_customer(admin_user, display_name="只看")
+    CustomerScore.objects.create(customer=returning)  # a row to update, beside one to create
+    Customer.objects.filter(pk__in=[regular.pk, returning.pk]).update(created_at=timezone.now() - timedelta(days=100))
     buy(regular, admin_user, 1, 2, 3)
+    buy(returning, admin_user, 1, 2)
     lifecycle_refresh(thresholds=RULES)
     later = timezone.now() + timedelta(days=10)
     days = lifecycle_days_in_stage(as_of=later)
-    assert days == {"loyal": pytest.approx(10, abs=0.1), "potential": pytest.approx(10, abs=0.1)}
+    assert days == {stage: pytest.approx(10, abs=0.1) for stage in ("loyal", "repeat", "potential")}
