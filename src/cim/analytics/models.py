@@ -52,13 +52,13 @@ class CustomerScore(models.Model):
         verbose_name = _("customer score")
         verbose_name_plural = _("customer scores")
         ordering = ["customer"]
+        # Segment rules on spend and value segment start from the few scores that match. No more: a refresh from
+        # nothing writes every row twice, and every index costs it (bench/RESULTS.md, PostgreSQL at scale). An RFM
+        # segment or a cluster holds a tenth of the customers or more, and the churn list sorts every score above
+        # its floor by what is at stake, which no index on the risk serves.
         indexes = [
-            models.Index(fields=["rfm_segment"], name="score_rfm_segment_idx"),
-            # Segment rules on spend and value segment start from the few scores that match.
             models.Index(fields=["total_spent"], name="score_total_spent_idx"),
             models.Index(fields=["value_segment"], name="score_value_segment_idx"),
-            models.Index(fields=["churn_risk"], name="score_churn_risk_idx"),
-            models.Index(fields=["cluster"], name="score_cluster_idx"),
         ]
 
     def __str__(self) -> str:
