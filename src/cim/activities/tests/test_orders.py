@@ -124,7 +124,11 @@ def import_orders(path, actor, **options):
         return job, import_run(job=job, actor=actor)
 
 
-def test_import_one_row_per_line_in_gbk_with_chinese_headers(tmp_path, customer, admin_user):
+@pytest.mark.parametrize("parallel_bytes", [10**9, 0], ids=["here", "in other processes"])
+def test_import_one_row_per_line_in_gbk_with_chinese_headers(
+    tmp_path, customer, admin_user, monkeypatch, parallel_bytes
+):
+    monkeypatch.setattr("cim.ingest.order_import.PARALLEL_BYTES", parallel_bytes)
     other = make_customer(admin_user, display_name="李强", emails=[{"address": "li@example.com"}])
     rows = [
         ["订单号", "手机号码", "邮箱", "下单时间", "订单状态", "商品编码", "商品名称", "数量", "单价", "退款金额"],
