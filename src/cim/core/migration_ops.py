@@ -61,6 +61,34 @@ def foreign_key_index_drop(table: str, column: str, name: str) -> RunPython:
     return RunPython(drop, create)
 
 
+def pattern_index_drop(table: str, column: str, field_index: str, name: str) -> RunPython:
+    """Keep only the plain index of a CharField Django indexed for its `db_index`: on PostgreSQL it also built a
+    `varchar_pattern_ops` twin (`<field_index>_like`) for LIKE, which every write paid for and no query of an
+    exact key reads. The twin is dropped CONCURRENTLY (the migration says `atomic = False`) and the plain index is
+    renamed to `name`, the model's Meta index; SQLite, which cannot rename an index, builds it again. Backwards,
+    both come back."""
+
+    def drop(apps, schema_editor):
+        if schema_editor.connection.vendor == "postgresql":
+            schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {field_index}_like")
+            schema_editor.execute(f"ALTER INDEX {field_index} RENAME TO {name}")
+        else:
+            schema_editor.execute(f"DROP INDEX {field_index}")
+            schema_editor.execute(f"CREATE INDEX {name} ON {table} ({column})")
+
+    def create(apps, schema_editor):
+        if schema_editor.connection.vendor == "postgresql":
+            schema_editor.execute(f"ALTER INDEX {name} RENAME TO {field_index}")
+            schema_editor.execute(
+                f"CREATE INDEX CONCURRENTLY {field_index}_like ON {table} ({column} varchar_pattern_ops)"
+            )
+        else:
+            schema_editor.execute(f"DROP INDEX {name}")
+            schema_editor.execute(f"CREATE INDEX {field_index} ON {table} ({column})")
+
+    return RunPython(drop, create)
+
+
 def lock_timeout_set(sender, using, **kwargs) -> None:
     """Before migrating on PostgreSQL: a statement that waits for a lock longer than CIM_MIGRATION_LOCK_TIMEOUT
     fails instead of queueing every query of the running site behind it; run the migration again later."""

@@ -86,7 +86,7 @@ class Customer(models.Model):
     display_name = models.CharField(_("name"), max_length=200)
     # The name's syllables or words sorted (cim.quality.matching.name_keys): finds 张三, 章三 and "Zhang San" as
     # candidates of one another, on every entry path.
-    match_name = models.CharField(_("name key"), max_length=200, blank=True, db_index=True, editable=False)
+    match_name = models.CharField(_("name key"), max_length=200, blank=True, editable=False)  # indexed in Meta
     family_name = models.CharField(_("family name"), max_length=100, blank=True)
     given_name = models.CharField(_("given name"), max_length=100, blank=True)
     alias = models.CharField(_("alias"), max_length=200, blank=True)
@@ -118,7 +118,7 @@ class Customer(models.Model):
     keeps_lunar_birthday = models.BooleanField(_("keeps a lunar birthday"), default=False)
     # Resident identity card number (居民身份证号码), normalised by stdnum's cn.ric; found by its keyed hash only.
     id_number = EncryptedTextField(_("ID number"), max_length=18, blank=True)
-    id_number_key = BlindIndexField(_("ID number key"), source="id_number", kind="id_number")
+    id_number_key = BlindIndexField(_("ID number key"), source="id_number", kind="id_number", db_index=False)
     company = models.CharField(_("company"), max_length=200, blank=True)
     job_title = models.CharField(_("job title"), max_length=100, blank=True)
     uscc = models.CharField(_("unified social credit code"), max_length=18, blank=True)
@@ -187,6 +187,10 @@ class Customer(models.Model):
             models.Index(fields=["owner", "status", "-id"], name="customer_owner_idx"),
             models.Index(fields=["team", "status", "-id"], name="customer_team_idx"),
             models.Index(fields=["display_name"], name="customer_name_idx"),
+            # Matched exactly, never with LIKE: a plain index, without the pattern-ops twin Django adds on
+            # PostgreSQL for a CharField's db_index (customers 0015).
+            models.Index(fields=["match_name"], name="customer_match_name_idx"),
+            models.Index(fields=["id_number_key"], name="customer_id_number_key_idx"),
             models.Index(fields=["updated_at"], name="customer_updated_idx"),
             # Customer anniversaries and "N days after joining" are day ranges on it (cim.automation.calendar).
             models.Index(fields=["created_at"], name="customer_created_idx"),
@@ -238,8 +242,8 @@ class Phone(ContactPoint):
     kind = models.CharField(_("type"), max_length=10, choices=c.PhoneType.choices, default=c.PhoneType.MOBILE)
     number = EncryptedTextField(_("number (E.164)"), max_length=20)
     raw = EncryptedTextField(_("as entered"), max_length=64, blank=True)
-    # How a phone is matched exactly, now and once numbers are encrypted (DESIGN §5).
-    match_key = BlindIndexField(_("match key"), source="number", kind="phone")
+    # How a phone is matched exactly, now and once numbers are encrypted (DESIGN §5); indexed in Meta.
+    match_key = BlindIndexField(_("match key"), source="number", kind="phone", db_index=False)
 
     class Meta(ContactPoint.Meta):
         verbose_name = _("phone")
@@ -248,6 +252,7 @@ class Phone(ContactPoint):
             models.UniqueConstraint(fields=["customer", "match_key"], name="phone_unique_per_customer"),
             models.UniqueConstraint(fields=["customer"], condition=Q(is_primary=True), name="phone_one_primary"),
         ]
+        indexes = [models.Index(fields=["match_key"], name="phone_match_key_idx")]
 
     def __str__(self) -> str:
         return self.number
@@ -263,7 +268,7 @@ class Email(ContactPoint):
     kind = models.CharField(_("type"), max_length=10, choices=c.EmailType.choices, default=c.EmailType.PERSONAL)
     address = EncryptedTextField(_("address"), max_length=254)
     raw = EncryptedTextField(_("as entered"), max_length=254, blank=True)
-    match_key = BlindIndexField(_("match key"), source="address", kind="email")
+    match_key = BlindIndexField(_("match key"), source="address", kind="email", db_index=False)
 
     class Meta(ContactPoint.Meta):
         verbose_name = _("email")
@@ -272,6 +277,7 @@ class Email(ContactPoint):
             models.UniqueConstraint(fields=["customer", "match_key"], name="email_unique_per_customer"),
             models.UniqueConstraint(fields=["customer"], condition=Q(is_primary=True), name="email_one_primary"),
         ]
+        indexes = [models.Index(fields=["match_key"], name="email_match_key_idx")]
 
     def __str__(self) -> str:
         return self.address

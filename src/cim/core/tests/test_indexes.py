@@ -43,3 +43,17 @@ def redundant_indexes(table: str) -> list[tuple[str, str]]:
 @pytest.mark.parametrize("table", BULK_WRITTEN)
 def test_no_index_of_a_bulk_written_table_is_led_by_another(table):
     assert redundant_indexes(table) == []
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="Django adds pattern-ops twins on PostgreSQL only")
+def test_only_the_customer_number_keeps_a_pattern_index_for_like():
+    """Keys matched exactly (name keys, keyed hashes) keep one plain index; only the number is searched by prefix."""
+    with connection.cursor() as cursor:
+        like_columns = {
+            (table, *info["columns"])
+            for table in BULK_WRITTEN
+            for name, info in connection.introspection.get_constraints(cursor, table).items()
+            if name.endswith("_like")
+        }
+    assert like_columns == {("customers_customer", "number")}
