@@ -1,10 +1,9 @@
 """Purchases read from the database into DuckDB: the input of RFM, lifecycle and CLV.
 
-They are read from the replica when there is one (cim.core.replica). Rows cross as Arrow record batches
-of plain columns, a chunk at a time (on PostgreSQL as the CSV of a `COPY`, which Arrow parses in C). CLV needs every
-purchase; RFM and the
-lifecycle need only each customer's totals, which the database sums in one grouped scan, so a tenth of the rows
-cross.
+They are read from the replica when there is one (cim.core.replica). Rows cross as Arrow record batches of plain
+columns, a chunk at a time: on PostgreSQL as the CSV of a `COPY`, which Arrow parses in C. CLV needs every
+purchase; RFM and the lifecycle need only each customer's totals, which the database sums in one grouped scan, so a
+tenth of the rows cross.
 """
 
 import io
@@ -27,8 +26,6 @@ SCHEMA = pa.schema(
 )
 # Paid orders, also when partly refunded; fully refunded, cancelled and unpaid ones are no purchases.
 COUNTED = (Order.Status.PAID, Order.Status.PARTIALLY_REFUNDED)
-
-
 TOTALS_SCHEMA = pa.schema(
     [
         ("customer_id", pa.int64()),
