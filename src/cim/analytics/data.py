@@ -11,6 +11,7 @@ from contextlib import nullcontext
 from datetime import datetime
 
 import duckdb
+import psycopg
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 from django.conf import settings
@@ -91,7 +92,9 @@ def query_table(sql: str, params: list, schema: pa.Schema, *, replica: bool = Tr
 def _copied_table(cursor, sql: str, params: list, schema: pa.Schema) -> pa.Table:
     """The rows as PostgreSQL's CSV, parsed by Arrow a block at a time: psycopg would make a Python object of
     every value first (its times alone took half of an hourly refresh's reading)."""
-    with cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)", params) as copy:
+    # Bound here: Django's cursor passes no parameters to a COPY.
+    query = psycopg.ClientCursor(cursor.connection).mogrify(sql, params)
+    with cursor.copy(f"COPY ({query}) TO STDOUT (FORMAT csv)") as copy:
         stream = _CopyStream(copy)
         if stream.at_end():  # Arrow refuses an empty file
             return schema.empty_table()

@@ -15,6 +15,7 @@ from cim.customers.tests.factories import make_customer
 
 pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner")
 
+COPIED = re.compile(r"^COPY \((.*)\) TO STDOUT \(FORMAT csv\)$", re.DOTALL)
 # Tables that grow with the customers; the rest (users, tags, settings) stay small.
 BIG = re.compile(
     r"customers_(customer|phone|email|address|customertag|externalid)|search_\w+|activities_\w+|service_\w+"
@@ -75,8 +76,10 @@ def _big_scans(queries: list[dict]) -> list[str]:
         cursor.execute("SET enable_seqscan = off")
         try:
             for query in queries:
-                if query["sql"].lstrip().upper().startswith("SELECT"):
-                    cursor.execute("EXPLAIN (FORMAT JSON) " + query["sql"])
+                # Analyses read through `COPY (SELECT …) TO STDOUT` (cim.analytics.data): their SELECT is planned.
+                sql = COPIED.sub(r"\1", query["sql"].strip())
+                if sql.upper().startswith("SELECT"):
+                    cursor.execute("EXPLAIN (FORMAT JSON) " + sql)
                     plan = cursor.fetchone()[0][0]["Plan"]
                     found += [f"{scan} in: {query['sql'][:300]}" for scan in _full_reads(plan)]
         finally:
