@@ -28,6 +28,8 @@ class ImportJob(models.Model):
     file_format = models.CharField(_("format"), max_length=10)
     encoding = models.CharField(_("encoding"), max_length=20, blank=True)
     headers = models.JSONField(_("columns"), default=list, blank=True)
+    # Where the header was found: rows above it (a title, the export time) are not read.
+    header_row = models.PositiveIntegerField(_("header row"), default=1)
     mapping = models.JSONField(_("mapping"), default=dict, blank=True)
     source = models.CharField(_("source system"), max_length=50, blank=True)
     source_channel = models.CharField(_("source channel"), max_length=20, blank=True)

@@ -7,6 +7,7 @@ Every reader streams (a million rows never sit in memory) and turns what it cann
 import codecs
 import csv
 import io
+import itertools
 import json
 import zipfile
 from collections.abc import Iterator
@@ -27,6 +28,8 @@ MAX_ZIP_ENTRIES = 10_000
 MAX_UNZIPPED_BYTES = 4 * 1024**3
 MAX_ZIP_RATIO = 200
 SAMPLE_BYTES = 1024**2
+# Exports often open with a title, the export time or who made it above the real header: looked for this far.
+HEADER_SEARCH_ROWS = 20
 FORMATS = ("csv", "xlsx", "vcf", "jsonl")
 
 
@@ -45,13 +48,15 @@ class RowProblem:
 class Table:
     """A readable file: its column names and a one-pass iterator of (row number, cells or a RowProblem).
 
-    Row numbers are what a person sees: the header is row 1 of a spreadsheet, so the first data row is 2."""
+    Row numbers are what a person sees: with the header on row 1 of a spreadsheet, the first data row is 2.
+    `header_row` is where the header was found (rows above it, a title or the export time, are not read)."""
 
     columns: list[str]
     rows: Iterator[tuple[int, dict[str, object] | RowProblem]]
     file_format: str
     encoding: str = ""
     extra: dict = field(default_factory=dict)
+    header_row: int = 1
 
 
 def detect_format(filename: str, head: bytes) -> str:
@@ -134,30 +139,49 @@ def _cell(value: str) -> str | RowProblem:
     return _cell_too_long() if len(value) > MAX_CELL_CHARS else value
 
 
+def _filled(cells: list | None) -> int:
+    return sum(1 for cell in cells if cell is not None and str(cell).strip()) if cells else 0
+
+
+def _header(records: Iterator[list | None]) -> tuple[int, list, Iterator[list | None]]:
+    """(the header's row number, its cells, the rows after it). Shops and CRMs export sheets that open with a title
+    ("客户信息表"), the export time or who made it: a row of a cell or two above the real header. The header is the
+    first of the first rows that fills more than half as many cells as the fullest of them. `None` stands for a
+    row that could not be read."""
+    sample = list(itertools.islice(records, HEADER_SEARCH_ROWS))
+    filled = [_filled(cells) for cells in sample]
+    fullest = max(filled, default=0)
+    if not fullest:
+        raise FileProblem(_("The file has no header row."))
+    index = next(i for i, count in enumerate(filled) if 2 * count > fullest)
+    return index + 1, sample[index], itertools.chain(sample[index + 1 :], records)
+
+
 def _csv(path: Path, encoding: str, head: bytes) -> Table:
     sample = head.decode(encoding, errors="replace")
     try:
         dialect = csv.Sniffer().sniff(sample[:65536], delimiters=",;\t|")
         delimiter = dialect.delimiter
     except csv.Error:
-        delimiter = "\t" if sample.split("\n", 1)[0].count("\t") > sample.split("\n", 1)[0].count(",") else ","
+        delimiter = "\t" if sample.count("\t") > sample.count(",") else ","
     csv.field_size_limit(MAX_CELL_CHARS * 4)
     reader = csv.reader(_text_lines(path, encoding), delimiter=delimiter)
-    try:
-        header = next(reader)
-    except (StopIteration, csv.Error):
-        raise FileProblem(_("The file has no header row.")) from None
-    columns = _columns(header)
 
-    def rows() -> Iterator[tuple[int, dict[str, object] | RowProblem]]:
-        number = 1
+    def records() -> Iterator[list[str] | None]:
         while True:
-            number += 1
             try:
-                cells = next(reader)
+                yield next(reader)
             except StopIteration:
                 return
             except csv.Error:
+                yield None
+
+    header_row, header, after = _header(records())
+    columns = _columns(header)
+
+    def rows() -> Iterator[tuple[int, dict[str, object] | RowProblem]]:
+        for number, cells in enumerate(after, start=header_row + 1):
+            if cells is None:
                 yield number, RowProblem(_("The row is not valid CSV (a quote is not closed, or a cell is too long)."))
                 continue
             # The checks look at the row's text joined once: a million rows pass them in the importing process.
@@ -184,7 +208,7 @@ def _csv(path: Path, encoding: str, head: bytes) -> Table:
                 continue
             yield number, dict(zip(columns, cells, strict=False))
 
-    return Table(columns, rows(), "csv", encoding, {"delimiter": delimiter})
+    return Table(columns, rows(), "csv", encoding, {"delimiter": delimiter}, header_row)
 
 
 def _columns(header: list) -> list[str]:
@@ -245,8 +269,10 @@ def _xlsx(path: Path) -> Table:
     try:
         workbook = openpyxl.load_workbook(handle, read_only=True, data_only=True)
         sheet = workbook.worksheets[0]
-        values = sheet.iter_rows(values_only=True)
-        header = next(values, None)
+        header_row, header, values = _header(sheet.iter_rows(values_only=True))
+    except FileProblem:
+        handle.close()
+        raise
     except Exception as error:  # openpyxl raises many types for damaged or hostile files
         handle.close()
         if _caused_by(error, EntitiesForbidden):
@@ -256,12 +282,10 @@ def _xlsx(path: Path) -> Table:
         raise FileProblem(
             _("The Excel workbook could not be read (%(reason)s).") % {"reason": type(error).__name__}
         ) from None
-    if header is None:
-        raise FileProblem(_("The file has no header row."))
     columns = _columns(list(header))
 
     def rows() -> Iterator[tuple[int, dict[str, object] | RowProblem]]:
-        number = 1
+        number = header_row
         try:
             for cells in values:
                 number += 1
@@ -284,7 +308,7 @@ def _xlsx(path: Path) -> Table:
             workbook.close()
             handle.close()
 
-    return Table(columns, rows(), "xlsx")
+    return Table(columns, rows(), "xlsx", header_row=header_row)
 
 
 def _jsonl(path: Path, encoding: str) -> Table:

@@ -91,6 +91,7 @@ def import_job_create(
         file_format=table.file_format,
         encoding=table.encoding,
         headers=table.columns,
+        header_row=table.header_row,
         mapping=mapping,
         source=source[:50],
         source_channel=source_channel,

@@ -164,6 +164,60 @@ def test_xlsx_with_numbers_and_dates_in_cells(tmp_path, admin_user):
     assert zhao.birthday == date(1992, 1, 2) and zhao.phones.get().number == "+8613912345678"
 
 
+def titled_workbook(path):
+    """A sheet as Chinese CRMs and shops export it: a merged title, who exported it when, a blank row, the header,
+    the rows and a total."""
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["客户信息表"])
+    sheet.merge_cells("A1:E1")
+    sheet.append(["导出时间：2024-05-01 10:00", None, None, "导出人：王经理"])
+    sheet.append([])
+    sheet.append(["序号", "客户姓名", "手机号码", "邮箱", "公司"])
+    sheet.append([1, "张伟", 13812345678, "zhangwei@example.com", "北京星辰科技有限公司"])
+    sheet.append([2, "李娜", 13987654321, None, "上海某某贸易"])
+    sheet.append(["合计：2 人"])
+    workbook.save(path)
+    return path
+
+
+def test_a_title_and_export_lines_above_the_header_are_skipped(tmp_path, admin_user):
+    job, counts = run(titled_workbook(tmp_path / "客户信息表.xlsx"), admin_user)
+    assert job.header_row == 4 and job.headers == ["序号", "客户姓名", "手机号码", "邮箱", "公司"]
+    assert (counts.created, counts.rejected) == (2, 1)
+    assert Customer.objects.get(display_name="张伟").emails.get().address == "zhangwei@example.com"
+    assert list(ImportRowError.objects.values_list("row", flat=True).distinct()) == [7]  # the total, by sheet row
+
+    lines = ["客户信息表", "导出时间：2024-05-01", ",".join(HEADER), *(",".join(row) for row in ROWS)]
+    path = tmp_path / "titled.csv"
+    path.write_bytes("\r\n".join(lines).encode("gb18030"))
+    table = open_table(path, path.name)
+    assert (table.header_row, table.columns) == (3, HEADER)
+    assert [number for number, _ in table.rows] == [4, 5, 6, 7]
+
+
+def test_a_header_with_an_unnamed_column_stays_the_header(tmp_path):
+    path = tmp_path / "pandas.csv"
+    path.write_text(",姓名,手机\n0,张三,13812345678\n1,李四,13900001111\n", encoding="utf-8")
+    table = open_table(path, path.name)
+    assert table.header_row == 1 and table.columns[1:] == ["姓名", "手机"]
+    assert [number for number, _ in table.rows] == [2, 3]
+
+
+def test_the_wizard_and_the_cli_say_where_the_header_was_found(tmp_path, admin_user):
+    path = titled_workbook(tmp_path / "客户信息表.xlsx")
+    client = Client(HTTP_ACCEPT_LANGUAGE="zh-hans")
+    client.force_login(admin_user)
+    with path.open("rb") as upload:
+        page = client.post("/imports/", {"file": upload}, follow=True).content.decode()
+    assert "表头在文件第 4 行" in page and "张伟" in page
+    err = io.StringIO()
+    call_command("import", "customers", str(path), "--dry-run", stdout=io.StringIO(), stderr=err)
+    assert "The header is on row 4" in err.getvalue()
+
+
 def test_vcards_from_phones_including_quoted_printable_names(tmp_path, admin_user):
     cards = (
         "BEGIN:VCARD\r\nVERSION:2.1\r\nN;CHARSET=UTF-8;ENCODING=QUOTED-PRINTABLE:=E5=BC=A0;=E4=B8=89;;;\r\n"

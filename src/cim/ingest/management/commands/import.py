@@ -113,6 +113,8 @@ class Command(ReportingCommand):
                 )
             except ValidationError as error:
                 raise self.fail(" ".join(m for messages in error.message_dict.values() for m in messages)) from None
+            if job.header_row > 1:
+                self.stderr.write(f"The header is on row {job.header_row}; the rows above it are not read.")
         return self._run(job, actor, dry_run=dry_run, background=background, verbosity=options["verbosity"])
 
     def _resume(self, *, job: int, **options):
