@@ -48,11 +48,14 @@ TARGETS: dict[str, tuple] = {
     "tags": (_("Tags"), "标签 客户标签 tags tag labels"),
     "phones": (
         _("Mobile phone"),
-        "手机 手机号 手机号码 移动电话 电话 电话号码 联系电话 联系方式 "
+        "手机 手机号 手机号码 移动电话 电话 电话号码 联系电话 联系手机 联系方式 "
         "mobile mobilephone cell cellphone phone phonenumber tel telephone phones",
     ),
-    "phones_work": (_("Work phone"), "办公电话 工作电话 座机 公司电话 单位电话 workphone officephone businessphone"),
-    "phones_home": (_("Home phone"), "家庭电话 住宅电话 homephone"),
+    "phones_work": (
+        _("Work phone"),
+        "办公电话 电话(办公) 工作电话 座机 公司电话 单位电话 workphone officephone businessphone",
+    ),
+    "phones_home": (_("Home phone"), "家庭电话 电话(家庭) 住宅电话 homephone"),
     "emails": (_("Email"), "邮箱 邮箱地址 电子邮箱 电子邮件 邮件 email mail emailaddress emails"),
     "emails_work": (_("Work email"), "工作邮箱 公司邮箱 workemail"),
     "address": (_("Address"), "地址 详细地址 联系地址 通讯地址 住址 收货地址 address streetaddress fulladdress"),
@@ -67,10 +70,23 @@ IGNORE = ""
 # Targets several columns may fill; any other target takes one column.
 LIST_TARGETS = {"phones", "phones_work", "phones_home", "emails", "emails_work", "tags", "notes", IGNORE}
 _PUNCTUATION = re.compile(r"[\s_\-:：*()（）\[\]【】/·.]+")
+_BRACKETED = re.compile(r"[(（\[【][^)）\]】]*[)）\]】]")
 
 
 def fold_header(header: str) -> str:
     return _PUNCTUATION.sub("", unicodedata.normalize("NFKC", header).lower())
+
+
+def header_forms(header: str) -> list[str]:
+    """The header folded, then without what it says in brackets (a unit, 必填): 实付金额(元) means 实付金额, while
+    电话(办公) may still be named as a whole."""
+    folded = fold_header(header)
+    bare = fold_header(_BRACKETED.sub("", header))
+    return [folded, bare] if bare and bare != folded else [folded]
+
+
+def header_target(synonyms: dict[str, str], header: str) -> str:
+    return next((synonyms[form] for form in header_forms(header) if form in synonyms), IGNORE)
 
 
 def _synonyms() -> dict[str, str]:
@@ -93,7 +109,7 @@ def auto_map(columns: list[str]) -> dict[str, str]:
     mapping: dict[str, str] = {}
     taken: set[str] = set()
     for column in columns:
-        target = synonyms.get(fold_header(column), IGNORE)
+        target = header_target(synonyms, column)
         if target in taken and target not in LIST_TARGETS:
             target = IGNORE
         mapping[column] = target

@@ -33,42 +33,47 @@ from cim.core.bulk import column_lookup, insert_rows, value_adapter
 from cim.customers.models import Customer, Email, ExternalId, Phone
 from cim.customers.numbering import normalize_number
 from cim.ingest.importer import DEFAULT_SYSTEM, PARALLEL_BYTES, DryRunDone, ImportCounts
-from cim.ingest.mapping import IGNORE, fold_header
+from cim.ingest.mapping import IGNORE, fold_header, header_target
 from cim.ingest.models import ImportJob, ImportRowError
 from cim.ingest.readers import RowProblem
 from cim.quality.normalize import normalize_email, normalize_phone
 
-# target → (label, headers that mean it, compared folded like customer headers).
+# target → (label, headers that mean it, compared folded like customer headers), with those of the exports of
+# Taobao/Tmall, JD and Pinduoduo.
 ORDER_TARGETS: dict[str, tuple] = {
     "order_number": (gettext_lazy("Order number"), "订单号 订单编号 单号 订单id ordernumber orderno orderid order"),
     "customer_number": (gettext_lazy("Customer number"), "客户号 客户编号 customernumber customerno"),
     "external_id": (
         gettext_lazy("Customer's external id"),
-        "会员号 会员编号 会员id 客户id 外部编号 用户id externalid customerid memberid userid uid",
+        "会员号 会员编号 会员id 客户id 外部编号 用户id 买家会员名 买家账号 买家id "
+        "externalid customerid memberid userid uid buyerid",
     ),
-    "phone": (gettext_lazy("Customer's phone"), "手机 手机号 手机号码 电话 联系电话 收货人电话 mobile phone tel"),
+    "phone": (
+        gettext_lazy("Customer's phone"),
+        "手机 手机号 手机号码 电话 联系电话 联系手机 收货人电话 收货人手机 收货人手机号 mobile phone tel",
+    ),
     "email": (gettext_lazy("Customer's email"), "邮箱 电子邮箱 email mail"),
     "ordered_at": (
         gettext_lazy("Ordered at"),
-        "下单时间 订单时间 下单日期 订单日期 购买时间 购买日期 付款时间 支付时间 日期 时间 "
-        "orderedat orderdate ordertime date createdat paidat purchasedate",
+        "下单时间 订单时间 下单日期 订单日期 订单创建时间 创建时间 成交时间 订单成交时间 购买时间 购买日期 付款时间 "
+        "支付时间 订单付款时间 日期 时间 orderedat orderdate ordertime date createdat paidat purchasedate",
     ),
     "status": (gettext_lazy("Status"), "订单状态 状态 交易状态 status orderstatus"),
     "channel": (gettext_lazy("Sales channel"), "渠道 销售渠道 平台 来源 channel saleschannel platform source"),
     "store": (gettext_lazy("Store"), "门店 店铺 店铺名称 门店名称 store shop"),
     "currency": (gettext_lazy("Currency"), "币种 货币 currency"),
-    "sku": (gettext_lazy("SKU"), "sku 商品编码 商品编号 货号 商品id 产品编码 productid itemid"),
+    "sku": (gettext_lazy("SKU"), "sku 商品编码 商品编号 商家编码 货号 商品id 产品编码 productid itemid"),
     "product_name": (
         gettext_lazy("Product name"),
-        "商品 商品名称 产品 产品名称 品名 product productname item itemname",
+        "商品 商品名称 商品标题 宝贝标题 宝贝名称 产品 产品名称 品名 product productname item itemname",
     ),
-    "quantity": (gettext_lazy("Quantity"), "数量 购买数量 件数 quantity qty"),
-    "unit_price": (gettext_lazy("Unit price"), "单价 价格 售价 unitprice price"),
+    "quantity": (gettext_lazy("Quantity"), "数量 购买数量 商品数量 订购数量 宝贝总数量 件数 quantity qty"),
+    "unit_price": (gettext_lazy("Unit price"), "单价 商品单价 价格 售价 京东价 unitprice price"),
     "line_discount": (gettext_lazy("Line discount"), "优惠 折扣 商品优惠 linediscount discount"),
-    "order_discount": (gettext_lazy("Order discount"), "订单优惠 整单优惠 orderdiscount"),
+    "order_discount": (gettext_lazy("Order discount"), "订单优惠 整单优惠 店铺优惠 店铺优惠折扣 orderdiscount"),
     "total": (
         gettext_lazy("Order total (one row per order)"),
-        "订单金额 实付金额 实付 总金额 金额 合计 ordertotal total amount",
+        "订单金额 实付金额 实付 实付款 买家实际支付金额 用户实付金额 应付金额 总金额 金额 合计 ordertotal total amount",
     ),
     "refunded": (gettext_lazy("Refunded amount"), "退款金额 已退款 refunded refundamount"),
 }
@@ -81,6 +86,18 @@ STATUS_WORDS = {
     Order.Status.PARTIALLY_REFUNDED: "partiallyrefunded 部分退款",
 }
 STATUS_OF = {fold_header(word): status.value for status, words in STATUS_WORDS.items() for word in words.split()}
+# Platforms write phrases (卖家已发货，等待买家确认; 买家已付款，等待卖家发货; 退款成功): judged by the first of these
+# kinds whose words they hold, the most telling first, so that 等待买家付款 is pending and 退款成功 refunded.
+STATUS_HINTS = [
+    (Order.Status.PARTIALLY_REFUNDED, "部分退款 partialrefund partiallyrefunded"),
+    (Order.Status.REFUNDED, "已退款 退款成功 退款完成 全额退款 refunded"),
+    (Order.Status.CANCELLED, "取消 关闭 作废 交易失败 cancel closed void"),
+    (Order.Status.PENDING, "待付款 未付款 待支付 未支付 等待付款 等待买家付款 unpaid awaitingpayment pending"),
+    (
+        Order.Status.PAID,
+        "成功 完成 已付款 已支付 发货 签收 收货 出库 配送 paid complete success shipped delivered fulfilled",
+    ),
+]
 _DATETIME = re.compile(
     r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?:[ T]+(\d{1,2})[:时](\d{1,2})(?:[:分](\d{1,2})(?:\.\d+)?秒?)?)?$"
 )
@@ -116,7 +133,7 @@ def order_auto_map(columns: list[str]) -> dict[str, str]:
             synonyms.setdefault(fold_header(header), target)
     mapping, taken = {}, set()
     for column in columns:
-        target = synonyms.get(fold_header(column), IGNORE)
+        target = header_target(synonyms, column)
         mapping[column] = IGNORE if target in taken else target
         taken.add(target)
     return mapping
@@ -163,6 +180,17 @@ def parse_time(text: str) -> datetime | None:
         except ValueError:
             return None
     return moment if moment.tzinfo else timezone.make_aware(moment)
+
+
+@lru_cache(maxsize=1024)
+def order_status(text: str) -> str:
+    """The status an export's word or phrase means ("" when none): 交易成功, 已取消, Completed, 等待买家付款 …"""
+    folded = fold_header(text)
+    if folded in STATUS_OF:
+        return STATUS_OF[folded]
+    return next(
+        (status.value for status, words in STATUS_HINTS if any(fold_header(w) in folded for w in words.split())), ""
+    )
 
 
 def parse_money(text: str) -> Decimal | None:
@@ -239,7 +267,7 @@ class LinePreparer:
             errors.append((self.column.get("ordered_at", ""), _("The order time is empty.")))
         status = Order.Status.PAID.value
         if text.get("status"):
-            status = STATUS_OF.get(fold_header(text["status"]), "")
+            status = order_status(text["status"])
             if not status:
                 errors.append((self.column["status"], _("Unknown order status.")))
         amounts = {}

@@ -174,6 +174,43 @@ def test_an_order_straddling_batches_gets_all_its_lines(tmp_path, customer, admi
     assert (counts.created, counts.lines, placed.total_amount) == (1, 5, Decimal("50.00"))
 
 
+def test_a_shop_platform_export_maps_and_reads_its_statuses(tmp_path, customer, admin_user):
+    """Headers and order states as Taobao/Tmall and Pinduoduo export them: units in brackets, phrases for states."""
+    header = [
+        "订单编号",
+        "买家会员名",
+        "联系手机",
+        "订单创建时间",
+        "订单状态",
+        "宝贝标题",
+        "宝贝总数量",
+        "用户实付金额(元)",
+    ]
+    states = {
+        "P1": ("交易成功", Status.PAID),
+        "P2": ("卖家已发货，等待买家确认", Status.PAID),
+        "P3": ("买家已付款，等待卖家发货", Status.PAID),
+        "P4": ("等待买家付款", Status.PENDING),
+        "P5": ("交易关闭", Status.CANCELLED),
+        "P6": ("退款成功", Status.REFUNDED),
+        "P7": ("已发货，待收货", Status.PAID),
+        "P8": ("Awaiting payment", Status.PENDING),
+    }
+    rows = [header] + [
+        [number, "tb_wangfang", "13812345678", "2026-05-01 09:00:00", state, "西湖龙井", "1", "88.00"]
+        for number, (state, _status) in states.items()
+    ]
+    rows.append(["P9", "tb_wangfang", "13812345678", "2026-05-01 09:00:00", "拼团中", "西湖龙井", "1", "88.00"])
+    job, counts = import_orders(write_csv(tmp_path / "淘宝订单.csv", rows, "gb18030"), admin_user)
+    assert job.mapping == {
+        "订单编号": "order_number", "买家会员名": "external_id", "联系手机": "phone", "订单创建时间": "ordered_at",
+        "订单状态": "status", "宝贝标题": "product_name", "宝贝总数量": "quantity", "用户实付金额(元)": "total",
+    }  # fmt: skip
+    assert (counts.created, counts.rejected) == (8, 1)
+    assert dict(Order.objects.values_list("number", "status")) == {n: s for n, (_t, s) in states.items()}
+    assert "未知的订单状态" in ImportRowError.objects.get(job=job).message  # 拼团中: not guessed
+
+
 def test_the_cli_imports_orders_and_reports_rows(tmp_path, customer, admin_user, capsys):
     rows = [["order_no", "phone", "date", "sku", "qty", "price"], ["C1", "13812345678", "2026-04-01", "A", "2", "5"]]
     call_command("import", "orders", str(write_csv(tmp_path / "o.csv", rows)), "--json")

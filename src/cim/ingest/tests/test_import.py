@@ -206,6 +206,19 @@ def test_a_header_with_an_unnamed_column_stays_the_header(tmp_path):
     assert [number for number, _ in table.rows] == [2, 3]
 
 
+def test_headers_with_units_or_marks_in_brackets_are_recognised(tmp_path, admin_user):
+    from cim.ingest.mapping import auto_map
+
+    mapping = auto_map(["姓名*", "手机号（必填）", "E-mail [optional]", "消费金额(元)", "电话（办公）"])
+    assert mapping == {
+        "姓名*": "display_name",
+        "手机号（必填）": "phones",
+        "E-mail [optional]": "emails",
+        "消费金额(元)": "",
+        "电话（办公）": "phones_work",
+    }
+
+
 def test_the_wizard_and_the_cli_say_where_the_header_was_found(tmp_path, admin_user):
     path = titled_workbook(tmp_path / "客户信息表.xlsx")
     client = Client(HTTP_ACCEPT_LANGUAGE="zh-hans")
