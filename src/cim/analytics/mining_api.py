@@ -74,7 +74,7 @@ class RulesOut(Schema):
 
 class RulesQuery(Schema):
     limit: int = Field(100, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=1_000_000_000)
 
 
 @router.get("/analytics/rules", response=RulesOut, summary="Frequently bought together: the rules, strongest first")

@@ -21,6 +21,7 @@ from cim.automation.campaigns import (
 )
 from cim.automation.campaigns_selectors import campaign_get, campaign_list, campaign_preview, campaign_report
 from cim.automation.models import Campaign
+from cim.customers.schemas import Id
 from cim.customers.services import PermissionDenied
 from cim.privacy.models import ConsentPurpose
 
@@ -127,7 +128,7 @@ class CampaignIn(Schema):
     name: str = Field(min_length=1, max_length=100)
     description: str = Field("", max_length=500)
     purpose: ConsentPurpose = ConsentPurpose.MARKETING
-    segment: int = Field(description="The audience: a segment's or static list's id")
+    segment: Id = Field(description="The audience: a segment's or static list's id")
     variants: list[VariantIn] = Field(min_length=1, max_length=5, description="A, B, ... in this order")
     test_percent: int = Field(0, ge=0, le=90, description="Share of the audience in the A/B test (0: no test)")
     test_metric: Campaign.Metric = Campaign.Metric.CLICK_RATE
@@ -141,7 +142,7 @@ class CampaignPatch(Schema):
     name: str | None = Field(None, min_length=1, max_length=100)
     description: str | None = Field(None, max_length=500)
     purpose: ConsentPurpose | None = None
-    segment: int | None = None
+    segment: Id | None = None
     variants: list[VariantIn] | None = Field(None, min_length=1, max_length=5)
     test_percent: int | None = Field(None, ge=0, le=90)
     test_metric: Campaign.Metric | None = None

@@ -26,7 +26,7 @@ from cim.automation.care_selectors import (
 from cim.automation.models import MessageTemplate
 from cim.automation.models.care import GIFT_OCCASION_CHOICES, OCCASION_CHOICES, CareAction
 from cim.core.pagination import keyset_page
-from cim.customers.schemas import MAX_ID
+from cim.customers.schemas import MAX_ID, Id
 from cim.customers.selectors import customer_get
 from cim.customers.services import PermissionDenied
 from cim.segments.models import Segment
@@ -114,7 +114,7 @@ class CarePlanIn(Schema):
     occasion: Occasion
     action: CareAction = CareAction.GREETING
     lead_days: int = Field(0, ge=0, le=MAX_LEAD_DAYS, description="Act this many days before the occasion")
-    template_ids: list[int] = Field(default_factory=list, max_length=10, description="Greetings: one per language")
+    template_ids: list[Id] = Field(default_factory=list, max_length=10, description="Greetings: one per language")
     segment_id: int | None = Field(None, ge=1, le=MAX_ID, description="Only this segment's or list's members")
     task_title: str = Field("", max_length=200)
     priority: Priority = Priority.NORMAL
@@ -126,7 +126,7 @@ class CarePlanPatch(Schema):
     occasion: Occasion | None = None
     action: CareAction | None = None
     lead_days: int | None = Field(None, ge=0, le=MAX_LEAD_DAYS)
-    template_ids: list[int] | None = Field(None, max_length=10)
+    template_ids: list[Id] | None = Field(None, max_length=10)
     segment_id: int | None = Field(None, ge=1, le=MAX_ID)
     task_title: str | None = Field(None, max_length=200)
     priority: Priority | None = None
@@ -135,9 +135,7 @@ class CarePlanPatch(Schema):
 
 class RunIn(Schema):
     day: date | None = Field(None, description="The day to run for; today (business time zone) if left out")
-    plan_ids: list[int] | None = Field(
-        None, max_length=100, description="Only these plans; all active ones if left out"
-    )
+    plan_ids: list[Id] | None = Field(None, max_length=100, description="Only these plans; all active ones if left out")
 
 
 class PlanRunOut(Schema):

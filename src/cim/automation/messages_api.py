@@ -24,6 +24,7 @@ from cim.automation.messaging import template_preview
 from cim.automation.models.messages import Channel, MessageStatus
 from cim.core.pagination import keyset_page
 from cim.customers.models import Customer
+from cim.customers.schemas import Id
 from cim.customers.services import PermissionDenied
 from cim.privacy.models import ConsentPurpose
 from cim.segments.models import Segment
@@ -92,9 +93,9 @@ class PreviewOut(Schema):
 
 
 class SendIn(Schema):
-    template: int
+    template: Id
     customers: list[str] = Field(default_factory=list, max_length=10000, description="Customer numbers")
-    segment: int | None = Field(None, description="Send to the members of this segment too")
+    segment: Id | None = Field(None, description="Send to the members of this segment too")
     extra_context: dict[str, Any] = Field(default_factory=dict)
     key: str = Field("", max_length=100, description="Idempotency key: a repeated send with it is a no-op")
 
@@ -153,7 +154,7 @@ class MessageFilterIn(Schema):
     channel: Channel | None = None
     origin: str = ""
     campaign: int | None = None
-    template: int | None = None
+    template: Id | None = None
 
 
 @router.get("/message-templates", response=list[TemplateOut], summary="Message templates")

@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 
 from cim.accounts.services import TokenRefused
 from cim.core.api_auth import TokenScopeDenied
+from cim.core.api_parser import UnstorableText
 from cim.customers.selectors import InvalidNumber
 from cim.customers.services import PermissionDenied, ReadOnlyShare
 
@@ -29,6 +30,8 @@ _PYDANTIC_MESSAGES = {
     "string_type": lambda e: _("Enter text."),
     "int_parsing": lambda e: _("Enter a whole number."),
     "int_type": lambda e: _("Enter a whole number."),
+    "greater_than_equal": lambda e: _("Enter a number of at least %(n)s.") % {"n": e.get("ctx", {}).get("ge")},
+    "less_than_equal": lambda e: _("Enter a number of at most %(n)s.") % {"n": e.get("ctx", {}).get("le")},
     "bool_parsing": lambda e: _("Enter true or false."),
     "bool_type": lambda e: _("Enter true or false."),
     "date_from_datetime_parsing": lambda e: _("Enter a date as YYYY-MM-DD."),
@@ -39,6 +42,7 @@ _PYDANTIC_MESSAGES = {
     "model_attributes_type": lambda e: _("Enter an object."),
     "json_invalid": lambda e: _("The request body is not valid JSON."),
     "extra_forbidden": lambda e: _("This field is not allowed."),
+    "string_unstorable": lambda e: e["msg"],
 }
 
 
@@ -147,6 +151,8 @@ def install_error_handlers(api: NinjaAPI) -> None:
 
     @api.exception_handler(HttpError)
     def http_error(request, exc):
+        if isinstance(exc.__cause__, UnstorableText):
+            return validation(request, exc.__cause__)
         if isinstance(exc.__cause__, ValueError | UnicodeDecodeError) and exc.status_code == 400:
             message = _("The request body must be a JSON object.")
             detail = {"field": "body", "code": "json_invalid", "message": message}

@@ -14,6 +14,8 @@ from cim.quality.normalize import parse_birthday
 
 # The largest id a 64-bit column holds; larger numbers would overflow the database driver, not just miss.
 MAX_ID = 2**63 - 1
+# The id of a row, as a request names it.
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 def _written_date(value):

@@ -10,7 +10,8 @@ from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from ninja import Router, Schema
 from ninja.responses import Status
-from pydantic import Field
+from pydantic import Field, create_model
+from pydantic.fields import FieldInfo
 
 from cim.accounts.roles import Perm, has_perm
 from cim.customers.selectors import customer_get
@@ -355,10 +356,12 @@ class AssessmentOut(AssessmentIn):
 
 
 def _patch(schema):
-    """The same fields, all optional: for PATCH."""
-    fields = {name: (info.annotation | None, None) for name, info in schema.model_fields.items()}
-    from pydantic import create_model
-
+    """The same fields with their checks, each one optional: for PATCH. Null is taken only where the field
+    takes it (a missing field is left as it is; a null one would be written)."""
+    fields = {
+        name: (info.annotation, FieldInfo.merge_field_infos(info, default=None, default_factory=None))
+        for name, info in schema.model_fields.items()
+    }
     return create_model(f"{schema.__name__}Patch", __base__=Schema, **fields)
 
 

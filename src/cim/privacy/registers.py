@@ -30,6 +30,14 @@ def register_save(*, instance: models.Model, data: dict, actor) -> models.Model:
     _require(actor, Perm.PRIVACY_MANAGE)
     if isinstance(instance, CrossBorderTransfer) and "yearly_counts" in data:
         _check_yearly_counts(data["yearly_counts"])
+    # full_clean passes an empty value in a field that may be blank, None too, which the column then refuses.
+    nulls = {
+        name: [field.error_messages["null"]]
+        for name, value in data.items()
+        if value is None and not (field := instance._meta.get_field(name)).null
+    }
+    if nulls:
+        raise ValidationError(nulls)
     created = instance.pk is None
     changed = [name for name, value in data.items() if getattr(instance, name) != value]
     for name, value in data.items():
