@@ -17,7 +17,7 @@ from cim.automation.rules_api import router as rules_router
 from cim.automation.webhooks_api import router as webhooks_router
 from cim.backups.api import router as backups_router
 from cim.core.api_auth import API_AUTH
-from cim.core.api_errors import install_error_handlers
+from cim.core.api_errors import document_errors, install_error_handlers
 from cim.core.api_parser import JSONObjectParser
 from cim.customers.api import router as customers_router
 from cim.customers.sharing_api import router as sharing_router
@@ -27,7 +27,13 @@ from cim.quality.api import router as quality_router
 from cim.segments.api import router as segments_router
 from cim.service.api import router as service_router
 
-api = NinjaAPI(
+
+class CimAPI(NinjaAPI):
+    def get_openapi_schema(self, **kwargs):
+        return document_errors(super().get_openapi_schema(**kwargs))
+
+
+api = CimAPI(
     title="CIM API",
     version="1",
     description="Customer Information Management. Authenticate with `Authorization: Bearer <token>` "

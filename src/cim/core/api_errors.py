@@ -183,3 +183,45 @@ def install_error_handlers(api: NinjaAPI) -> None:
         return respond(
             request, 500, error_body("server_error", _("Something went wrong on our side; the error has been logged."))
         )
+
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["code", "message", "details"],
+    "properties": {
+        "code": {"type": "string", "description": "Stable, for programs: validation_error, not_found, …"},
+        "message": {"type": "string", "description": "For people, in the language of Accept-Language"},
+        "details": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "code", "message"],
+                "properties": {"field": {"type": "string"}, "code": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+# status → (when it is answered, which operations may answer it).
+DOCUMENTED_ERRORS = {
+    "400": ("The body is not a JSON object", lambda path, op: "requestBody" in op),
+    "401": ("No valid API token", lambda path, op: True),
+    "403": ("The token's role or scope does not allow this", lambda path, op: True),
+    "404": ("Nothing of that id, or outside the caller's records", lambda path, op: "{" in path),
+    "422": ("A value is not valid; `details` names each field", lambda path, op: True),
+    "429": ("Too many requests", lambda path, op: True),
+    "503": ("The database or the job queue is away for a moment; see Retry-After", lambda path, op: True),
+}
+
+
+def document_errors(schema: dict) -> dict:
+    """The OpenAPI schema with the JSON errors each operation may answer, so clients generated from it know them."""
+    schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    content = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    for path, operations in schema["paths"].items():
+        for operation in operations.values():
+            responses = operation["responses"]
+            declared = {str(status) for status in responses}  # ninja's own keys are ints
+            for status, (description, applies) in DOCUMENTED_ERRORS.items():
+                if status not in declared and applies(path, operation):
+                    responses[status] = {"description": description, "content": content}
+    return schema
