@@ -1,3 +1,4 @@
+import ninja.openapi.schema
 from ninja import NinjaAPI
 
 from cim.accounts.api import router as accounts_router
@@ -19,6 +20,7 @@ from cim.backups.api import router as backups_router
 from cim.core.api_auth import API_AUTH
 from cim.core.api_errors import document_errors, install_error_handlers
 from cim.core.api_parser import JSONObjectParser
+from cim.core.openapi import UniqueNamesJsonSchema
 from cim.customers.api import router as customers_router
 from cim.customers.sharing_api import router as sharing_router
 from cim.ingest.api import router as ingest_router
@@ -26,6 +28,9 @@ from cim.privacy.api import router as privacy_router
 from cim.quality.api import router as quality_router
 from cim.segments.api import router as segments_router
 from cim.service.api import router as service_router
+
+# ninja builds every operation's schema with this generator (its TODO: "check if definitions are unique").
+ninja.openapi.schema.NinjaGenerateJsonSchema = UniqueNamesJsonSchema
 
 
 class CimAPI(NinjaAPI):
