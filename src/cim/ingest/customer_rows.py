@@ -42,8 +42,9 @@ TEXT_TARGETS = (
 PHONE_KINDS = {"phones": c.PhoneType.MOBILE, "phones_work": c.PhoneType.WORK, "phones_home": c.PhoneType.HOME}
 EMAIL_KINDS = {"emails": c.EmailType.PERSONAL, "emails_work": c.EmailType.WORK}
 ADDRESS_TARGETS = ("address", "province", "city", "district", "postal_code", "country")
-# Lists in one cell: "VIP|重点客户", "138…；139…", one per line. Spaces are not separators ("138 1234 5678").
-_LIST_SEPARATORS = re.compile(r"[|;,，；、\n]+")
+# Lists in one cell: "VIP|重点客户", "138…；139…", one per line, Google Contacts' " ::: ". Spaces are not
+# separators ("138 1234 5678").
+_LIST_SEPARATORS = re.compile(r"[|;,，；、\n]+|\s*:::\s*")
 _GENDERS = {
     c.Gender.MALE.value: "男 男性 男士 先生 m male man 1",
     c.Gender.FEMALE.value: "女 女性 女士 小姐 f female woman 2 0",

@@ -27,9 +27,10 @@ TARGETS: dict[str, tuple] = {
     "birthday": (_("Birthday"), "生日 出生日期 出生年月日 birthday birthdate dateofbirth dob"),
     "company": (
         _("Company"),
-        "公司 公司名称 单位 工作单位 企业名称 company companyname organization organisation org employer",
+        "公司 公司名称 单位 工作单位 企业名称 company companyname organization organisation organizationname org "
+        "employer",
     ),
-    "job_title": (_("Job title"), "职位 职务 岗位 头衔 title jobtitle position"),
+    "job_title": (_("Job title"), "职位 职务 岗位 头衔 title jobtitle position organizationtitle"),
     "id_number": (_("ID number"), "身份证号 身份证号码 身份证 证件号 证件号码 居民身份证号码 idnumber idcard idno"),
     "uscc": (_("Unified social credit code"), "统一社会信用代码 信用代码 社会信用代码 uscc creditcode"),
     "industry": (_("Industry"), "行业 所属行业 industry"),
@@ -58,7 +59,10 @@ TARGETS: dict[str, tuple] = {
     "phones_home": (_("Home phone"), "家庭电话 电话(家庭) 住宅电话 homephone"),
     "emails": (_("Email"), "邮箱 邮箱地址 电子邮箱 电子邮件 邮件 email mail emailaddress emails"),
     "emails_work": (_("Work email"), "工作邮箱 公司邮箱 workemail"),
-    "address": (_("Address"), "地址 详细地址 联系地址 通讯地址 住址 收货地址 address streetaddress fulladdress"),
+    "address": (
+        _("Address"),
+        "地址 详细地址 联系地址 通讯地址 住址 收货地址 address streetaddress fulladdress addressformatted",
+    ),
     "province": (_("Province"), "省 省份 province state"),
     "city": (_("City"), "市 城市 city"),
     "district": (_("District"), "区 区县 县区 district county"),
@@ -71,6 +75,7 @@ IGNORE = ""
 LIST_TARGETS = {"phones", "phones_work", "phones_home", "emails", "emails_work", "tags", "notes", IGNORE}
 _PUNCTUATION = re.compile(r"[\s_\-:：*()（）\[\]【】/·.]+")
 _BRACKETED = re.compile(r"[(（\[【][^)）\]】]*[)）\]】]")
+_DIGITS = re.compile(r"\d+")
 
 
 def fold_header(header: str) -> str:
@@ -79,10 +84,12 @@ def fold_header(header: str) -> str:
 
 def header_forms(header: str) -> list[str]:
     """The header folded, then without what it says in brackets (a unit, 必填): 实付金额(元) means 实付金额, while
-    电话(办公) may still be named as a whole."""
+    电话(办公) may still be named as a whole; then without numbers, as contacts exports number repeated fields
+    (手机2, Google's "Phone 1 - Value", Outlook's "E-mail 2 Address")."""
     folded = fold_header(header)
     bare = fold_header(_BRACKETED.sub("", header))
-    return [folded, bare] if bare and bare != folded else [folded]
+    unnumbered = _DIGITS.sub("", bare).removesuffix("value")
+    return [form for form in dict.fromkeys([folded, bare, unnumbered]) if form]
 
 
 def header_target(synonyms: dict[str, str], header: str) -> str:

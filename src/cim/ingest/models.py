@@ -30,6 +30,8 @@ class ImportJob(models.Model):
     headers = models.JSONField(_("columns"), default=list, blank=True)
     # Where the header was found: rows above it (a title, the export time) are not read.
     header_row = models.PositiveIntegerField(_("header row"), default=1)
+    # The workbook's sheet read (blank for files without sheets).
+    sheet = models.CharField(_("sheet"), max_length=100, blank=True)
     mapping = models.JSONField(_("mapping"), default=dict, blank=True)
     source = models.CharField(_("source system"), max_length=50, blank=True)
     source_channel = models.CharField(_("source channel"), max_length=20, blank=True)

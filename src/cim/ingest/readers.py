@@ -9,14 +9,17 @@ import csv
 import io
 import itertools
 import json
+import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from html.parser import HTMLParser
 from pathlib import Path
 
 import charset_normalizer
 import vobject
+import xlrd
 from defusedxml import EntitiesForbidden
 from django.utils.translation import gettext as _
 
@@ -30,7 +33,8 @@ MAX_ZIP_RATIO = 200
 SAMPLE_BYTES = 1024**2
 # Exports often open with a title, the export time or who made it above the real header: looked for this far.
 HEADER_SEARCH_ROWS = 20
-FORMATS = ("csv", "xlsx", "vcf", "jsonl")
+OLE2_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # Excel 97–2003 (.xls), and any password-protected workbook
+_HTML_SPACE = re.compile(r"\s+")
 
 
 class FileProblem(ValueError):
@@ -49,7 +53,8 @@ class Table:
     """A readable file: its column names and a one-pass iterator of (row number, cells or a RowProblem).
 
     Row numbers are what a person sees: with the header on row 1 of a spreadsheet, the first data row is 2.
-    `header_row` is where the header was found (rows above it, a title or the export time, are not read)."""
+    `header_row` is where the header was found (rows above it, a title or the export time, are not read); in a
+    workbook, `sheet` is the sheet read, one of its visible `sheets`."""
 
     columns: list[str]
     rows: Iterator[tuple[int, dict[str, object] | RowProblem]]
@@ -57,18 +62,26 @@ class Table:
     encoding: str = ""
     extra: dict = field(default_factory=dict)
     header_row: int = 1
+    sheet: str = ""
+    sheets: list[str] = field(default_factory=list)
 
 
 def detect_format(filename: str, head: bytes) -> str:
     name = filename.lower()
-    if head.startswith(b"PK\x03\x04") or name.endswith((".xlsx", ".xlsm")):
+    if head.startswith(b"PK\x03\x04"):
+        return "xlsx"
+    if head.startswith(OLE2_SIGNATURE):
+        return "xls"
+    if name.endswith((".xlsx", ".xlsm")):
         return "xlsx"
     if name.endswith((".vcf", ".vcard")) or head.lstrip(b"\xef\xbb\xbf \r\n").upper().startswith(b"BEGIN:VCARD"):
         return "vcf"
     if name.endswith((".jsonl", ".ndjson", ".json")):
         return "jsonl"
-    if name.endswith(".xls"):
-        raise FileProblem(_("Old Excel files (.xls) cannot be read: save the file as .xlsx or CSV in Excel first."))
+    # Web back-ends export an HTML table named .xls (Excel opens it); others a tab-separated text so named.
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if text.startswith(b"<") and b"<table" in head.lower():
+        return "html"
     return "csv"
 
 
@@ -105,8 +118,9 @@ def detect_encoding(sample: bytes) -> str:
     return best.encoding
 
 
-def open_table(path: Path, filename: str) -> Table:
-    """The rows of the file at `path`; `filename` is the name the user gave it (its extension decides little)."""
+def open_table(path: Path, filename: str, sheet: str = "") -> Table:
+    """The rows of the file at `path`; `filename` is the name the user gave it (its extension decides little).
+    In a workbook, the rows of `sheet`, or of the first visible sheet with a header."""
     size = path.stat().st_size
     if size == 0:
         raise FileProblem(_("The file is empty."))
@@ -116,8 +130,12 @@ def open_table(path: Path, filename: str) -> Table:
         head = handle.read(SAMPLE_BYTES)
     file_format = detect_format(filename, head)
     if file_format == "xlsx":
-        return _xlsx(path)
+        return _xlsx(path, sheet)
+    if file_format == "xls":
+        return _xls(path, sheet)
     encoding = detect_encoding(head)
+    if file_format == "html":
+        return _html(path, encoding)
     if file_format == "vcf":
         return _vcard(path, encoding)
     if file_format == "jsonl":
@@ -240,7 +258,7 @@ def _check_zip(path: Path) -> None:
         raise FileProblem(_("The workbook unpacks to far more than its size (a zip bomb?) and was refused."))
 
 
-def _xlsx_text(value: object) -> str:
+def _cell_text(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
@@ -260,7 +278,64 @@ def _caused_by(error: BaseException, kind: type) -> bool:
     return False
 
 
-def _xlsx(path: Path) -> Table:
+def _pick_sheet(
+    names: list[str], visible: list[str], wanted: str, records_of: Callable[[str], Iterator]
+) -> tuple[str, int, list, Iterator]:
+    """(sheet, header row, header, rows after it) of the sheet named `wanted`, or else of the first visible sheet
+    with a header (an empty first sheet, or a hidden one holding a drop-down's choices, is passed over)."""
+    if wanted:
+        if wanted not in names:
+            raise FileProblem(
+                _("The workbook has no sheet “%(sheet)s”; its sheets are: %(names)s.")
+                % {"sheet": wanted, "names": ", ".join(visible)}
+            )
+        return wanted, *_header(records_of(wanted))
+    for name in visible:
+        try:
+            return name, *_header(records_of(name))
+        except FileProblem:
+            continue
+    raise FileProblem(_("The file has no header row."))
+
+
+def _sheet_table(
+    file_format: str,
+    picked: tuple[str, int, list, Iterator],
+    sheets: list[str],
+    close: Callable[[], None],
+    encoding: str = "",
+) -> Table:
+    """The table of a spreadsheet's rows of cell values (numbers, dates, text), read until `close`."""
+    sheet, header_row, header, values = picked
+    columns = _columns(list(header))
+
+    def rows() -> Iterator[tuple[int, dict[str, object] | RowProblem]]:
+        number = header_row
+        try:
+            for cells in values:
+                number += 1
+                texts = [_cell_text(v) for v in cells]
+                if not any(t.strip() for t in texts):
+                    continue
+                if any(t.strip() for t in texts[len(columns) :]):
+                    yield number, RowProblem(_("The row has cells beyond the last named column."))
+                    continue
+                problem = next((p for p in map(_cell, texts) if isinstance(p, RowProblem)), None)
+                yield number, problem or dict(zip(columns, texts, strict=False))
+        except Exception as error:  # the parsers raise many types for a damaged part further on
+            yield (
+                number,
+                RowProblem(
+                    _("The rest of the workbook could not be read (%(reason)s).") % {"reason": type(error).__name__}
+                ),
+            )
+        finally:
+            close()
+
+    return Table(columns, rows(), file_format, encoding, header_row=header_row, sheet=sheet, sheets=sheets)
+
+
+def _xlsx(path: Path, sheet: str) -> Table:
     import openpyxl  # with defusedxml installed, openpyxl refuses entity expansion (billion laughs)
 
     _check_zip(path)
@@ -268,8 +343,9 @@ def _xlsx(path: Path) -> Table:
     handle = path.open("rb")
     try:
         workbook = openpyxl.load_workbook(handle, read_only=True, data_only=True)
-        sheet = workbook.worksheets[0]
-        header_row, header, values = _header(sheet.iter_rows(values_only=True))
+        names = workbook.sheetnames
+        visible = [ws.title for ws in workbook.worksheets if ws.sheet_state == "visible"]
+        picked = _pick_sheet(names, visible, sheet, lambda name: workbook[name].iter_rows(values_only=True))
     except FileProblem:
         handle.close()
         raise
@@ -282,33 +358,169 @@ def _xlsx(path: Path) -> Table:
         raise FileProblem(
             _("The Excel workbook could not be read (%(reason)s).") % {"reason": type(error).__name__}
         ) from None
-    columns = _columns(list(header))
 
-    def rows() -> Iterator[tuple[int, dict[str, object] | RowProblem]]:
-        number = header_row
-        try:
-            for cells in values:
-                number += 1
-                texts = [_xlsx_text(v) for v in cells]
-                if not any(t.strip() for t in texts):
-                    continue
-                if any(t.strip() for t in texts[len(columns) :]):
-                    yield number, RowProblem(_("The row has cells beyond the last named column."))
-                    continue
-                problem = next((p for p in map(_cell, texts) if isinstance(p, RowProblem)), None)
-                yield number, problem or dict(zip(columns, texts, strict=False))
-        except Exception as error:
-            yield (
-                number,
-                RowProblem(
-                    _("The rest of the workbook could not be read (%(reason)s).") % {"reason": type(error).__name__}
-                ),
+    def close() -> None:
+        workbook.close()
+        handle.close()
+
+    return _sheet_table("xlsx", picked, visible, close)
+
+
+def _xls(path: Path, sheet: str) -> Table:
+    """Excel 97–2003 (.xls), which accounting and ERP systems in China still export. The file is read whole: the
+    format holds at most 65,536 rows."""
+    try:
+        # xlrd writes its warnings to stdout unless given somewhere else.
+        book = xlrd.open_workbook(path, logfile=io.StringIO(), formatting_info=True, on_demand=True)
+        names = book.sheet_names()
+        visible = [name for name in names if not book.sheet_by_name(name).visibility]
+        picked = _pick_sheet(names, visible, sheet, lambda name: _xls_records(book, book.sheet_by_name(name)))
+    except FileProblem:
+        raise
+    except Exception as error:  # xlrd raises XLRDError, but also struct and index errors on damaged files
+        raise FileProblem(
+            _(
+                "The Excel 97–2003 workbook (.xls) could not be read (%(reason)s). If it has a password, save it "
+                "without one."
             )
-        finally:
-            workbook.close()
-            handle.close()
+            % {"reason": type(error).__name__}
+        ) from None
+    return _sheet_table("xls", picked, visible, book.release_resources)
 
-    return Table(columns, rows(), "xlsx", header_row=header_row)
+
+def _xls_records(book, sheet) -> Iterator[list]:
+    """The sheet's rows as values. A cell merged over several rows gives its value to each of them (an order's
+    number over its lines); one merged over several columns stays in the first, as Excel shows it."""
+    below: dict[int, list[tuple[int, int, int]]] = {}
+    for first_row, end_row, column, _end_column in sheet.merged_cells:
+        for row in range(first_row + 1, end_row):
+            below.setdefault(row, []).append((column, first_row))
+    for row in range(sheet.nrows):
+        values = [_xls_value(cell, book.datemode) for cell in sheet.row(row)]
+        for column, from_row in below.get(row, ()):
+            if column < len(values):
+                values[column] = _xls_value(sheet.cell(from_row, column), book.datemode)
+        yield values
+
+
+def _xls_value(cell, datemode: int) -> object:
+    if cell.ctype == xlrd.XL_CELL_DATE:
+        try:
+            return xlrd.xldate_as_datetime(cell.value, datemode)
+        except (xlrd.XLDateError, ValueError, OverflowError):
+            return cell.value
+    if cell.ctype == xlrd.XL_CELL_ERROR:
+        return xlrd.error_text_from_code.get(cell.value, "#ERROR")
+    if cell.ctype == xlrd.XL_CELL_BOOLEAN:
+        return bool(cell.value)
+    return cell.value
+
+
+class _HtmlTableRows(HTMLParser):
+    """The rows of a page's tables as lists of cell text: the "Excel" files many web back-ends export are an HTML
+    table named .xls. Nested tables are not read. As in Excel, a cell spanning several columns keeps its text in
+    the first; one spanning several rows repeats it in each."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.depth = 0
+        self.finished: list[list[str]] = []
+        self.row: list[str] | None = None
+        self.cell: list[str] | None = None
+        self.span = (1, 1)
+        self.down: dict[int, list] = {}  # column → [rows left, text] of cells spanning down into later rows
+
+    def close(self) -> None:
+        super().close()
+        self._end_row()
+
+    def take(self) -> list[list[str]]:
+        finished, self.finished = self.finished, []
+        return finished
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag == "table":
+            self.depth += 1
+        elif self.depth != 1:
+            return
+        elif tag == "tr":
+            self._end_row()
+            self.row = []
+        elif tag in ("td", "th"):
+            self._end_cell()
+            attributes = dict(attrs)
+            self.cell = []
+            self.span = (_span(attributes.get("colspan"), MAX_COLUMNS), _span(attributes.get("rowspan"), 65_536))
+        elif tag == "br" and self.cell is not None:
+            self.cell.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table":
+            if self.depth == 1:
+                self._end_row()
+            self.depth = max(self.depth - 1, 0)
+        elif self.depth == 1 and tag in ("td", "th"):
+            self._end_cell()
+        elif self.depth == 1 and tag == "tr":
+            self._end_row()
+
+    def handle_data(self, data: str) -> None:
+        if self.depth == 1 and self.cell is not None:
+            self.cell.append(_HTML_SPACE.sub(" ", data))
+
+    def _spanned_down(self, column: int) -> str | None:
+        spanning = self.down.get(column)
+        if spanning is None:
+            return None
+        spanning[0] -= 1
+        if not spanning[0]:
+            del self.down[column]
+        return spanning[1]
+
+    def _end_cell(self) -> None:
+        if self.cell is None:
+            return
+        if self.row is None:
+            self.row = []
+        while (text := self._spanned_down(len(self.row))) is not None:
+            self.row.append(text)
+        text = "\n".join(line.strip() for line in "".join(self.cell).split("\n")).strip()
+        columns, rows = self.span
+        if rows > 1:
+            self.down[len(self.row)] = [rows - 1, text]
+        self.row += [text] + [""] * (columns - 1)
+        self.cell = None
+
+    def _end_row(self) -> None:
+        self._end_cell()
+        if self.row is None:
+            return
+        for column in sorted(c for c in self.down if c >= len(self.row)):
+            self.row += [""] * (column - len(self.row))
+            self.row.append(self._spanned_down(column))
+        self.finished.append(self.row)
+        self.row = None
+
+
+def _span(value: str | None, limit: int) -> int:
+    try:
+        return min(max(int(value or 1), 1), limit)
+    except ValueError:
+        return 1
+
+
+def _html(path: Path, encoding: str) -> Table:
+    parser = _HtmlTableRows()
+
+    def records() -> Iterator[list[str]]:
+        with path.open("r", encoding=encoding, errors="replace") as handle:
+            while chunk := handle.read(SAMPLE_BYTES):
+                parser.feed(chunk)
+                yield from parser.take()
+        parser.close()
+        yield from parser.take()
+
+    return _sheet_table("html", ("", *_header(records())), [], lambda: None, encoding)
 
 
 def _jsonl(path: Path, encoding: str) -> Table:

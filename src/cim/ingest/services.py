@@ -26,7 +26,7 @@ from cim.ingest.importer import ImportCounts, Importer
 from cim.ingest.mapping import auto_map, mapping_errors
 from cim.ingest.models import ImportJob, ImportMapping, ImportRowError
 from cim.ingest.order_import import OrderImporter, order_auto_map, order_mapping_errors
-from cim.ingest.readers import FileProblem, RowProblem, open_table
+from cim.ingest.readers import FileProblem, RowProblem, Table, open_table
 
 # Big batches: each commit writes every index page its rows touched, and rows with random keys (names, phones'
 # match keys) touch most pages of a big index whatever the batch size. 20,000 rows hold the write lock 1–2 s.
@@ -66,18 +66,18 @@ def import_job_create(
     source_channel: str = "",
     update_existing: bool = False,
     kind: str = "customers",
+    sheet: str = "",
 ) -> ImportJob:
     """Keep a copy of the file and read its columns; raises ValidationError when it cannot be read or mapped.
-    `kind`: what the rows are, "customers" or "orders"."""
+    `kind`: what the rows are, "customers" or "orders". In a workbook, `sheet` is read; without it, the first
+    visible sheet whose columns map (a first sheet of instructions, 填写说明, is passed over)."""
     spec = IMPORT_KINDS[kind]
     if actor is not None and not has_perm(actor, spec.perm):
         raise PermissionDenied(spec.perm)
     try:
-        table = open_table(path, filename)
+        table, mapped, problems = _table_and_mapping(spec, path, filename, sheet, mapping)
     except FileProblem as problem:
         raise ValidationError({"file": [str(problem)]}) from None
-    mapping = dict(mapping) if mapping is not None else spec.auto_map(table.columns)
-    problems = spec.mapping_errors(mapping, table.columns)
     if problems:
         raise ValidationError({"mapping": problems})
     stored = _imports_dir() / uuid.uuid4().hex / "upload"
@@ -92,7 +92,8 @@ def import_job_create(
         encoding=table.encoding,
         headers=table.columns,
         header_row=table.header_row,
-        mapping=mapping,
+        sheet=table.sheet[:100],
+        mapping=mapped,
         source=source[:50],
         source_channel=source_channel,
         update_existing=update_existing,
@@ -102,6 +103,27 @@ def import_job_create(
         actor=actor, action="import.create", target=job, note=f"{job.file_format}, {len(table.columns)} columns"
     )
     return job
+
+
+def _table_and_mapping(
+    spec: ImportKind, path: Path, filename: str, sheet: str, mapping: dict[str, str] | None
+) -> tuple[Table, dict[str, str], list[str]]:
+    """The file's table, its mapping (the one given, or found from the headers) and what is wrong with that. When
+    no sheet is named and the first one's columns do not map, the workbook's later sheets are tried."""
+    table = open_table(path, filename, sheet)
+    later = table.sheets[table.sheets.index(table.sheet) + 1 :] if table.sheet and not sheet else []
+    first = None
+    for name in ["", *later]:
+        try:
+            candidate = open_table(path, filename, name) if name else table
+        except FileProblem:
+            continue  # a sheet without a header
+        found = dict(mapping) if mapping is not None else spec.auto_map(candidate.columns)
+        problems = spec.mapping_errors(found, candidate.columns)
+        if not problems:
+            return candidate, found, []
+        first = first or (candidate, found, problems)
+    return first
 
 
 def import_job_remap(*, job: ImportJob, mapping: dict[str, str], actor) -> ImportJob:
@@ -156,7 +178,7 @@ def import_run(
     if job.status == ImportJob.Status.DONE:
         return ImportCounts(**job.counts)
     try:
-        table = open_table(Path(settings.MEDIA_ROOT) / job.file, job.filename)
+        table = open_table(Path(settings.MEDIA_ROOT) / job.file, job.filename, job.sheet)
     except FileProblem as problem:
         ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.FAILED, message=str(problem)[:500])
         raise ValidationError({"file": [str(problem)]}) from None

@@ -40,7 +40,13 @@ class UploadForm(forms.Form):
         required=False,
     )
     file = forms.FileField(
-        label=gettext_lazy("File"), help_text=gettext_lazy("CSV, Excel (.xlsx), vCard or JSON Lines")
+        label=gettext_lazy("File"), help_text=gettext_lazy("CSV, Excel (.xlsx or .xls), vCard or JSON Lines")
+    )
+    sheet = forms.CharField(
+        max_length=100,
+        required=False,
+        label=gettext_lazy("Sheet"),
+        help_text=gettext_lazy("In a workbook of several sheets, the one to read; blank: the first that maps"),
     )
     saved_mapping = forms.ModelChoiceField(
         ImportMapping.objects.all(), required=False, label=gettext_lazy("Saved mapping"), empty_label="—"
@@ -92,6 +98,7 @@ def import_list_view(request):
                     source_channel=form.cleaned_data["source_channel"],
                     update_existing=form.cleaned_data["update_existing"],
                     kind=form.cleaned_data["kind"] or "customers",
+                    sheet=form.cleaned_data["sheet"].strip(),
                 )
             except ValidationError as error:
                 for field, problems in error.message_dict.items():
@@ -105,7 +112,7 @@ def import_list_view(request):
 def _samples(job: ImportJob) -> dict[str, list[str]]:
     """The first rows' values per column, so a person can see what a column holds while mapping it."""
     try:
-        table = open_table(Path(settings.MEDIA_ROOT) / job.file, job.filename)
+        table = open_table(Path(settings.MEDIA_ROOT) / job.file, job.filename, job.sheet)
     except FileProblem:
         return {}
     samples: dict[str, list[str]] = {c: [] for c in table.columns}

@@ -211,6 +211,30 @@ def test_a_shop_platform_export_maps_and_reads_its_statuses(tmp_path, customer, 
     assert "未知的订单状态" in ImportRowError.objects.get(job=job).message  # 拼团中: not guessed
 
 
+def test_an_order_export_in_old_excel_with_the_order_merged_over_its_lines(tmp_path, customer, admin_user):
+    """An .xls as ERPs export orders: the order's cells merged down over its lines, under a title."""
+    import xlwt
+
+    workbook = xlwt.Workbook(encoding="utf-8")
+    sheet = workbook.add_sheet("销售订单")
+    sheet.write_merge(0, 0, 0, 5, "销售订单明细 2026年4月")
+    for column, header in enumerate(["单号", "手机", "日期", "商品编码", "数量", "单价"]):
+        sheet.write(1, column, header)
+    sheet.write_merge(2, 3, 0, 0, "XS-0001")
+    sheet.write_merge(2, 3, 1, 1, 13812345678)
+    sheet.write_merge(2, 3, 2, 2, "2026-04-01 10:30")
+    for row, (sku, quantity, price) in enumerate([("TEA-01", 2, 128.5), ("CUP-02", 1, 39)], start=2):
+        sheet.write(row, 3, sku)
+        sheet.write(row, 4, quantity)
+        sheet.write(row, 5, price)
+    path = tmp_path / "销售订单.xls"
+    workbook.save(str(path))
+    job, counts = import_orders(path, admin_user)
+    assert (job.sheet, job.header_row, counts.created, counts.lines, counts.rejected) == ("销售订单", 2, 1, 2, 0)
+    order = Order.objects.get(number="XS-0001")
+    assert order.customer == customer and order.total_amount == Decimal("296.00")
+
+
 def test_the_cli_imports_orders_and_reports_rows(tmp_path, customer, admin_user, capsys):
     rows = [["order_no", "phone", "date", "sku", "qty", "price"], ["C1", "13812345678", "2026-04-01", "A", "2", "5"]]
     call_command("import", "orders", str(write_csv(tmp_path / "o.csv", rows)), "--json")

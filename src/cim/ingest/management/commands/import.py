@@ -18,7 +18,10 @@ from cim.ingest.tasks import import_job_run
 
 
 class Command(ReportingCommand):
-    help = "Import customers or orders from CSV, XLSX, vCard or JSON Lines; resume an import; list its row errors."
+    help = (
+        "Import customers or orders from CSV, Excel (.xlsx, .xls), vCard or JSON Lines; resume an import; "
+        "list its row errors."
+    )
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
@@ -51,6 +54,10 @@ class Command(ReportingCommand):
         errors = sub.add_parser("errors", help="print an import's row errors as CSV (row, column, reason)")
         errors.add_argument("job", type=int)
         errors.add_argument("--dry-run", action="store_true", help="the dry run's errors")
+        for subparser in (customers, orders):
+            subparser.add_argument(
+                "--sheet", default="", help="the workbook's sheet to read; default: the first whose columns map"
+            )
         for subparser in (customers, orders, resume):
             # Also after the subcommand; SUPPRESS keeps an unset flag from hiding `cim import --json customers`.
             subparser.add_argument(
@@ -96,7 +103,7 @@ class Command(ReportingCommand):
         actor = self._actor(options["user"])
         mapping = self._mapping(options["mapping"])
         unfinished = None if dry_run else import_job_unfinished(sha256=file_sha256(file), actor=actor)
-        if unfinished and mapping in (None, unfinished.mapping):
+        if unfinished and mapping in (None, unfinished.mapping) and options["sheet"] in ("", unfinished.sheet):
             self.stderr.write(f"Resuming import {unfinished.pk} of this file after row {unfinished.rows_done:,}.")
             job = unfinished
         else:
@@ -110,9 +117,12 @@ class Command(ReportingCommand):
                     source_channel=options["channel"],
                     update_existing=options["update_existing"],
                     kind=kind,
+                    sheet=options["sheet"],
                 )
             except ValidationError as error:
                 raise self.fail(" ".join(m for messages in error.message_dict.values() for m in messages)) from None
+            if job.sheet:
+                self.stderr.write(f"Reading the sheet “{job.sheet}”.")
             if job.header_row > 1:
                 self.stderr.write(f"The header is on row {job.header_row}; the rows above it are not read.")
         return self._run(job, actor, dry_run=dry_run, background=background, verbosity=options["verbosity"])
