@@ -24,6 +24,7 @@ from cim.core.openapi import UniqueNamesJsonSchema
 from cim.customers.api import router as customers_router
 from cim.customers.sharing_api import router as sharing_router
 from cim.ingest.api import router as ingest_router
+from cim.ingest.imports_api import router as imports_router
 from cim.privacy.api import router as privacy_router
 from cim.quality.api import router as quality_router
 from cim.segments.api import router as segments_router
@@ -51,6 +52,7 @@ api = CimAPI(
 install_error_handlers(api)
 # Before the customers router, whose `/customers/{number}` would otherwise take `/customers/export`.
 api.add_router("/", ingest_router)
+api.add_router("/", imports_router)
 # Before the customers router too: `/customers/{number}/duplicates` is its own operation.
 api.add_router("/", quality_router)
 api.add_router("/", activities_router)

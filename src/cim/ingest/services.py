@@ -7,6 +7,7 @@ A dry run is the same work inside a savepoint that is rolled back: its counts ar
 
 import hashlib
 import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -14,6 +15,9 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -23,9 +27,9 @@ from cim.core.background import collector_paused
 from cim.core.bulk import rare_checkpoints
 from cim.customers.services import PermissionDenied
 from cim.ingest.importer import ImportCounts, Importer
-from cim.ingest.mapping import auto_map, mapping_errors
+from cim.ingest.mapping import auto_map, mapping_errors, target_choices
 from cim.ingest.models import ImportJob, ImportMapping, ImportRowError
-from cim.ingest.order_import import OrderImporter, order_auto_map, order_mapping_errors
+from cim.ingest.order_import import OrderImporter, order_auto_map, order_mapping_errors, order_target_choices
 from cim.ingest.readers import FileProblem, RowProblem, Table, open_table
 
 # Big batches: each commit writes every index page its rows touched, and rows with random keys (names, phones'
@@ -39,12 +43,14 @@ class ImportKind:
     auto_map: Callable[[list[str]], dict[str, str]]
     mapping_errors: Callable[[dict[str, str], list[str]], list[str]]
     importer: type
+    targets: Callable[[], list[tuple[str, str]]]  # (field, label) a column may fill
 
 
 IMPORT_KINDS = {
-    "customers": ImportKind(Perm.CUSTOMER_IMPORT, auto_map, mapping_errors, Importer),
-    "orders": ImportKind(Perm.ORDER_IMPORT, order_auto_map, order_mapping_errors, OrderImporter),
+    "customers": ImportKind(Perm.CUSTOMER_IMPORT, auto_map, mapping_errors, Importer, target_choices),
+    "orders": ImportKind(Perm.ORDER_IMPORT, order_auto_map, order_mapping_errors, OrderImporter, order_target_choices),
 }
+ACTIVE_STATUSES = (ImportJob.Status.QUEUED, ImportJob.Status.CHECKING, ImportJob.Status.RUNNING)
 
 
 def file_sha256(path: Path) -> str:
@@ -105,6 +111,16 @@ def import_job_create(
     return job
 
 
+def import_job_upload(*, upload: UploadedFile, **options) -> ImportJob:
+    """`import_job_create` for a file uploaded to the wizard or the API."""
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "upload"
+        with path.open("wb") as handle:
+            for chunk in upload.chunks():
+                handle.write(chunk)
+        return import_job_create(path=path, filename=upload.name or "upload", **options)
+
+
 def _table_and_mapping(
     spec: ImportKind, path: Path, filename: str, sheet: str, mapping: dict[str, str] | None
 ) -> tuple[Table, dict[str, str], list[str]]:
@@ -142,6 +158,28 @@ def import_job_remap(*, job: ImportJob, mapping: dict[str, str], actor) -> Impor
     job.save(update_fields=["mapping", "status", "dry_run_counts"])
     audit_record(actor=actor, action="import.remap", target=job, fields=["mapping"])
     return job
+
+
+def import_job_start(*, job: ImportJob, actor, dry_run: bool) -> ImportJob:
+    """Queue the import (or its dry run) for the background worker."""
+    from cim.ingest.tasks import import_job_run  # the task runs `import_run` of this module
+
+    if actor is not None and not has_perm(actor, IMPORT_KINDS[job.kind].perm):
+        raise PermissionDenied(IMPORT_KINDS[job.kind].perm)
+    if job.status in ACTIVE_STATUSES or job.status == ImportJob.Status.DONE:
+        raise ValidationError({"status": [_("This import is already running or done.")]})
+    with transaction.atomic():  # a queue that cannot be reached leaves the job as it was, to be started again
+        job.status = ImportJob.Status.QUEUED
+        job.save(update_fields=["status"])
+        import_job_run.enqueue(job_id=job.pk, user_id=actor and actor.pk, dry_run=dry_run)
+    audit_record(actor=actor, action="import.start", target=job, note=f"dry_run={dry_run}")
+    return job
+
+
+def import_errors_read(*, job: ImportJob, dry_run: bool, actor, via: str = "") -> QuerySet[ImportRowError]:
+    """The rejected rows of an import (or of its dry run), in row order; reading them is recorded."""
+    audit_record(actor=actor, action="import.errors_export", target=job, note=f"dry_run={dry_run} {via}".strip())
+    return ImportRowError.objects.filter(job=job, dry_run=dry_run).order_by("row", "id")
 
 
 def import_job_unfinished(*, sha256: str, actor) -> ImportJob | None:

@@ -2,34 +2,36 @@
 
 import csv
 import itertools
-import tempfile
 from pathlib import Path
 
 from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
-from cim.accounts.roles import Perm, Role, has_perm
-from cim.audit.services import audit_record
+from cim.accounts.roles import Perm, has_perm
 from cim.core.views import page
 from cim.customers.choices import SourceChannel
-from cim.ingest.mapping import target_choices
 from cim.ingest.models import ImportJob, ImportMapping, ImportRowError
-from cim.ingest.order_import import order_target_choices
 from cim.ingest.readers import FileProblem, RowProblem, open_table
-from cim.ingest.services import IMPORT_KINDS, import_job_create, import_job_remap, import_mapping_save
-from cim.ingest.tasks import import_job_run
+from cim.ingest.selectors import import_job_get, import_job_list
+from cim.ingest.services import (
+    ACTIVE_STATUSES,
+    IMPORT_KINDS,
+    import_errors_read,
+    import_job_remap,
+    import_job_start,
+    import_job_upload,
+    import_mapping_save,
+)
 
 import_page = page(perm=Perm.CUSTOMER_IMPORT)
 SAMPLE_ROWS = 3
-ACTIVE = (ImportJob.Status.QUEUED, ImportJob.Status.CHECKING, ImportJob.Status.RUNNING)
 
 
 class UploadForm(forms.Form):
@@ -68,44 +70,30 @@ class UploadForm(forms.Form):
     )
 
 
-def _jobs(request):
-    """The imports a user may see: their own; administrators see everyone's."""
-    if request.user.role == Role.ADMINISTRATOR:
-        return ImportJob.objects.all()
-    return ImportJob.objects.filter(created_by=request.user)
-
-
 @import_page
 def import_list_view(request):
     form = UploadForm(request.POST or None, request.FILES or None)
     allowed = form.fields["kind"].choices
     form.fields["kind"].choices = [(k, label) for k, label in allowed if has_perm(request.user, IMPORT_KINDS[k].perm)]
     if request.method == "POST" and form.is_valid():
-        upload = form.cleaned_data["file"]
         saved = form.cleaned_data["saved_mapping"]
-        with tempfile.TemporaryDirectory() as scratch:
-            path = Path(scratch) / "upload"
-            with path.open("wb") as handle:
-                for chunk in upload.chunks():
-                    handle.write(chunk)
-            try:
-                job = import_job_create(
-                    path=path,
-                    filename=upload.name,
-                    actor=request.user,
-                    mapping=saved.mapping if saved else None,
-                    source=form.cleaned_data["source"],
-                    source_channel=form.cleaned_data["source_channel"],
-                    update_existing=form.cleaned_data["update_existing"],
-                    kind=form.cleaned_data["kind"] or "customers",
-                    sheet=form.cleaned_data["sheet"].strip(),
-                )
-            except ValidationError as error:
-                for field, problems in error.message_dict.items():
-                    form.add_error("file" if field in ("file", "mapping") else None, problems)
-            else:
-                return redirect("ingest:import_detail", pk=job.pk)
-    context = {"nav": "import", "form": form, "jobs": _jobs(request).order_by("-id")[:20]}
+        try:
+            job = import_job_upload(
+                upload=form.cleaned_data["file"],
+                actor=request.user,
+                mapping=saved.mapping if saved else None,
+                source=form.cleaned_data["source"],
+                source_channel=form.cleaned_data["source_channel"],
+                update_existing=form.cleaned_data["update_existing"],
+                kind=form.cleaned_data["kind"] or "customers",
+                sheet=form.cleaned_data["sheet"].strip(),
+            )
+        except ValidationError as error:
+            for field, problems in error.message_dict.items():
+                form.add_error("file" if field in ("file", "mapping") else None, problems)
+        else:
+            return redirect("ingest:import_detail", pk=job.pk)
+    context = {"nav": "import", "form": form, "jobs": import_job_list(user=request.user).order_by("-id")[:20]}
     return render(request, "ingest/import_list.html", context)
 
 
@@ -127,11 +115,11 @@ def _samples(job: ImportJob) -> dict[str, list[str]]:
 
 @import_page
 def import_detail_view(request, pk: int):
-    job = get_object_or_404(_jobs(request), pk=pk)
+    job = import_job_get(user=request.user, pk=pk)
     context = {
         "nav": "import",
         "job": job,
-        "active": job.status in ACTIVE,
+        "active": job.status in ACTIVE_STATUSES,
         "counts": job.counts or {},
         "dry_run_counts": job.dry_run_counts or {},
         "error_count": ImportRowError.objects.filter(job=job, dry_run=False).count(),
@@ -139,17 +127,17 @@ def import_detail_view(request, pk: int):
     }
     if request.htmx and request.htmx.target == "import-status":
         return render(request, "ingest/_import_status.html", context)
-    if not job.rows_done and job.status not in ACTIVE:
+    if not job.rows_done and job.status not in ACTIVE_STATUSES:
         samples = _samples(job)
         context["columns"] = [(c, job.mapping.get(c, ""), samples.get(c, [])) for c in job.headers]
-        context["targets"] = order_target_choices() if job.kind == "orders" else target_choices()
+        context["targets"] = IMPORT_KINDS[job.kind].targets()
     return render(request, "ingest/import_detail.html", context)
 
 
 @require_POST
 @import_page
 def import_mapping_view(request, pk: int):
-    job = get_object_or_404(_jobs(request), pk=pk)
+    job = import_job_get(user=request.user, pk=pk)
     mapping = {column: request.POST.get(f"map-{i}", "") for i, column in enumerate(job.headers)}
     try:
         import_job_remap(job=job, mapping=mapping, actor=request.user)
@@ -168,31 +156,28 @@ def import_mapping_view(request, pk: int):
 @require_POST
 @import_page
 def import_start_view(request, pk: int):
-    job = get_object_or_404(_jobs(request), pk=pk)
+    job = import_job_get(user=request.user, pk=pk)
     return _start(request, job, dry_run="dry_run" in request.POST)
 
 
 def _start(request, job: ImportJob, *, dry_run: bool):
-    if job.status in ACTIVE or job.status == ImportJob.Status.DONE:
-        messages.info(request, _("This import is already running or done."))
-        return redirect("ingest:import_detail", pk=job.pk)
-    with transaction.atomic():  # a queue that cannot be reached leaves the job as it was, to be started again
-        ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.QUEUED)
-        import_job_run.enqueue(job_id=job.pk, user_id=request.user.pk, dry_run=dry_run)
+    try:
+        import_job_start(job=job, actor=request.user, dry_run=dry_run)
+    except ValidationError as error:
+        messages.info(request, " ".join(error.messages))
     return redirect("ingest:import_detail", pk=job.pk)
 
 
 @import_page
 def import_errors_view(request, pk: int):
     """The rejected rows as CSV (row, column, reason), with a BOM so Excel shows the Chinese."""
-    job = get_object_or_404(_jobs(request), pk=pk)
+    job = import_job_get(user=request.user, pk=pk)
     dry_run = request.GET.get("dry_run") == "1"
-    audit_record(actor=request.user, action="import.errors_export", target=job, note=f"dry_run={dry_run}")
+    errors = import_errors_read(job=job, dry_run=dry_run, actor=request.user)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-errors.csv"'
     response.write("\ufeff")
     writer = csv.writer(response)
     writer.writerow([_("Row"), _("Column"), _("Reason")])
-    rows = ImportRowError.objects.filter(job=job, dry_run=dry_run).values_list("row", "column", "message")
-    writer.writerows(rows.iterator(chunk_size=2000))
+    writer.writerows(errors.values_list("row", "column", "message").iterator(chunk_size=2000))
     return response

@@ -25,6 +25,8 @@ from cim.customers.saved_views import saved_view_save
 from cim.customers.services import customer_archive
 from cim.customers.sharing import share_create
 from cim.customers.tests.factories import make_customer
+from cim.ingest.models import ImportJob
+from cim.ingest.services import import_job_upload
 from cim.quality.merge import customer_merge
 from cim.quality.models import DuplicateCandidate
 from cim.segments.services import segment_create
@@ -76,6 +78,7 @@ def path_world(*, admin_user, user, path: str, tag: Tag) -> PathWorld:
     backup = Backup.objects.create(file_name="cim-matrix.cimbak", engine="sqlite", created_at=customer.created_at)
     ids.update(backup_id=backup.pk)
     ids.update(_webhooks(admin_user))
+    ids.update(import_id=_import(admin_user, user))
     if path.endswith("/restore"):
         customer_archive(customer=customer, actor=admin_user)
     # A second customer of theirs, a pair of the two, and a merge of them, for the data-quality operations.
@@ -169,6 +172,14 @@ def _webhooks(admin_user) -> dict:
     endpoint, _secret = webhook_endpoint_create(data=data, actor=admin_user)
     delivery = webhook_send(endpoint=endpoint, event_type="matrix.test", payload={}, key="matrix")
     return {"endpoint_id": endpoint.pk, "delivery_id": delivery.pk}
+
+
+def _import(admin_user, user) -> int:
+    """An uploaded customer import of the user's, not started."""
+    upload = SimpleUploadedFile("矩阵.csv", "姓名,手机\n矩阵导入,13812345678\n".encode())
+    job = import_job_upload(upload=upload, actor=admin_user)
+    ImportJob.objects.filter(pk=job.pk).update(created_by=user)
+    return job.pk
 
 
 def _messages(customer) -> dict:

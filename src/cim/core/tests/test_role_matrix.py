@@ -38,11 +38,19 @@ CARERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING})  # care.m
 CAMPAIGNERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING})  # campaign.manage
 SENDERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING})  # message.send
 SHARERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.SALES, Role.SERVICE, Role.MARKETING})  # customer.share
+IMPORTERS = frozenset({Role.ADMINISTRATOR, Role.MANAGER, Role.MARKETING})  # customer.import
 
 # (method, OpenAPI path) → the roles allowed to call it.
 MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/customers"): ALL,
     ("GET", "/api/v1/customers/export"): EXPORTERS,
+    ("POST", "/api/v1/imports"): IMPORTERS,
+    ("GET", "/api/v1/imports"): IMPORTERS,
+    ("GET", "/api/v1/imports/fields"): IMPORTERS,
+    ("GET", "/api/v1/imports/{import_id}"): IMPORTERS,
+    ("PUT", "/api/v1/imports/{import_id}/mapping"): IMPORTERS,
+    ("POST", "/api/v1/imports/{import_id}/run"): IMPORTERS,
+    ("GET", "/api/v1/imports/{import_id}/errors"): IMPORTERS,
     ("POST", "/api/v1/customers"): EDITORS,
     ("GET", "/api/v1/customers/{number}"): ALL,
     ("PATCH", "/api/v1/customers/{number}"): EDITORS,
@@ -241,6 +249,8 @@ BODIES = {
     ("PATCH", "/api/v1/customers/{number}"): {"alias": "老客户"},
     ("POST", "/api/v1/customers/{number}/archive"): {"reason": "重复"},
     ("POST", "/api/v1/customers/{number}/restore"): {},
+    ("PUT", "/api/v1/imports/{import_id}/mapping"): {"mapping": {"姓名": "display_name", "手机": "phones"}},
+    ("POST", "/api/v1/imports/{import_id}/run"): {"dry_run": True},
     ("POST", "/api/v1/customers/{number}/reveal"): {"fields": ["phone.number"]},
     ("POST", "/api/v1/customers/bulk-tag"): {"numbers": ["{number}"], "add": ["重点"]},
     ("POST", "/api/v1/tags"): {"name": "新标签", "color": "#112233"},
@@ -399,6 +409,8 @@ def _call(client: Client, method: str, path: str, body):
         return client.get(path)
     if path.endswith("/attachments"):
         return client.post(path, {"file": SimpleUploadedFile("a.txt", b"attached")})
+    if path == "/api/v1/imports":
+        return client.post(path, {"file": SimpleUploadedFile("客户.csv", "姓名,手机\n张三,13812345678\n".encode())})
     return getattr(client, method.lower())(path, data=json.dumps(body), content_type="application/json")
 
 
@@ -442,7 +454,7 @@ def test_every_operation_needs_authentication(world, admin_user, method, path):
         follow_up_id=1, notification_id=1, plan_id=1, care_plan_id=1, channel="website", month="2026-01", segment_id=1
     )
     ids.update(schedule_id=1, request_id=1, rule_id=1, entry_id=1, token_id=1, backup_id=1, automation_rule_id=1)
-    ids.update(campaign_id=1, template_id=1, message_id=1, share_id=1, endpoint_id=1, delivery_id=1)
+    ids.update(campaign_id=1, template_id=1, message_id=1, share_id=1, endpoint_id=1, delivery_id=1, import_id=1)
     url = path.format(number=customer.number, tag_id=world["tag"].pk, key="level", pair_id=1, merge_id=1, **ids)
     response = _call(Client(), method, url, BODIES.get((method, path)))
     assert response.status_code == 401
