@@ -628,6 +628,12 @@ def _vcard_record(card) -> dict[str, object]:
     return {k: v for k, v in record.items() if v}
 
 
+def _soft_line_break(line: str) -> bool:
+    """Whether a vCard 2.1 line goes on in the next: a quoted-printable value ending in `=` (Android phones split
+    long names so, often inside a character's bytes)."""
+    return line.rstrip("\r\n").endswith("=") and "QUOTED-PRINTABLE" in line.split(":", 1)[0].upper()
+
+
 def _vcard(path: Path, encoding: str) -> Table:
     """vCard 2.1/3.0/4.0, as phones export contacts (2.1 with quoted-printable names included)."""
 
@@ -636,6 +642,8 @@ def _vcard(path: Path, encoding: str) -> Table:
         for line in _text_lines(path, encoding):
             if line.strip().upper() == "BEGIN:VCARD":
                 card = [line]
+            elif card and _soft_line_break(card[-1]):
+                card[-1] = card[-1].rstrip("\r\n")[:-1] + line
             elif card:
                 card.append(line)
                 if line.strip().upper() == "END:VCARD":

@@ -416,6 +416,22 @@ def test_vcards_from_phones_including_quoted_printable_names(tmp_path, admin_use
     assert ImportRowError.objects.get(job=job).row == 4
 
 
+def test_a_quoted_printable_name_split_over_lines_by_an_android_export_is_read_whole(tmp_path):
+    """vCard 2.1 soft line breaks: a value ending in `=` goes on in the next line, here inside a character's bytes."""
+    card = (
+        "BEGIN:VCARD\r\nVERSION:2.1\r\n"
+        "N;CHARSET=UTF-8;ENCODING=QUOTED-PRINTABLE:=E6=AC=A7=E9=98=B3;=E6=98=8E=E6=9C=88=E6=98=8E=\r\n=E6=9C=88;;;\r\n"
+        "FN;CHARSET=UTF-8;ENCODING=QUOTED-PRINTABLE:=E6=AC=A7=E9=98=B3=E6=98=8E=\r\n=E6=9C=88=E6=98=8E=E6=9C=88\r\n"
+        "NOTE;ENCODING=QUOTED-PRINTABLE;CHARSET=UTF-8:=E8=80=81=E5=AE=A2=E6=88=B7=0A=E7=86=9F=E4=BA=BA\r\n"
+        "TEL;CELL:138-1234-5678\r\nEND:VCARD\r\n"
+    )
+    path = tmp_path / "00001.vcf"
+    path.write_bytes(card.encode("ascii"))
+    [(_number, record)] = list(open_table(path, path.name).rows)
+    assert (record["display_name"], record["family_name"], record["given_name"]) == ("欧阳明月明月", "欧阳", "明月明月")
+    assert record["notes"] == "老客户\n熟人" and record["phones"] == ["138-1234-5678"]
+
+
 def test_json_lines_with_lists_and_bad_lines(tmp_path, admin_user):
     lines = [
         json.dumps(
