@@ -13,13 +13,11 @@ tuples, set-based, one transaction and checkpoint per batch.
 
 import re
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 
-from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -27,32 +25,27 @@ from django.utils.translation import gettext_lazy
 
 from cim.activities.models import Order, OrderLine, Product, Refund
 from cim.audit.services import audit_record
-from cim.core.background import in_other_processes
-from cim.core.blind_index import blind_index
 from cim.core.bulk import column_lookup, insert_rows, value_adapter
-from cim.customers.models import Customer, Email, ExternalId, Phone
-from cim.customers.numbering import normalize_number
-from cim.ingest.importer import DEFAULT_SYSTEM, PARALLEL_BYTES, DryRunDone, ImportCounts
-from cim.ingest.mapping import IGNORE, fold_header, header_target
-from cim.ingest.models import ImportJob, ImportRowError
+from cim.ingest.history_rows import (
+    CUSTOMER_KEY_TARGETS,
+    HistoryImporter,
+    customer_keys,
+    customer_of,
+    customers_found,
+    history_auto_map,
+    history_mapping_errors,
+    parse_time,
+)
+from cim.ingest.importer import ImportCounts
+from cim.ingest.mapping import fold_header
+from cim.ingest.models import ImportJob
 from cim.ingest.readers import RowProblem
-from cim.quality.normalize import normalize_email, normalize_phone
 
 # target → (label, headers that mean it, compared folded like customer headers), with those of the exports of
 # Taobao/Tmall, JD and Pinduoduo.
 ORDER_TARGETS: dict[str, tuple] = {
     "order_number": (gettext_lazy("Order number"), "订单号 订单编号 单号 订单id ordernumber orderno orderid order"),
-    "customer_number": (gettext_lazy("Customer number"), "客户号 客户编号 customernumber customerno"),
-    "external_id": (
-        gettext_lazy("Customer's external id"),
-        "会员号 会员编号 会员id 客户id 外部编号 用户id 买家会员名 买家账号 买家id "
-        "externalid customerid memberid userid uid buyerid",
-    ),
-    "phone": (
-        gettext_lazy("Customer's phone"),
-        "手机 手机号 手机号码 电话 联系电话 联系手机 收货人电话 收货人手机 收货人手机号 mobile phone tel",
-    ),
-    "email": (gettext_lazy("Customer's email"), "邮箱 电子邮箱 email mail"),
+    **CUSTOMER_KEY_TARGETS,
     "ordered_at": (
         gettext_lazy("Ordered at"),
         "下单时间 订单时间 下单日期 订单日期 订单创建时间 创建时间 成交时间 订单成交时间 购买时间 购买日期 付款时间 "
@@ -77,7 +70,6 @@ ORDER_TARGETS: dict[str, tuple] = {
     ),
     "refunded": (gettext_lazy("Refunded amount"), "退款金额 已退款 refunded refundamount"),
 }
-CUSTOMER_KEYS = ("customer_number", "external_id", "phone", "email")
 STATUS_WORDS = {
     Order.Status.PAID: "paid 已支付 已付款 支付成功 交易成功 已完成 完成 已发货 已签收 completed complete success",
     Order.Status.PENDING: "pending 待付款 未付款 待支付 unpaid",
@@ -98,9 +90,6 @@ STATUS_HINTS = [
         "成功 完成 已付款 已支付 发货 签收 收货 出库 配送 paid complete success shipped delivered fulfilled",
     ),
 ]
-_DATETIME = re.compile(
-    r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?:[ T]+(\d{1,2})[:时](\d{1,2})(?:[:分](\d{1,2})(?:\.\d+)?秒?)?)?$"
-)
 _MONEY_NOISE = re.compile(r"[,，¥￥$\s元]")
 CENT = Decimal("0.01")
 ORDER_FIELDS = [
@@ -127,16 +116,7 @@ LINE_FIELDS = ["order", "product", "sku", "name", "quantity", "unit_price", "dis
 
 
 def order_auto_map(columns: list[str]) -> dict[str, str]:
-    synonyms = {fold_header(target): target for target in ORDER_TARGETS}
-    for target, (_label, headers) in ORDER_TARGETS.items():
-        for header in headers.split():
-            synonyms.setdefault(fold_header(header), target)
-    mapping, taken = {}, set()
-    for column in columns:
-        target = header_target(synonyms, column)
-        mapping[column] = IGNORE if target in taken else target
-        taken.add(target)
-    return mapping
+    return history_auto_map(ORDER_TARGETS, columns)
 
 
 def order_target_choices() -> list[tuple[str, str]]:
@@ -144,42 +124,13 @@ def order_target_choices() -> list[tuple[str, str]]:
 
 
 def order_mapping_errors(mapping: dict[str, str], columns: list[str]) -> list[str]:
-    problems, used = [], {}
-    for column, target in mapping.items():
-        if column not in columns:
-            problems.append(_("The mapping names a column the file does not have: %(c)s") % {"c": column})
-        elif target and target not in ORDER_TARGETS:
-            problems.append(_("Column “%(c)s” is mapped to an unknown field “%(t)s”.") % {"c": column, "t": target})
-        elif target and target in used:
-            problems.append(
-                _("Columns “%(a)s” and “%(b)s” are both mapped to “%(t)s”.")
-                % {"a": used[target], "b": column, "t": target}
-            )
-        used.setdefault(target, column)
+    problems = history_mapping_errors(ORDER_TARGETS, mapping, columns)
     targets = set(mapping.values())
     if "order_number" not in targets:
         problems.append(_("Map a column to the order number."))
-    if not targets & set(CUSTOMER_KEYS):
-        problems.append(_("Map a column that finds the customer: customer number, external id, phone or email."))
     if not targets & {"total", "unit_price"}:
         problems.append(_("Map a column to the unit price (one row per line) or to the order total."))
     return problems
-
-
-def parse_time(text: str) -> datetime | None:
-    """A time as shops export it (2024-05-01 13:05:09, 2024/5/1 13:05, 2024年5月1日), in the installation's zone
-    unless it says its own."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        match = _DATETIME.match(text)
-        if match is None:
-            return None
-        try:
-            moment = datetime(*(int(part or 0) for part in match.groups()))
-        except ValueError:
-            return None
-    return moment if moment.tzinfo else timezone.make_aware(moment)
 
 
 @lru_cache(maxsize=1024)
@@ -239,25 +190,7 @@ class LinePreparer:
             errors.append((self.column["order_number"], _("The order number is empty.")))
         elif len(order_number) > 64:
             errors.append((self.column["order_number"], _("The order number is longer than 64 characters.")))
-        phone_key = email_key = ""
-        if text.get("phone"):
-            try:
-                phone_key = blind_index("phone", normalize_phone(text["phone"]))
-            except ValidationError as error:
-                errors.append((self.column["phone"], error.messages[0]))
-        if text.get("email"):
-            try:
-                email_key = blind_index("email", normalize_email(text["email"]))
-            except ValidationError as error:
-                errors.append((self.column["email"], error.messages[0]))
-        customer = (
-            normalize_number(text.get("customer_number", "")),
-            text.get("external_id", ""),
-            phone_key,
-            email_key,
-        )
-        if not any(customer) and not errors:
-            errors.append(("", _("Nothing on this row finds its customer (number, external id, phone or email).")))
+        customer = customer_keys(text, self.column, errors)
         ordered_at = None
         if text.get("ordered_at"):
             ordered_at = self.ordered_at(text["ordered_at"])
@@ -324,62 +257,15 @@ class _NewOrder:
     lines: list = field(default_factory=list)
 
 
-class OrderImporter:
+class OrderImporter(HistoryImporter):
     """The state one run of an order import carries from batch to batch."""
 
+    preparer = LinePreparer
+
     def __init__(self, job: ImportJob, actor, dry_run: bool):
-        self.job = job
-        self.actor = actor if actor is not None and actor.is_authenticated else None
-        self.dry_run = dry_run
-        self.system = job.source or DEFAULT_SYSTEM
-        self.counts = ImportCounts(**(job.counts if not dry_run else {}))
+        super().__init__(job, actor, dry_run)
         # The catalogue is small beside the orders: each line finds its product by SKU here, not by a query.
         self.products = dict(Product.objects.values_list("sku", "pk"))
-
-    def prepared_batches(self, batches: Iterator[list], *, file_bytes: int) -> Iterator[list[PreparedLine]]:
-        preparer = LinePreparer(self.job)
-        if file_bytes < PARALLEL_BYTES:
-            return map(preparer, batches)
-        return in_other_processes(batches, preparer)
-
-    def run_batch(self, batch: list[PreparedLine]) -> None:
-        errors: list[ImportRowError] = []
-        counts = ImportCounts(rows=len(batch))
-        try:
-            with transaction.atomic():
-                self._write(batch, errors, counts)
-                if self.dry_run:
-                    raise DryRunDone
-                ImportRowError.objects.bulk_create(errors)
-                self.job.rows_done = batch[-1][0]
-                total = ImportCounts(**self.job.counts)
-                total.add(counts)
-                self.job.counts = asdict(total)
-                self.job.save(update_fields=["rows_done", "counts"])
-        except DryRunDone:
-            ImportRowError.objects.bulk_create(errors)
-        self.counts.add(counts)
-
-    def _reject(self, errors: list, counts: ImportCounts, row: int, problems: list) -> None:
-        counts.rejected += 1
-        errors += [
-            ImportRowError(job=self.job, dry_run=self.dry_run, row=row, column=column[:200], message=str(message)[:500])
-            for column, message in problems
-        ]
-
-    def _customers(self, lines: list[PreparedLine]) -> list[dict]:
-        """For each customer key kind, which customer holds each key (merged customers lead to their survivor)."""
-        keys_of_lines = [line[3] for line in lines]
-        wanted = [sorted({keys[kind] for keys in keys_of_lines} - {""}) for kind in range(len(CUSTOMER_KEYS))]
-        found = [
-            dict(column_lookup(Customer, "number", "id", wanted[0])),
-            dict(column_lookup(ExternalId, "value", "customer", wanted[1], system=self.system)),
-            dict(column_lookup(Phone, "match_key", "customer", wanted[2])),
-            dict(column_lookup(Email, "match_key", "customer", wanted[3])),
-        ]
-        ids = sorted({cid for by_key in found for cid in by_key.values()})
-        survivor = {cid: into for cid, into in column_lookup(Customer, "id", "merged_into", ids) if into}
-        return [{key: survivor.get(cid, cid) for key, cid in by_key.items()} for by_key in found]
 
     def _write(self, batch: list[PreparedLine], errors: list, counts: ImportCounts) -> None:
         good = []
@@ -388,16 +274,13 @@ class OrderImporter:
                 self._reject(errors, counts, line[0], line[1])
             else:
                 good.append(line)
-        found = self._customers(good)
+        found = customers_found([line[3] for line in good], self.system)
         numbers = sorted({line[2] for line in good})
         existing = {number: (order_id, job_id) for number, order_id, job_id in _orders_by_number(self.system, numbers)}
         new: dict[str, _NewOrder] = {}
         continued: dict[int, list] = {}
         for row, _errors, number, keys, header, line in good:
-            customer_id = None
-            for found_by_key, key in zip(found, keys, strict=True):
-                if key and (customer_id := found_by_key.get(key)):
-                    break
+            customer_id = customer_of(found, keys)
             if customer_id is None:
                 self._reject(errors, counts, row, [("", _("No customer matches this row; none was created."))])
                 continue

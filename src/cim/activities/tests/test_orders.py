@@ -128,7 +128,7 @@ def import_orders(path, actor, **options):
 def test_import_one_row_per_line_in_gbk_with_chinese_headers(
     tmp_path, customer, admin_user, monkeypatch, parallel_bytes
 ):
-    monkeypatch.setattr("cim.ingest.order_import.PARALLEL_BYTES", parallel_bytes)
+    monkeypatch.setattr("cim.ingest.history_rows.PARALLEL_BYTES", parallel_bytes)
     other = make_customer(admin_user, display_name="李强", emails=[{"address": "li@example.com"}])
     rows = [
         ["订单号", "手机号码", "邮箱", "下单时间", "订单状态", "商品编码", "商品名称", "数量", "单价", "退款金额"],
