@@ -27,7 +27,7 @@ from cim.ingest.services import (
 )
 
 router = Router(tags=["imports"])
-Kind = Literal["customers", "orders"]
+Kind = Literal["customers", "orders", "interactions"]
 
 
 def _require_any_import(request) -> None:

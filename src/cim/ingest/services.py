@@ -27,6 +27,12 @@ from cim.core.background import collector_paused
 from cim.core.bulk import rare_checkpoints
 from cim.customers.services import PermissionDenied
 from cim.ingest.importer import ImportCounts, Importer
+from cim.ingest.interaction_import import (
+    InteractionImporter,
+    interaction_auto_map,
+    interaction_mapping_errors,
+    interaction_target_choices,
+)
 from cim.ingest.mapping import auto_map, mapping_errors, target_choices
 from cim.ingest.models import ImportJob, ImportMapping, ImportRowError
 from cim.ingest.order_import import OrderImporter, order_auto_map, order_mapping_errors, order_target_choices
@@ -49,6 +55,13 @@ class ImportKind:
 IMPORT_KINDS = {
     "customers": ImportKind(Perm.CUSTOMER_IMPORT, auto_map, mapping_errors, Importer, target_choices),
     "orders": ImportKind(Perm.ORDER_IMPORT, order_auto_map, order_mapping_errors, OrderImporter, order_target_choices),
+    "interactions": ImportKind(
+        Perm.ORDER_IMPORT,
+        interaction_auto_map,
+        interaction_mapping_errors,
+        InteractionImporter,
+        interaction_target_choices,
+    ),
 }
 ACTIVE_STATUSES = (ImportJob.Status.QUEUED, ImportJob.Status.CHECKING, ImportJob.Status.RUNNING)
 
@@ -75,8 +88,8 @@ def import_job_create(
     sheet: str = "",
 ) -> ImportJob:
     """Keep a copy of the file and read its columns; raises ValidationError when it cannot be read or mapped.
-    `kind`: what the rows are, "customers" or "orders". In a workbook, `sheet` is read; without it, the first
-    visible sheet whose columns map (a first sheet of instructions, 填写说明, is passed over)."""
+    `kind`: what the rows are, "customers", "orders" or "interactions". In a workbook, `sheet` is read; without
+    it, the first visible sheet whose columns map (a first sheet of instructions, 填写说明, is passed over)."""
     spec = IMPORT_KINDS[kind]
     if actor is not None and not has_perm(actor, spec.perm):
         raise PermissionDenied(spec.perm)

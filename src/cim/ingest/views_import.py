@@ -37,7 +37,11 @@ SAMPLE_ROWS = 3
 class UploadForm(forms.Form):
     kind = forms.ChoiceField(
         label=gettext_lazy("What the rows are"),
-        choices=[("customers", gettext_lazy("Customers")), ("orders", gettext_lazy("Orders"))],
+        choices=[
+            ("customers", gettext_lazy("Customers")),
+            ("orders", gettext_lazy("Orders")),
+            ("interactions", gettext_lazy("Interactions (calls, visits, follow-up records)")),
+        ],
         initial="customers",
         required=False,
     )

@@ -19,8 +19,8 @@ from cim.ingest.tasks import import_job_run
 
 class Command(ReportingCommand):
     help = (
-        "Import customers or orders from CSV, Excel (.xlsx, .xls), vCard or JSON Lines; resume an import; "
-        "list its row errors."
+        "Import customers, orders or interactions from CSV, Excel (.xlsx, .xls), vCard or JSON Lines; "
+        "resume an import; list its row errors."
     )
 
     def add_arguments(self, parser):
@@ -49,16 +49,25 @@ class Command(ReportingCommand):
         )
         orders.add_argument("--background", action="store_true", help="queue it for `cim worker` and return")
         orders.add_argument("--user", help="who imports; default: the first administrator")
+        interactions = sub.add_parser(
+            "interactions", help="import a file of interactions: call logs, visits, follow-up records"
+        )
+        interactions.add_argument("file", type=Path)
+        interactions.add_argument("--mapping", help="a JSON file {column: field}, or the name of a saved mapping")
+        interactions.add_argument("--dry-run", action="store_true", help="count what would happen; write nothing")
+        interactions.add_argument("--source", default="", help="the system the file comes from: external ids are its")
+        interactions.add_argument("--background", action="store_true", help="queue it for `cim worker` and return")
+        interactions.add_argument("--user", help="who imports; default: the first administrator")
         resume = sub.add_parser("resume", help="continue an import that stopped, from its last committed batch")
         resume.add_argument("job", type=int)
         errors = sub.add_parser("errors", help="print an import's row errors as CSV (row, column, reason)")
         errors.add_argument("job", type=int)
         errors.add_argument("--dry-run", action="store_true", help="the dry run's errors")
-        for subparser in (customers, orders):
+        for subparser in (customers, orders, interactions):
             subparser.add_argument(
                 "--sheet", default="", help="the workbook's sheet to read; default: the first whose columns map"
             )
-        for subparser in (customers, orders, resume):
+        for subparser in (customers, orders, interactions, resume):
             # Also after the subcommand; SUPPRESS keeps an unset flag from hiding `cim import --json customers`.
             subparser.add_argument(
                 "--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object"
@@ -96,6 +105,9 @@ class Command(ReportingCommand):
 
     def _orders(self, **options):
         return self._customers(kind="orders", channel="", update_existing=False, **options)
+
+    def _interactions(self, **options):
+        return self._customers(kind="interactions", channel="", update_existing=False, **options)
 
     def _customers(self, *, file: Path, dry_run: bool, background: bool, kind: str = "customers", **options):
         if not file.is_file():
@@ -178,6 +190,12 @@ class Command(ReportingCommand):
                 f"{'Dry run of import' if dry_run else 'Import'} {job.pk}: {counts.rows:,} rows, "
                 f"{counts.created:,} orders created with {counts.lines:,} lines, {counts.updated:,} continued, "
                 f"{counts.unchanged:,} rows already imported, {counts.rejected:,} rejected."
+            )
+        elif job.kind == "interactions":
+            summary = (
+                f"{'Dry run of import' if dry_run else 'Import'} {job.pk}: {counts.rows:,} rows, "
+                f"{counts.created:,} interactions created, {counts.unchanged:,} already recorded, "
+                f"{counts.rejected:,} rejected."
             )
         else:
             summary = (
