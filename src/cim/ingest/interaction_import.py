@@ -80,8 +80,11 @@ OUTCOME_HINTS = (
     (Outcome.RESOLVED, "已解决 解决 resolved"),
     (Outcome.REACHED, "接通 已接通 已联系 成功 reached answered connected"),
 )
-_CLOCK = re.compile(r"^(?:(\d+):)?(\d{1,2}):(\d{1,2})$")
-_SPOKEN = re.compile(r"^(?:(\d+)\s*(?:小时|时|h))?\s*(?:(\d+)\s*(?:分钟|分|m|min))?\s*(?:(\d+)\s*(?:秒钟|秒|s|sec))?$")
+_CLOCK = re.compile(r"^(?:(\d{1,4}):)?(\d{1,2}):(\d{1,2})$")
+_SPOKEN = re.compile(
+    r"^(?:(\d{1,4})\s*(?:小时|时|h))?\s*(?:(\d{1,6})\s*(?:分钟|分|m|min))?\s*(?:(\d{1,8})\s*(?:秒钟|秒|s|sec))?$"
+)
+MAX_MINUTES = 7 * 24 * 60  # a week: longer is not the length of one interaction
 _SECONDS_HEADER = re.compile(r"秒|\bsec|\(s\)|（s）", re.IGNORECASE)
 _NAMES = re.compile(r"[,，;；、|/\n]+")
 
@@ -121,7 +124,8 @@ def parse_minutes(text: str, *, in_seconds: bool) -> int | None:
         if not math.isfinite(number) or number < 0:
             return None
         seconds = number if in_seconds else number * 60
-    return math.ceil(seconds / 60)
+    minutes = math.ceil(seconds / 60)
+    return minutes if minutes <= MAX_MINUTES else None
 
 
 def interaction_auto_map(columns: list[str]) -> dict[str, str]:

@@ -92,6 +92,10 @@ STATUS_HINTS = [
 ]
 _MONEY_NOISE = re.compile(r"[,，¥￥$\s元]")
 CENT = Decimal("0.01")
+# The amount columns hold 14 digits (12 before the point): a line or order total stays below it with room for
+# the sum of many lines. A quantity holds 9 digits before the point.
+MAX_AMOUNT = Decimal("9999999999.99")
+MAX_QUANTITY = Decimal("999999")
 ORDER_FIELDS = [
     "customer",
     "number",
@@ -144,12 +148,14 @@ def order_status(text: str) -> str:
     )
 
 
-def parse_money(text: str) -> Decimal | None:
+def parse_money(text: str, maximum: Decimal = MAX_AMOUNT) -> Decimal | None:
     try:
         value = Decimal(_MONEY_NOISE.sub("", text))
     except InvalidOperation:
         return None
-    return value.quantize(CENT, rounding=ROUND_HALF_UP) if value.is_finite() and value >= 0 else None
+    if not value.is_finite() or not 0 <= value <= maximum:
+        return None
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 # One row after parsing, a plain tuple because it crosses between processes (pickling a dataclass costs 4× more):
@@ -204,11 +210,15 @@ class LinePreparer:
             if not status:
                 errors.append((self.column["status"], _("Unknown order status.")))
         amounts = {}
-        for target in ("quantity", "unit_price", "line_discount", "order_discount", "total", "refunded"):
+        if text.get("quantity"):
+            amounts["quantity"] = parse_money(text["quantity"], MAX_QUANTITY)
+            if amounts["quantity"] is None:
+                errors.append((self.column["quantity"], _("Enter a quantity from 0 to 999,999.")))
+        for target in ("unit_price", "line_discount", "order_discount", "total", "refunded"):
             if text.get(target):
                 amounts[target] = parse_money(text[target])
                 if amounts[target] is None:
-                    errors.append((self.column[target], _("Enter an amount of zero or more, like 12.50.")))
+                    errors.append((self.column[target], _("Enter an amount from 0 to 9,999,999,999.99, like 12.50.")))
         currency = (text.get("currency") or "CNY").upper()
         if len(currency) != 3 or not currency.isalpha():
             errors.append((self.column.get("currency", ""), _("Enter a three-letter currency code, like CNY.")))
@@ -225,6 +235,8 @@ class LinePreparer:
         amount = (quantity * unit_price - discount).quantize(CENT, rounding=ROUND_HALF_UP)
         if amount < 0:
             return _rejected(number, [(self.column["line_discount"], _("The discount is larger than the line."))])
+        if amount > MAX_AMOUNT:
+            return _rejected(number, [("", _("The line's total is larger than 9,999,999,999.99."))])
         return (
             number,
             [],

@@ -9,6 +9,8 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.utils.translation import override
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cim.activities.history_schemas import OrderInput, ProductInput, RefundInput
 from cim.activities.models import Order, OrderLine, Refund
@@ -16,7 +18,8 @@ from cim.activities.orders import order_cancel, order_create, order_mark_paid, o
 from cim.activities.selectors import customer_order_summary
 from cim.customers.services import customer_archive
 from cim.customers.tests.factories import make_customer
-from cim.ingest.models import ImportRowError
+from cim.ingest.models import ImportJob, ImportRowError
+from cim.ingest.order_import import MAX_AMOUNT, LinePreparer
 from cim.ingest.services import import_job_create, import_run
 
 Status = Order.Status
@@ -293,3 +296,37 @@ def test_a_paid_order_sends_the_configured_survey_once(
     with django_capture_on_commit_callbacks(execute=True):
         order(customer_with_email, admin_user)
     assert Survey.objects.count() == 1
+
+
+def test_amounts_beyond_what_the_columns_hold_reject_their_row(tmp_path, customer, admin_user):
+    rows = [
+        ["订单号", "手机", "下单时间", "数量", "单价"],
+        ["H1", "13812345678", "2026-04-01", "1", "1e30"],
+        ["H2", "13812345678", "2026-04-01", "10000000", "1"],
+        ["H3", "13812345678", "2026-04-01", "999999", "9999999999"],
+        ["H4", "13812345678", "2026-04-01", "2", "9.90"],
+    ]
+    job, counts = import_orders(write_csv(tmp_path / "o.csv", rows), admin_user)
+    assert (counts.created, counts.rejected) == (1, 3)
+    assert list(ImportRowError.objects.filter(job=job).order_by("row").values_list("row", "message")) == [
+        (2, "请输入 0 到 9,999,999,999.99 之间的金额，例如 12.50。"),
+        (3, "请输入 0 到 999,999 之间的数量。"),
+        (4, "这一行的金额超过 9,999,999,999.99。"),
+    ]
+
+
+# Columns of a file, each mapped to an order field, for the preparer fuzzed below.
+PREPARED_MAPPING = {
+    "单号": "order_number", "手机": "phone", "时间": "ordered_at", "状态": "status", "数量": "quantity",
+    "单价": "unit_price", "优惠": "line_discount", "金额": "total",
+}  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(cells=st.dictionaries(st.sampled_from(list(PREPARED_MAPPING)), st.text(max_size=30)))
+def test_any_cells_give_an_order_line_or_row_errors_never_an_exception(cells):
+    preparer = LinePreparer(ImportJob(mapping=PREPARED_MAPPING))
+    number, errors, _order, _keys, _header, line = preparer.prepare(2, cells)
+    assert number == 2 and (errors or line)
+    if line:
+        assert 0 <= Decimal(line[5]) <= MAX_AMOUNT

@@ -8,11 +8,13 @@ from datetime import UTC, datetime
 import pytest
 from django.core.management import call_command
 from django.utils.translation import override
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cim.activities.models import Interaction
 from cim.customers.tests.factories import make_customer
-from cim.ingest.interaction_import import interaction_kind, parse_minutes
-from cim.ingest.models import ImportRowError
+from cim.ingest.interaction_import import MAX_MINUTES, InteractionPreparer, interaction_kind, parse_minutes
+from cim.ingest.models import ImportJob, ImportRowError
 from cim.ingest.services import import_job_create, import_run
 
 CALL_LOG = [
@@ -139,3 +141,17 @@ def test_the_wizard_offers_interactions_to_those_who_may_import_them(tmp_path, u
     with path.open("rb") as upload:
         page = manager.post("/imports/", {"file": upload, "kind": "interactions"}, follow=True).content.decode()
     assert '<option value="duration" selected>时长</option>' in page
+
+
+@settings(max_examples=200, deadline=None)
+@given(cells=st.dictionaries(st.sampled_from(CALL_LOG[0] + ["跟进方式", "主题"]), st.text(max_size=40)))
+def test_any_cells_give_an_interaction_or_row_errors_never_an_exception(cells):
+    mapping = {
+        "通话时间": "occurred_at", "客户号码": "phone", "呼叫类型": "direction", "通话时长(秒)": "duration",
+        "坐席": "staff", "通话结果": "outcome", "备注": "body", "跟进方式": "kind", "主题": "subject",
+    }  # fmt: skip
+    preparer = InteractionPreparer(ImportJob(mapping=mapping))
+    number, errors, _keys, details, _staff, _contacts = preparer.prepare(2, cells)
+    assert number == 2 and (errors or details)
+    if details:
+        assert details[0] in Interaction.Kind.values and (details[3] is None or 0 <= details[3] <= MAX_MINUTES)
