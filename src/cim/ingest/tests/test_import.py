@@ -20,6 +20,7 @@ from cim.customers.models import Customer, ExternalId
 from cim.customers.services import PLAIN_FIELDS
 from cim.customers.tests.factories import make_customer
 from cim.ingest import importer, services
+from cim.ingest.mapping import TARGETS
 from cim.ingest.models import ImportJob, ImportRowError
 from cim.ingest.readers import FileProblem, RowProblem, open_table
 from cim.ingest.services import import_job_create, import_run
@@ -752,3 +753,26 @@ def test_a_repeated_external_id_is_rejected_with_the_row_where_it_first_appeared
             (6, "第 5 行已有相同的外部编号。"),
             (7, "第 3 行已有相同的外部编号。"),
         ]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rows=st.lists(
+        st.dictionaries(
+            st.sampled_from([target for target in TARGETS if target not in ("owner", "team", "number")]),
+            st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=30),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_any_values_in_any_column_import_or_reject_their_row_never_an_exception(tmp_path, admin_user, rows):
+    columns = ["display_name", *(t for t in TARGETS if t not in ("owner", "team", "number", "display_name"))]
+    path = tmp_path / "fuzz.csv"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        writer.writerows([row.get(column, "") for column in columns] for row in [{"display_name": "甲"}, *rows])
+    job = import_job_create(path=path, filename=path.name, actor=admin_user)
+    counts = import_run(job=job, actor=admin_user)
+    assert counts.rows >= 1 and counts.created + counts.updated + counts.unchanged + counts.rejected == counts.rows
