@@ -12,6 +12,7 @@ import re
 from datetime import UTC, datetime
 from functools import lru_cache
 
+from django.db import connection
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -87,6 +88,7 @@ _SPOKEN = re.compile(
 MAX_MINUTES = 7 * 24 * 60  # a week: longer is not the length of one interaction
 _SECONDS_HEADER = re.compile(r"秒|\bsec|\(s\)|（s）", re.IGNORECASE)
 _NAMES = re.compile(r"[,，;；、|/\n]+")
+WANTED = "cim_interactions_wanted"  # SQLite: the (customer, time) pairs of a batch, joined to the interactions
 
 # One row after parsing, a plain tuple because it crosses between processes:
 # (row number, errors [(column, message)], customer keys,
@@ -202,6 +204,11 @@ def _staff_by_name() -> dict[str, int]:
     return staff
 
 
+def _aware(moment: datetime) -> datetime:
+    """A time as the database returns it to a plain query: aware on PostgreSQL, naive in UTC on SQLite."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def _fingerprint(customer_id: int, kind: str, occurred_at: datetime, subject: str, body: str) -> bytes:
     """What makes two interactions the same one, in 16 bytes (a run keeps those of every row it counted)."""
     text = "\x1f".join((str(customer_id), kind, occurred_at.astimezone(UTC).isoformat(), subject, body))
@@ -255,16 +262,28 @@ class InteractionImporter(HistoryImporter):
         counts.created += len(new)
 
     def _existing(self, rows: list) -> set[bytes]:
-        """Fingerprints of the interactions the batch's customers already have at the batch's times."""
+        """Fingerprints of the interactions the batch's customers already have at the batch's times: one lookup
+        in the (customer, time) index per pair, however long the customers' histories."""
         if not rows:
             return set()
-        times = [details[2] for _c, details, _s, _p in rows]
-        stored = Interaction.objects.filter(
-            customer_id__in={customer_id for customer_id, *_rest in rows},
-            occurred_at__gte=min(times),
-            occurred_at__lte=max(times),
-        ).values_list("customer_id", "kind", "occurred_at", "subject", "body")
-        return {_fingerprint(*values) for values in stored.iterator(chunk_size=5000)}
+        pairs = sorted({(customer_id, details[2]) for customer_id, details, _s, _p in rows})
+        table = connection.ops.quote_name(Interaction._meta.db_table)
+        select = f"SELECT i.customer_id, i.kind, i.occurred_at, i.subject, i.body FROM {table} i JOIN "
+        on = " ON i.customer_id = w.customer_id AND i.occurred_at = w.occurred_at"
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                customers, times = zip(*pairs, strict=True)
+                cursor.execute(
+                    f"{select}unnest(%s::bigint[], %s::timestamptz[]) AS w (customer_id, occurred_at){on}",
+                    [list(customers), list(times)],
+                )
+            else:
+                cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {WANTED} (customer_id integer, occurred_at text)")
+                cursor.execute(f"DELETE FROM {WANTED}")
+                adapt = connection.ops.adapt_datetimefield_value
+                cursor.executemany(f"INSERT INTO {WANTED} VALUES (%s, %s)", [(c, adapt(t)) for c, t in pairs])
+                cursor.execute(f"{select}{WANTED} w{on}")
+            return {_fingerprint(c, kind, _aware(at), subject, body) for c, kind, at, subject, body in cursor}
 
     def _insert(self, new: list) -> None:
         if not new:
