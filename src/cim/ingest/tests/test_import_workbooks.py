@@ -1,0 +1,180 @@
+"""Importing spreadsheets as businesses have them: Excel 97–2003, web pages saved as .xls, workbooks of several
+sheets, and the contacts exports of Google and Outlook."""
+
+import io
+from datetime import date
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.management import call_command
+from django.test import Client
+from django.utils.translation import override
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cim.customers.models import Customer
+from cim.ingest.readers import FileProblem, RowProblem, open_table
+from cim.ingest.tests.test_import import run, write_csv
+
+
+@pytest.fixture(autouse=True)
+def _uploads(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "uploads"
+
+
+def erp_workbook(path):
+    """An Excel 97–2003 export as accounting and ERP systems write it: a sheet of instructions first, a hidden one
+    holding a drop-down's choices, then the data under a merged title, with a phone typed as a number, a date cell
+    and a company merged over the two rows of its contacts."""
+    import xlwt
+
+    workbook = xlwt.Workbook(encoding="utf-8")
+    workbook.add_sheet("填写说明").write(0, 0, "请在“客户”表中填写，手机号必填。")
+    workbook.add_sheet("选项").write(0, 0, "男")
+    workbook.get_sheet(1).visibility = 1
+    sheet = workbook.add_sheet("客户")
+    sheet.write_merge(0, 0, 0, 4, "客户信息表")
+    for column, header in enumerate(["姓名", "手机", "生日", "公司", "备注"]):
+        sheet.write(2, column, header)
+    sheet.write(3, 0, "周杰")
+    sheet.write(3, 1, 13812345678)
+    sheet.write(3, 2, date(1990, 3, 15), xlwt.easyxf(num_format_str="YYYY-MM-DD"))
+    sheet.write_merge(3, 4, 3, 3, "深圳前海微众银行")
+    sheet.write(4, 0, "吴芳😀")
+    sheet.write(4, 1, "139 0013 8000")
+    sheet.write(4, 4, "老客户")
+    workbook.save(str(path))
+    return path
+
+
+def test_old_excel_xls_files_import_from_the_sheet_that_holds_the_customers(tmp_path, admin_user):
+    job, counts = run(erp_workbook(tmp_path / "客户导出.xls"), admin_user)
+    assert (job.file_format, job.sheet, job.header_row) == ("xls", "客户", 3)
+    assert (counts.created, counts.rejected) == (2, 0)
+    zhou, wu = Customer.objects.get(display_name="周杰"), Customer.objects.get(display_name="吴芳😀")
+    assert zhou.birthday == date(1990, 3, 15) and zhou.phones.get().number == "+8613812345678"
+    assert zhou.company == wu.company == "深圳前海微众银行"
+    assert wu.phones.get().number == "+8613900138000"
+    client = Client(HTTP_ACCEPT_LANGUAGE="zh-hans")
+    client.force_login(admin_user)
+    with (tmp_path / "客户导出.xls").open("rb") as upload:
+        page = client.post("/imports/", {"file": upload}, follow=True).content.decode()
+    assert "读取的是工作表“客户”" in page and "表头在文件第 3 行" in page and "深圳前海微众银行" in page
+
+
+def test_a_web_page_table_saved_as_xls_imports(tmp_path, admin_user):
+    page = """<html><head><meta http-equiv="Content-Type" content="text/html; charset=gb2312"></head><body>
+<table border="1"><tr><td colspan="4" align="center"><b>会员列表</b></td></tr>
+<tr><th>会员姓名</th><th>联系电话</th><th>所属门店</th><th>备注</th></tr>
+<tr><td>孙&nbsp;丽</td><td>13812345678<br>021-6234 5678</td><td rowspan="2">徐汇店</td><td>A&amp;B</td></tr>
+<tr><td>郑&#x6D69;</td><td>13900001111</td><td></td></tr>
+</table></body></html>"""
+    path = tmp_path / "member_list.xls"
+    path.write_bytes(page.encode("gb18030"))
+    table = open_table(path, path.name)
+    assert (table.file_format, table.header_row, table.columns) == (
+        "html",
+        2,
+        ["会员姓名", "联系电话", "所属门店", "备注"],
+    )
+    rows = [record for _number, record in table.rows]
+    assert rows[1] == {"会员姓名": "郑浩", "联系电话": "13900001111", "所属门店": "徐汇店", "备注": ""}
+    _, counts = run(path, admin_user, mapping={"会员姓名": "display_name", "联系电话": "phones", "备注": "notes"})
+    assert (counts.created, counts.rejected) == (2, 0)
+    sun = Customer.objects.get(display_name="孙 丽")
+    assert sorted(sun.phones.values_list("number", flat=True)) == ["+8613812345678", "+862162345678"]
+
+
+def test_a_sheet_named_is_read_and_a_missing_one_is_refused_by_name(tmp_path, admin_user):
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    workbook.active.title = "一月"
+    workbook.active.append(["姓名", "手机"])
+    workbook.active.append(["冯军", "13700001111"])
+    february = workbook.create_sheet("二月")
+    february.append(["姓名", "手机"])
+    february.append(["陈静", "13700002222"])
+    path = tmp_path / "客户.xlsx"
+    workbook.save(path)
+    job, counts = run(path, admin_user, sheet="二月")
+    assert job.sheet == "二月" and counts.created == 1 and Customer.objects.filter(display_name="陈静").exists()
+    with override("zh-hans"), pytest.raises(ValidationError) as refused:
+        run(path, admin_user, sheet="三月")
+    assert "没有名为“三月”的工作表" in str(refused.value) and "一月, 二月" in str(refused.value)
+    err = io.StringIO()
+    call_command("import", "customers", str(path), "--sheet", "一月", "--json", stdout=io.StringIO(), stderr=err)
+    assert "Reading the sheet “一月”" in err.getvalue() and Customer.objects.filter(display_name="冯军").exists()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_damaged_xls_and_html_tables_give_a_file_problem_or_rows_never_an_exception(tmp_path, data):
+    if data.draw(st.booleans(), label="xls"):
+        path = erp_workbook(tmp_path / "a.xls")
+        content = bytearray(path.read_bytes())
+        for _ in range(data.draw(st.integers(1, 20), label="damaged bytes")):
+            content[data.draw(st.integers(0, len(content) - 1))] = data.draw(st.integers(0, 255))
+    else:
+        tags = st.sampled_from(
+            [
+                "<table>",
+                "</table>",
+                "<tr>",
+                "</tr>",
+                "<td>",
+                "</td>",
+                "<th colspan=9999999>",
+                "<td rowspan=x>",
+                "<td rowspan=3>",
+                "<br>",
+                "&nbsp;",
+                "&#0;",
+                "张三",
+                "138",
+                "<",
+            ]
+        )
+        content = ("<table>" + "".join(data.draw(st.lists(tags, max_size=60), label="html"))).encode()
+        path = tmp_path / "a.xls"
+    path.write_bytes(bytes(content))
+    try:
+        table = open_table(path, path.name)
+    except FileProblem:
+        return
+    for number, record in table.rows:
+        assert isinstance(number, int) and isinstance(record, dict | RowProblem)
+
+
+def test_contacts_exported_by_google_and_outlook_map_their_numbered_columns(tmp_path, admin_user):
+    from cim.ingest.mapping import auto_map
+
+    google = ["First Name", "Last Name", "Nickname", "Organization Name", "Organization Title", "Birthday",
+              "E-mail 1 - Label", "E-mail 1 - Value", "Phone 1 - Label", "Phone 1 - Value", "Phone 2 - Label",
+              "Phone 2 - Value", "Address 1 - Formatted"]  # fmt: skip
+    mapped = auto_map(google)
+    assert {column: mapped[column] for column in google if mapped[column]} == {
+        "First Name": "given_name",
+        "Last Name": "family_name",
+        "Nickname": "alias",
+        "Organization Name": "company",
+        "Organization Title": "job_title",
+        "Birthday": "birthday",
+        "E-mail 1 - Value": "emails",
+        "Phone 1 - Value": "phones",
+        "Phone 2 - Value": "phones",
+        "Address 1 - Formatted": "address",
+    }
+    outlook = auto_map(["First Name", "Last Name", "E-mail Address", "E-mail 2 Address", "Mobile Phone",
+                        "Home Phone 2", "Business Phone"])  # fmt: skip
+    assert [outlook[c] for c in ("E-mail 2 Address", "Home Phone 2", "Business Phone")] == [
+        "emails", "phones_home", "phones_work"
+    ]  # fmt: skip
+    path = tmp_path / "contacts.csv"
+    values = ["明", "黄", "", "", "", "1988-08-08", "* Home", "huangming@example.com", "Mobile",
+              "+86 138 1234 5678 ::: +86 139 0000 1111", "", "", "深圳市南山区科技园"]  # fmt: skip
+    write_csv(path, [google, values], encoding="utf-8")
+    _, counts = run(path, admin_user)
+    assert (counts.created, counts.rejected) == (1, 0)
+    huang = Customer.objects.get(family_name="黄", given_name="明")
+    assert sorted(huang.phones.values_list("number", flat=True)) == ["+8613812345678", "+8613900001111"]
