@@ -9,11 +9,16 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from cim.accounts.models import User
-from cim.audit.services import audit_record
 from cim.core.commands import ReportingCommand
 from cim.customers.choices import SourceChannel
-from cim.ingest.models import ImportJob, ImportMapping, ImportRowError
-from cim.ingest.services import file_sha256, import_job_create, import_job_unfinished, import_run
+from cim.ingest.models import ImportJob, ImportMapping
+from cim.ingest.services import (
+    file_sha256,
+    import_errors_read,
+    import_job_create,
+    import_job_unfinished,
+    import_run,
+)
 from cim.ingest.tasks import import_job_run
 
 
@@ -149,18 +154,13 @@ class Command(ReportingCommand):
     def _errors(self, *, job: int, dry_run: bool, **options):
         import csv
 
-        audit_record(
-            actor=None,
-            action="import.errors_export",
-            target=None,
-            target_type="ingest.importjob",
-            target_id=str(job),
-            note=f"dry_run={dry_run} cli",
-        )
+        found = ImportJob.objects.filter(pk=job).first()
+        if found is None:
+            raise self.fail(f"No import {job}.")
         writer = csv.writer(self.stdout)
         writer.writerow(["row", "column", "reason"])
-        for row in ImportRowError.objects.filter(job_id=job, dry_run=dry_run).values_list("row", "column", "message"):
-            writer.writerow(row)
+        errors = import_errors_read(job=found, dry_run=dry_run, actor=None, via="cli")
+        writer.writerows(errors.values_list("row", "column", "message").iterator(chunk_size=2000))
 
     def _run(self, job: ImportJob, actor, *, dry_run: bool, background: bool, verbosity: int):
         if background:
