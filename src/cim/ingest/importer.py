@@ -35,6 +35,7 @@ from cim.ingest.models import ImportJob, ImportRowError
 from cim.ingest.readers import RowProblem
 from cim.quality.matching import match_name
 from cim.quality.models import DuplicateCandidate
+from cim.quality.normalize import clean_text
 from cim.search.services import NAME_FIELDS, search_documents_write, search_names
 from cim.search.tokens import document
 
@@ -173,7 +174,8 @@ class RowPreparer:
             number,
             record=record,
             problems=[(file_column(self.mapping, k), " ".join(m)) for k, m in problems.items()],
-            tags=tuple(dict.fromkeys(found.data.tags)),
+            # Named as `tags_by_name` names them (NFKC, spacing collapsed): ＶＩＰ and VIP are one tag.
+            tags=tuple(dict.fromkeys(name for name in map(clean_text, found.data.tags) if name)),
             external_id=found.external_id,
             number=found.number,
             owner=found.owner,
