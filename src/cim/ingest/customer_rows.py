@@ -6,6 +6,7 @@ Each is read here into the stored form, or becomes an error naming the column (n
 
 import re
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 
 from django.utils import translation
 from django.utils.translation import gettext as _
@@ -43,8 +44,9 @@ PHONE_KINDS = {"phones": c.PhoneType.MOBILE, "phones_work": c.PhoneType.WORK, "p
 EMAIL_KINDS = {"emails": c.EmailType.PERSONAL, "emails_work": c.EmailType.WORK}
 ADDRESS_TARGETS = ("address", "province", "city", "district", "postal_code", "country")
 # Lists in one cell: "VIP|重点客户", "138…；139…", one per line, Google Contacts' " ::: ". Spaces are not
-# separators ("138 1234 5678").
+# separators ("138 1234 5678"). Phones and emails are also split at a slash ("137…/139…"); a tag may hold one.
 _LIST_SEPARATORS = re.compile(r"[|;,，；、\n]+|\s*:::\s*")
+_CONTACT_SEPARATORS = re.compile(r"[|;,，；、/／\n]+|\s*:::\s*")
 _GENDERS = {
     c.Gender.MALE.value: "男 男性 男士 先生 m male man 1",
     c.Gender.FEMALE.value: "女 女性 女士 小姐 f female woman 2 0",
@@ -52,6 +54,8 @@ _GENDERS = {
     c.Gender.UNKNOWN.value: "未知 保密 unknown u",
 }
 # A cell an exporter neutralised against formula injection ("'+8613812345678") gets its value back.
+# Excel's serial dates count days from here for every date after 1900-02-28 (it counts a 1900-02-29 that never was).
+EXCEL_EPOCH = date(1899, 12, 30)
 _NEUTRALISED = re.compile(r"^'(?=[=+\-@\t\r])")
 
 
@@ -91,7 +95,7 @@ def _text(value: object) -> str:
     return _NEUTRALISED.sub("", text) if text.startswith("'") else text
 
 
-def _items(value: object) -> list[str]:
+def _items(value: object, separators: re.Pattern = _LIST_SEPARATORS) -> list[str]:
     if isinstance(value, list):
         values = value
     elif not isinstance(value, str):
@@ -100,8 +104,18 @@ def _items(value: object) -> list[str]:
         # One per line, as CIM exports lists: a tag or an address may itself hold a `|` or a `,`.
         values = value.split("\n")
     else:
-        values = _LIST_SEPARATORS.split(value)
+        values = separators.split(value)
     return [t for t in (_text(v) for v in values) if t]
+
+
+def _excel_serial_date(text: str) -> date | None:
+    """A date Excel shows as its serial number (32947 for 1990-03-15), as it does once a date cell is formatted as
+    General or copied from another system. Only five digits (1927-05-18 on) are read so: shorter numbers are
+    more likely something else."""
+    if len(text) != 5 or not text.isdigit():
+        return None
+    day = EXCEL_EPOCH + timedelta(days=int(text))
+    return day if day <= date.today() else None
 
 
 def row_input(record: dict[str, object], mapping: dict[str, str], lookups: Lookups, *, source_channel: str) -> RowInput:
@@ -122,10 +136,10 @@ def row_input(record: dict[str, object], mapping: dict[str, str], lookups: Looku
         value = record[column]
         columns_of.setdefault(target, column)
         if target in PHONE_KINDS:
-            phones += [{"number": n, "kind": PHONE_KINDS[target]} for n in _items(value)]
+            phones += [{"number": n, "kind": PHONE_KINDS[target]} for n in _items(value, _CONTACT_SEPARATORS)]
             continue
         if target in EMAIL_KINDS:
-            emails += [{"address": a, "kind": EMAIL_KINDS[target]} for a in _items(value)]
+            emails += [{"address": a, "kind": EMAIL_KINDS[target]} for a in _items(value, _CONTACT_SEPARATORS)]
             continue
         if target == "tags":
             tags += _items(value)
@@ -153,7 +167,7 @@ def row_input(record: dict[str, object], mapping: dict[str, str], lookups: Looku
             else:
                 fields["gender"] = gender
         elif target == "birthday":
-            birthday = parse_birthday(text)
+            birthday = parse_birthday(text) or _excel_serial_date(text)
             if birthday is None:
                 errors.append((column, _("Enter a date like 1990-03-15 or 1990年3月15日.")))
             else:

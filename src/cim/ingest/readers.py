@@ -35,6 +35,10 @@ SAMPLE_BYTES = 1024**2
 HEADER_SEARCH_ROWS = 20
 OLE2_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # Excel 97–2003 (.xls), and any password-protected workbook
 _HTML_SPACE = re.compile(r"\s+")
+# The line a sheet ends with, summing the rows above it: its first cell says so ("合计", "合计：2 人", "Total:").
+_TOTAL_ROW = re.compile(
+    r"\s*((合|总|小|共|总合)\s*计([:：\s\d].*)?|(grand\s*|sub)?total\s*:?[\s\d.,]*)", re.IGNORECASE | re.DOTALL
+)
 
 
 class FileProblem(ValueError):
@@ -157,6 +161,13 @@ def _cell(value: str) -> str | RowProblem:
     return _cell_too_long() if len(value) > MAX_CELL_CHARS else value
 
 
+def _total_row(cells: list[str]) -> RowProblem | None:
+    first = next((cell for cell in cells if cell and not cell.isspace()), "")
+    if _TOTAL_ROW.fullmatch(first):
+        return RowProblem(_("This is a total row (“%(word)s”), not a record.") % {"word": first.strip()})
+    return None
+
+
 def _filled(cells: list | None) -> int:
     return sum(1 for cell in cells if cell is not None and str(cell).strip()) if cells else 0
 
@@ -224,7 +235,7 @@ def _csv(path: Path, encoding: str, head: bytes) -> Table:
             if len(text) > MAX_CELL_CHARS and max(map(len, cells)) > MAX_CELL_CHARS:
                 yield number, _cell_too_long()
                 continue
-            yield number, dict(zip(columns, cells, strict=False))
+            yield number, _total_row(cells) or dict(zip(columns, cells, strict=False))
 
     return Table(columns, rows(), "csv", encoding, {"delimiter": delimiter}, header_row)
 
@@ -321,7 +332,7 @@ def _sheet_table(
                     yield number, RowProblem(_("The row has cells beyond the last named column."))
                     continue
                 problem = next((p for p in map(_cell, texts) if isinstance(p, RowProblem)), None)
-                yield number, problem or dict(zip(columns, texts, strict=False))
+                yield number, problem or _total_row(texts) or dict(zip(columns, texts, strict=False))
         except Exception as error:  # the parsers raise many types for a damaged part further on
             yield (
                 number,

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cim.customers.models import Customer
+from cim.ingest.models import ImportRowError
 from cim.ingest.readers import FileProblem, RowProblem, open_table
 from cim.ingest.tests.test_import import run, write_csv
 
@@ -178,3 +179,34 @@ def test_contacts_exported_by_google_and_outlook_map_their_numbered_columns(tmp_
     assert (counts.created, counts.rejected) == (1, 0)
     huang = Customer.objects.get(family_name="黄", given_name="明")
     assert sorted(huang.phones.values_list("number", flat=True)) == ["+8613812345678", "+8613900001111"]
+
+
+def test_a_back_office_sheet_with_serial_dates_several_phones_a_region_column_and_a_total(tmp_path, admin_user):
+    """What a shop's back office exports: birthdays that Excel shows as serial numbers (a date column formatted
+    as General), two phones in one cell split by a slash, the address under 所在地区, and a total row whose name
+    cell holds a count, which must not become a customer."""
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["序号", "客户姓名", "手机号码", "电子邮箱", "出生日期", "所在地区", "所在城市"])
+    sheet.append(
+        [1, "李娜", "13812345679/13812345680", "lina@163.com／li.na@qq.com", 32947, "广东省深圳市南山区科技园"]
+    )
+    sheet.append([2, "赵磊", "13712345678", None, "99999", None, "杭州市"])
+    sheet.append(["合计", "2人"])
+    path = tmp_path / "会员.xlsx"
+    workbook.save(path)
+    with override("zh-hans"):
+        job, counts = run(path, admin_user)
+    assert (job.mapping["所在地区"], job.mapping["所在城市"]) == ("address", "city")
+    assert (counts.created, counts.rejected) == (1, 2)
+    li = Customer.objects.get(display_name="李娜")
+    assert li.birthday == date(1990, 3, 15)
+    assert sorted(li.phones.values_list("number", flat=True)) == ["+8613812345679", "+8613812345680"]
+    assert sorted(li.emails.values_list("address", flat=True)) == ["li.na@qq.com", "lina@163.com"]
+    assert li.addresses.values_list("city", "district").get() == ("深圳市", "南山区")
+    errors = dict(ImportRowError.objects.filter(job=job).values_list("row", "message"))
+    assert "日期" in errors[3]  # a serial number in the future is no birthday
+    assert errors[4] == "这是合计行（“合计”），不是一条记录。"
+    assert not Customer.objects.filter(display_name="2人").exists()
