@@ -15,7 +15,7 @@ from pydantic import ValidationError as PydanticError
 from cim.customers import choices as c
 from cim.customers.models import CustomFieldDefinition
 from cim.customers.schemas import CustomerInput
-from cim.quality.normalize import clean_text, fold, parse_birthday
+from cim.quality.normalize import DIGITS_LOST, clean_text, excel_lost_digits, fold, parse_birthday
 from cim.quality.rules import required_fields
 
 CHOICE_TARGETS = {
@@ -56,6 +56,8 @@ _GENDERS = {
 # A cell an exporter neutralised against formula injection ("'+8613812345678") gets its value back.
 # Excel's serial dates count days from here for every date after 1900-02-28 (it counts a 1900-02-29 that never was).
 EXCEL_EPOCH = date(1899, 12, 30)
+# A birthday written without its year (3月15日, 03-15), as members give it for birthday offers.
+_MONTH_DAY = re.compile(r"\d{1,2}\s*[-/.月]\s*\d{1,2}\s*日?")
 _NEUTRALISED = re.compile(r"^'(?=[=+\-@\t\r])")
 
 
@@ -147,7 +149,9 @@ def row_input(record: dict[str, object], mapping: dict[str, str], lookups: Looku
         text = _text(value if not isinstance(value, list) else "\n".join(map(str, value)))
         if not text:
             continue
-        if target == "notes":
+        if target == "external_id" and excel_lost_digits(text):
+            errors.append((column, str(DIGITS_LOST)))
+        elif target == "notes":
             notes.append(text)
         elif target in ("external_id", "number", "owner", "team"):
             setattr(found, target, clean_text(text))
@@ -168,7 +172,11 @@ def row_input(record: dict[str, object], mapping: dict[str, str], lookups: Looku
                 fields["gender"] = gender
         elif target == "birthday":
             birthday = parse_birthday(text) or _excel_serial_date(text)
-            if birthday is None:
+            if birthday is None and _MONTH_DAY.fullmatch(text):
+                errors.append(
+                    (column, _("A birthday needs its year, as in 1990-03-15; leave the cell empty if it is not known."))
+                )
+            elif birthday is None:
                 errors.append((column, _("Enter a date like 1990-03-15 or 1990年3月15日.")))
             else:
                 fields["birthday"] = birthday

@@ -61,7 +61,8 @@ TARGETS: dict[str, tuple] = {
     "emails_work": (_("Work email"), "工作邮箱 公司邮箱 workemail"),
     "address": (
         _("Address"),
-        "地址 详细地址 联系地址 通讯地址 住址 收货地址 所在地 所在地区 省市区 所在省市区 address streetaddress fulladdress addressformatted",
+        "地址 详细地址 联系地址 通讯地址 住址 收货地址 所在地 所在地区 省市区 所在省市区 "
+        "address streetaddress fulladdress addressformatted",
     ),
     "province": (_("Province"), "省 省份 province state"),
     "city": (_("City"), "市 城市 所在城市 city"),

@@ -73,11 +73,25 @@ _CN_MOBILE = re.compile(phonenumbers.PhoneMetadata.metadata_for_region("CN").mob
 _CN_MOBILE_SHAPE = re.compile(r"^(?:\+?86)?(1\d{10})$")
 
 
+# What Excel writes into a CSV for a long number in a General column, its last digits gone: 1.38123E+10.
+_SCIENTIFIC = re.compile(r"[+-]?\d+(\.\d+)?[eE]\+?\d+")
+DIGITS_LOST = _(
+    "Excel saved this number in scientific notation, which loses its last digits: format the column as Text "
+    "in Excel and save the file again."
+)
+
+
+def excel_lost_digits(text: str) -> bool:
+    return bool(_SCIENTIFIC.fullmatch(text))
+
+
 def normalize_phone(raw: str | None, region: str | None = None) -> str:
     """A phone number in E.164 (`+8613812345678`) from the shapes people write: +86, 0086, (+86), 86-, spaces."""
     text = clean_text(raw)
     if not text:
         raise ValidationError(_("Enter a phone number."), code="required")
+    if excel_lost_digits(text):
+        raise ValidationError(DIGITS_LOST, code="digits_lost")
     compact = _PHONE_PUNCTUATION.sub("", text)
     if compact.startswith("00"):
         compact = "+" + compact[2:]
@@ -121,6 +135,8 @@ def normalize_uscc(raw: str | None) -> str:
 def normalize_id_number(raw: str | None) -> str:
     """A resident identity card number (居民身份证号码), 18 characters with a checked last digit (X upper-case)."""
     text = clean_text(raw).upper().replace(" ", "")
+    if excel_lost_digits(text):
+        raise ValidationError(DIGITS_LOST, code="digits_lost")
     try:
         return ric.validate(text)
     except StdnumError:
@@ -150,16 +166,6 @@ def parse_birthday(text: str) -> date | None:
     except ValueError:
         return None
     return day if EARLIEST_BIRTHDAY <= day <= date.today() else None
-
-
-def normalize_resident_id(raw: str | None) -> str:
-    """A resident identity card number (居民身份证号码, 18 characters): region, birth date and check character
-    checked; a lower-case x is the check character X."""
-    text = clean_text(raw).upper().replace(" ", "")
-    try:
-        return ric.validate(text)
-    except StdnumError:
-        raise ValidationError(_("This is not a valid resident ID number."), code="invalid_resident_id") from None
 
 
 @lru_cache(maxsize=20_000)

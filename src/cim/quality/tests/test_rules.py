@@ -13,9 +13,9 @@ from cim.quality.normalize import (
     clean_text,
     fold,
     normalize_email,
+    normalize_id_number,
     normalize_name,
     normalize_phone,
-    normalize_resident_id,
     parse_birthday,
     split_address,
 )
@@ -43,14 +43,24 @@ def test_a_birthday_in_the_future_is_refused():
     ["11010519491231002X", "11010519491231002x", " 110105 19491231 002X ", "１１０１０５１９４９１２３１００２Ｘ"],
 )
 def test_resident_id_numbers_are_checked_and_upper_cased(raw):
-    assert normalize_resident_id(raw) == "11010519491231002X"
+    assert normalize_id_number(raw) == "11010519491231002X"
 
 
 @pytest.mark.parametrize("raw", ["110105194912310021", "11010519491331002X", "1101051949123100", "abcdefghijklmnopqr"])
-def test_wrong_resident_id_numbers_raise_invalid_resident_id(raw):
+def test_wrong_resident_id_numbers_raise_invalid_id_number(raw):
     with pytest.raises(ValidationError) as error:
-        normalize_resident_id(raw)
-    assert error.value.code == "invalid_resident_id"
+        normalize_id_number(raw)
+    assert error.value.code == "invalid_id_number"
+
+
+@pytest.mark.parametrize(
+    ("normalize", "raw"),
+    [(normalize_phone, "1.38123E+10"), (normalize_phone, "1.38E10"), (normalize_id_number, "4.40305E+17")],
+)
+def test_numbers_excel_wrote_in_scientific_notation_are_refused_as_digits_lost(normalize, raw):
+    with pytest.raises(ValidationError) as error:
+        normalize(raw)
+    assert error.value.code == "digits_lost"
 
 
 @pytest.mark.parametrize(
