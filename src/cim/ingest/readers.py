@@ -35,6 +35,8 @@ SAMPLE_BYTES = 1024**2
 HEADER_SEARCH_ROWS = 20
 OLE2_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # Excel 97–2003 (.xls), and any password-protected workbook
 _HTML_SPACE = re.compile(r"\s+")
+# Taobao, Alipay, WeChat Pay and JD write long numbers into CSV as ="2087…", a formula Excel shows as the text.
+_TEXT_FORMULA = re.compile(r'\s*="(.*)"\s*', re.DOTALL)
 # The line a sheet ends with, summing the rows above it: its first cell says so ("合计", "合计：2 人", "Total:").
 _TOTAL_ROW = re.compile(
     r"\s*((合|总|小|共|总合)\s*计([:：\s\d].*)?|(grand\s*|sub)?total\s*:?[\s\d.,]*)", re.IGNORECASE | re.DOTALL
@@ -161,6 +163,11 @@ def _cell(value: str) -> str | RowProblem:
     return _cell_too_long() if len(value) > MAX_CELL_CHARS else value
 
 
+def _formula_text(cell: str) -> str:
+    match = _TEXT_FORMULA.fullmatch(cell)
+    return match[1].replace('""', '"') if match else cell
+
+
 def _total_row(cells: list[str]) -> RowProblem | None:
     first = next((cell for cell in cells if cell and not cell.isspace()), "")
     if _TOTAL_ROW.fullmatch(first):
@@ -235,6 +242,8 @@ def _csv(path: Path, encoding: str, head: bytes) -> Table:
             if len(text) > MAX_CELL_CHARS and max(map(len, cells)) > MAX_CELL_CHARS:
                 yield number, _cell_too_long()
                 continue
+            if '="' in text:
+                cells = [_formula_text(cell) for cell in cells]
             yield number, _total_row(cells) or dict(zip(columns, cells, strict=False))
 
     return Table(columns, rows(), "csv", encoding, {"delimiter": delimiter}, header_row)

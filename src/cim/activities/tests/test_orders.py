@@ -154,6 +154,25 @@ def test_import_one_row_per_line_in_gbk_with_chinese_headers(
     assert Order.objects.count() == 2
 
 
+def test_a_taobao_order_export_with_its_text_formulas_and_a_total_row(tmp_path, customer, admin_user):
+    """Taobao, Alipay and JD write long numbers into their CSV as a formula, ="2087…", so that Excel keeps every
+    digit, also quoted as a CSV writer quotes it. The order number is the text inside; the total row is no order."""
+    lines = [
+        "订单编号,买家会员名,联系手机,订单状态,买家实际支付金额,订单创建时间",
+        '="2087654321098765",tb_wang,="13812345678",交易成功,128.00,2026-11-11 00:01:02',
+        '"=""2087654321098766""",tb_wang,13812345678,交易关闭,59.90,2026/11/12 10:00',
+        "合计,,,,187.90,",
+    ]
+    path = tmp_path / "ExportOrderList.csv"
+    path.write_bytes("\r\n".join(lines).encode("gbk"))
+    job, counts = import_orders(path, admin_user)
+    assert (counts.created, counts.rejected) == (2, 1)
+    assert sorted(Order.objects.values_list("number", "status")) == [
+        ("2087654321098765", Status.PAID), ("2087654321098766", Status.CANCELLED)
+    ]  # fmt: skip
+    assert ImportRowError.objects.get(job=job).message == "这是合计行（“合计”），不是一条记录。"
+
+
 def test_import_one_row_per_order_and_again_changes_nothing(tmp_path, customer, admin_user):
     rows = [["order_id", "customer_number", "order_date", "status", "total"]]
     rows += [
