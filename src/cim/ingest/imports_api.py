@@ -40,7 +40,9 @@ class ImportJobOut(Schema):
     kind: Kind
     status: ImportJob.Status
     filename: str
-    file_format: str = Field(description="csv, xlsx, xls, html (a web page table), vcf or jsonl")
+    file_format: str = Field(
+        description="csv, xlsx, xls, xml2003 (Excel 2003 XML), html (a web page table), vcf or jsonl"
+    )
     encoding: str
     sheet: str = Field(description="The workbook's sheet read; empty for files without sheets")
     header_row: int = Field(description="The file's row that holds the header; rows above it are not read")

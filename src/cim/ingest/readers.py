@@ -23,6 +23,8 @@ import xlrd
 from defusedxml import EntitiesForbidden
 from django.utils.translation import gettext as _
 
+from cim.ingest import spreadsheetml
+
 MAX_FILE_BYTES = 2 * 1024**3
 MAX_CELL_CHARS = 32_767  # Excel's own limit for a cell
 MAX_COLUMNS = 500
@@ -84,9 +86,11 @@ def detect_format(filename: str, head: bytes) -> str:
         return "vcf"
     if name.endswith((".jsonl", ".ndjson", ".json")):
         return "jsonl"
+    text_head = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if text_head.startswith(b"<") and spreadsheetml.NAMESPACE.encode() in head:
+        return "xml2003"
     # Web back-ends export an HTML table named .xls (Excel opens it); others a tab-separated text so named.
-    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    if text.startswith(b"<") and b"<table" in head.lower():
+    if text_head.startswith(b"<") and b"<table" in head.lower():
         return "html"
     return "csv"
 
@@ -139,6 +143,8 @@ def open_table(path: Path, filename: str, sheet: str = "") -> Table:
         return _xlsx(path, sheet)
     if file_format == "xls":
         return _xls(path, sheet)
+    if file_format == "xml2003":
+        return _xml2003(path, sheet)
     encoding = detect_encoding(head)
     if file_format == "html":
         return _html(path, encoding)
@@ -286,7 +292,9 @@ def _cell_text(value: object) -> str:
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, float) and value.is_integer():
-        return str(int(value))  # a phone typed as a number: 13812345678.0 is 13812345678
+        # A phone typed as a number: 13812345678.0 is 13812345678. Excel keeps 15 significant digits, so a longer
+        # number (an ID number typed as one) has lost its last ones: written as Excel shows it, it says so.
+        return str(int(value)) if abs(value) < 1e15 else repr(value)
     return str(value)
 
 
@@ -406,6 +414,23 @@ def _xls(path: Path, sheet: str) -> Table:
             % {"reason": type(error).__name__}
         ) from None
     return _sheet_table("xls", picked, visible, book.release_resources)
+
+
+def _xml2003(path: Path, sheet: str) -> Table:
+    try:
+        names, visible = spreadsheetml.sheets(path)
+        picked = _pick_sheet(names, visible, sheet, lambda name: spreadsheetml.records(path, name))
+    except FileProblem:
+        raise
+    except EntitiesForbidden:
+        raise FileProblem(
+            _("The workbook declares XML entities (a “billion laughs” attack?) and was refused.")
+        ) from None
+    except Exception as error:  # the XML parser's errors, and defusedxml's refusals of DTDs and external entities
+        raise FileProblem(
+            _("The Excel 2003 XML workbook could not be read (%(reason)s).") % {"reason": type(error).__name__}
+        ) from None
+    return _sheet_table("xml2003", picked, visible, lambda: None)
 
 
 def _xls_records(book, sheet) -> Iterator[list]:

@@ -110,8 +110,18 @@ def test_a_sheet_named_is_read_and_a_missing_one_is_refused_by_name(tmp_path, ad
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_damaged_xls_and_html_tables_give_a_file_problem_or_rows_never_an_exception(tmp_path, data):
-    if data.draw(st.booleans(), label="xls"):
+def test_damaged_xls_xml_and_html_tables_give_a_file_problem_or_rows_never_an_exception(tmp_path, data):
+    kind = data.draw(st.sampled_from(["xls", "xml2003", "html"]), label="kind")
+    if kind == "xml2003":
+        content = SPREADSHEET_2003.format(encoding=data.draw(st.sampled_from(["utf-8", "gb2312", "gbk", "no-such"])))
+        pieces = [' ss:Index="99999999"', ' ss:Index="7"', ' ss:MergeDown="999999999"', ' ss:MergeAcross="20000"',
+                  "<Row>", "</Row>", "<Cell>", "</Cell>", '<Data ss:Type="Number">x</Data>', "&#0;", "<"]  # fmt: skip
+        for piece in data.draw(st.lists(st.sampled_from(pieces), max_size=8), label="inserted"):
+            at = data.draw(st.integers(0, len(content)))
+            content = content[:at] + piece + content[at:]
+        path = tmp_path / "a.xls"
+        content = content.encode("gb18030")
+    elif kind == "xls":
         path = erp_workbook(tmp_path / "a.xls")
         content = bytearray(path.read_bytes())
         for _ in range(data.draw(st.integers(1, 20), label="damaged bytes")):
@@ -232,3 +242,65 @@ def test_numbers_excel_wrote_in_scientific_notation_and_yearless_birthdays_get_t
     ]  # fmt: skip
     assert [m.startswith(lost) for _r, c, m in errors if c != "生日"] == [True, True, True]
     assert {m for _r, c, m in errors if c == "生日"} == {yearless}
+
+
+SPREADSHEET_2003 = """<?xml version="1.0" encoding="{encoding}"?>
+<?mso-application progid="Excel.Sheet"?>
+<Workbook xmlns="urn:schemas-microsoft-com:office:spreadsheet" xmlns:o="urn:schemas-microsoft-com:office:office"
+ xmlns:x="urn:schemas-microsoft-com:office:excel" xmlns:ss="urn:schemas-microsoft-com:office:spreadsheet"
+ xmlns:html="http://www.w3.org/TR/REC-html40">
+ <Worksheet ss:Name="字典">
+  <Table><Row><Cell><Data ss:Type="String">男</Data></Cell></Row></Table>
+  <WorksheetOptions xmlns="urn:schemas-microsoft-com:office:excel"><Visible>SheetHidden</Visible></WorksheetOptions>
+ </Worksheet>
+ <Worksheet ss:Name="客户列表">
+  <Table ss:ExpandedColumnCount="5">
+   <Row><Cell ss:MergeAcross="4"><Data ss:Type="String">客户信息表</Data></Cell></Row>
+   <Row ss:Index="3"><Cell><Data ss:Type="String">姓名</Data></Cell><Cell><Data ss:Type="String">手机</Data></Cell>
+    <Cell><Data ss:Type="String">生日</Data></Cell><Cell><Data ss:Type="String">公司</Data></Cell>
+    <Cell><Data ss:Type="String">身份证号</Data></Cell></Row>
+   <Row><Cell><ss:Data ss:Type="String"><html:B>欧阳</html:B>明月</ss:Data></Cell>
+    <Cell><Data ss:Type="Number">13812345678</Data></Cell>
+    <Cell><Data ss:Type="DateTime">1990-03-15T00:00:00.000</Data></Cell>
+    <Cell ss:MergeDown="1"><Data ss:Type="String">深圳前海微众银行</Data></Cell></Row>
+   <Row><Cell><Data ss:Type="String">吴芳</Data></Cell><Cell><Data ss:Type="String">139 0013 8000</Data></Cell>
+    <Cell ss:Index="5"><Data ss:Type="Number">4.40305199003151E+17</Data></Cell></Row>
+  </Table>
+ </Worksheet>
+</Workbook>
+"""
+
+
+def test_excel_2003_xml_workbooks_import_from_their_visible_sheet(tmp_path, admin_user):
+    """What older .NET and Java back-ends export as "Excel": SpreadsheetML under a .xls name, in GB2312 or UTF-8,
+    with a hidden sheet of choices, a merged title, rows that skip ahead, rich text, a company merged down over its
+    two contacts, and an ID number typed as a number, which Excel has cut to 15 digits."""
+    path = tmp_path / "客户导出.xls"
+    path.write_bytes(SPREADSHEET_2003.format(encoding="gb2312").encode("gb2312"))
+    table = open_table(path, path.name)
+    assert (table.file_format, table.sheet, table.sheets, table.header_row) == ("xml2003", "客户列表", ["客户列表"], 3)
+    with override("en"):
+        job, counts = run(path, admin_user)
+    assert (counts.created, counts.rejected) == (1, 1)
+    ouyang = Customer.objects.get(display_name="欧阳明月")
+    assert ouyang.phones.get().number == "+8613812345678" and ouyang.birthday == date(1990, 3, 15)
+    assert ouyang.company == "深圳前海微众银行"
+    error = ImportRowError.objects.get(job=job)
+    assert (error.row, error.column) == (5, "身份证号") and error.message.startswith("Excel saved this number")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        SPREADSHEET_2003.format(encoding="utf-8").replace('<Worksheet ss:Name="客户列表">', "<Worksheet>", 1)[:900],
+        '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">]>'
+        '<Workbook xmlns="urn:schemas-microsoft-com:office:spreadsheet"><Worksheet><Table><Row><Cell><Data>&lol;'
+        "</Data></Cell></Row></Table></Worksheet></Workbook>",
+    ],
+    ids=["cut short", "entities"],
+)
+def test_damaged_or_hostile_excel_2003_xml_gives_a_file_problem(tmp_path, content):
+    path = tmp_path / "bad.xml"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(FileProblem):
+        list(open_table(path, path.name).rows)

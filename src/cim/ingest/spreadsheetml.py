@@ -1,0 +1,163 @@
+"""Excel 2003 XML (SpreadsheetML): the "Excel" file older .NET and Java back-ends, banks' and government
+systems still export, often named .xls. One XML document of worksheets, read as a stream with defusedxml (entities,
+and so "billion laughs", are refused), once for the sheets' names and again for the rows of the sheet read."""
+
+import codecs
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from defusedxml.ElementTree import iterparse
+
+NAMESPACE = "urn:schemas-microsoft-com:office:spreadsheet"
+_SS = "{" + NAMESPACE + "}"
+_X = "{urn:schemas-microsoft-com:office:excel}"
+MAX_ROWS = 1_048_576  # Excel's own limits
+MAX_COLUMNS = 16_384
+_HIDDEN = {"SheetHidden", "SheetVeryHidden"}
+_DECLARED_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9_.:-]+)["']""")
+_EXPAT_ENCODINGS = {"utf-8", "utf8", "utf-16", "utf16", "iso-8859-1", "latin-1", "latin1", "us-ascii", "ascii"}
+# GB2312 is what Chinese systems declare; what they write is often GBK, of which GB18030 is a superset.
+_WIDER = {"gb2312": "gb18030", "gbk": "gb18030", "gb_2312-80": "gb18030", "x-gbk": "gb18030"}
+
+
+class _Recoded:
+    """A file in another encoding read as UTF-8, with its declaration to match: the XML parser (expat) reads only
+    UTF-8, UTF-16 and Latin-1, and Chinese systems declare GB2312 or GBK."""
+
+    def __init__(self, handle, encoding: str) -> None:
+        self._handle = handle
+        self._decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+        self._first = True
+
+    def read(self, size: int = -1) -> bytes:
+        text = ""
+        while not text:
+            chunk = self._handle.read(size if size > 0 else 1 << 20)
+            text = self._decoder.decode(chunk, final=not chunk)
+            if not chunk:
+                break
+        if self._first:
+            text = re.sub(r"""encoding\s*=\s*["'][^"']*["']""", 'encoding="utf-8"', text, count=1)
+            self._first = False
+        return text.encode("utf-8")
+
+
+@contextmanager
+def _opened(path: Path):
+    with path.open("rb") as handle:
+        match = _DECLARED_ENCODING.match(handle.read(512).removeprefix(codecs.BOM_UTF8))
+        handle.seek(0)
+        declared = match[1].decode().lower() if match else "utf-8"
+        yield handle if declared in _EXPAT_ENCODINGS else _Recoded(handle, _WIDER.get(declared, declared))
+
+
+def sheets(path: Path) -> tuple[list[str], list[str]]:
+    """(every sheet's name, the visible ones'), in the workbook's order."""
+    names: list[str] = []
+    hidden: set[str] = set()
+    table = None
+    with _opened(path) as source:
+        for event, element in iterparse(source, events=("start", "end")):
+            if event == "start" and element.tag == f"{_SS}Worksheet":
+                names.append(element.get(f"{_SS}Name", ""))
+            elif event == "start" and element.tag == f"{_SS}Table":
+                table = element
+            elif event == "end" and element.tag == f"{_SS}Row" and table is not None:
+                table.clear()
+            elif event == "end" and element.tag == f"{_X}Visible" and (element.text or "").strip() in _HIDDEN:
+                hidden.add(names[-1])
+    return names, [name for name in names if name not in hidden]
+
+
+def records(path: Path, sheet: str) -> Iterator[list]:
+    """The rows of `sheet` as lists of values (text, numbers, datetimes), a row left out by the file (`ss:Index`
+    jumping ahead) as an empty one, so that row numbers stay the sheet's. A cell merged over several rows gives
+    its value to each of them; one merged over several columns stays in the first, as Excel shows it."""
+    in_sheet = False
+    table = None
+    next_row = 1
+    merged_down: dict[int, tuple[int, object]] = {}  # column → (the last row it covers, its value)
+    with _opened(path) as source:
+        for event, element in iterparse(source, events=("start", "end")):
+            if element.tag == f"{_SS}Worksheet":
+                if event == "start":
+                    in_sheet = element.get(f"{_SS}Name", "") == sheet
+                elif in_sheet:
+                    return
+            elif not in_sheet:
+                continue
+            elif element.tag == f"{_SS}Table" and event == "start":
+                table = element
+            elif element.tag == f"{_SS}Row" and event == "end":
+                number = _index(element, MAX_ROWS) or next_row
+                while next_row < number:
+                    yield _with_merged([], next_row, merged_down)
+                    next_row += 1
+                yield _with_merged(_row_values(element, number, merged_down), number, merged_down)
+                next_row = number + 1
+                if table is not None:
+                    table.clear()  # the rows read so far: memory stays flat however long the sheet
+
+
+def _index(element, limit: int) -> int:
+    """The 1-based position an element says it is at (0 if it does not say), up to Excel's own `limit`: a hostile
+    file would otherwise make a billion empty rows or cells."""
+    text = element.get(f"{_SS}Index", "")
+    if not text.isdigit():
+        return 0
+    if int(text) > limit:
+        raise ValueError(f"ss:Index beyond {limit}")
+    return int(text)
+
+
+def _row_values(row, number: int, merged_down: dict[int, tuple[int, object]]) -> list:
+    values: list = []
+    for cell in row.findall(f"{_SS}Cell"):
+        column = _index(cell, MAX_COLUMNS) or len(values) + 1
+        values.extend([None] * (column - 1 - len(values)))
+        data = cell.find(f"{_SS}Data")
+        value = _value(data) if data is not None else None
+        values.append(value)
+        values.extend([None] * _merge(cell, "MergeAcross"))
+        if len(values) > MAX_COLUMNS:
+            raise ValueError(f"a row beyond {MAX_COLUMNS} columns")
+        if down := _merge(cell, "MergeDown"):
+            merged_down[column - 1] = (number + down, value)
+    return values
+
+
+def _merge(cell, direction: str) -> int:
+    text = cell.get(f"{_SS}{direction}", "")
+    return min(int(text), MAX_ROWS) if text.isdigit() else 0
+
+
+def _with_merged(values: list, number: int, merged_down: dict[int, tuple[int, object]]) -> list:
+    """The row's values with those of the cells above merged down over it."""
+    for column, (last, value) in list(merged_down.items()):
+        if number > last:
+            del merged_down[column]
+        elif column >= len(values) or values[column] is None:
+            values.extend([None] * (column + 1 - len(values)))
+            values[column] = value
+    return values
+
+
+def _value(data) -> object:
+    text = "".join(data.itertext())  # rich text holds its runs in <html:Font> children
+    kind = data.get(f"{_SS}Type", "String")
+    if kind == "Number":
+        try:
+            return int(text) if text.strip().isdigit() else float(text)
+        except ValueError:
+            return text
+    if kind == "DateTime":
+        try:
+            return datetime.fromisoformat(text.strip())
+        except ValueError:
+            return text
+    if kind == "Boolean":
+        return text.strip() == "1"
+    return text
