@@ -53,11 +53,11 @@ _GENDERS = {
     c.Gender.OTHER.value: "其他 other x",
     c.Gender.UNKNOWN.value: "未知 保密 unknown u",
 }
-# A cell an exporter neutralised against formula injection ("'+8613812345678") gets its value back.
 # Excel's serial dates count days from here for every date after 1900-02-28 (it counts a 1900-02-29 that never was).
 EXCEL_EPOCH = date(1899, 12, 30)
-# A birthday written without its year (3月15日, 03-15), as members give it for birthday offers.
-_MONTH_DAY = re.compile(r"\d{1,2}\s*[-/.月]\s*\d{1,2}\s*日?")
+# A birthday without its year, as members give it for birthday offers and phones keep it: 3月15日, 03-15, --0315.
+_MONTH_DAY = re.compile(r"(?:--)?(\d{1,2})\s*[-/.月]?\s*(\d{1,2})\s*日?")
+# A cell an exporter neutralised against formula injection ("'+8613812345678") gets its value back.
 _NEUTRALISED = re.compile(r"^'(?=[=+\-@\t\r])")
 
 
@@ -108,6 +108,16 @@ def _items(value: object, separators: re.Pattern = _LIST_SEPARATORS) -> list[str
     else:
         values = separators.split(value)
     return [t for t in (_text(v) for v in values) if t]
+
+
+def _month_and_day(text: str) -> str:
+    """A birthday without its year as MM-DD, or "" if `text` is not one."""
+    match = _MONTH_DAY.fullmatch(text)
+    try:
+        day = match and date(2000, int(match[1]), int(match[2]))  # 2000, so that 02-29 is a day
+    except ValueError:
+        return ""
+    return f"{day:%m-%d}" if day else ""
 
 
 def _excel_serial_date(text: str) -> date | None:
@@ -172,14 +182,13 @@ def row_input(record: dict[str, object], mapping: dict[str, str], lookups: Looku
                 fields["gender"] = gender
         elif target == "birthday":
             birthday = parse_birthday(text) or _excel_serial_date(text)
-            if birthday is None and _MONTH_DAY.fullmatch(text):
-                errors.append(
-                    (column, _("A birthday needs its year, as in 1990-03-15; leave the cell empty if it is not known."))
-                )
-            elif birthday is None:
-                errors.append((column, _("Enter a date like 1990-03-15 or 1990年3月15日.")))
-            else:
+            if birthday is not None:
                 fields["birthday"] = birthday
+            elif month_day := _month_and_day(text):
+                # The birthday field holds whole dates: without its year the day is kept where people read it.
+                notes.append(_("Birthday (year not given): %(day)s") % {"day": month_day})
+            else:
+                errors.append((column, _("Enter a date like 1990-03-15 or 1990年3月15日.")))
         elif target in ADDRESS_TARGETS:
             address[target] = text
         elif target.startswith("cf."):

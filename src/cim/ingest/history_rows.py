@@ -3,24 +3,18 @@
 them, and how headers map to fields."""
 
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import asdict
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from cim.core.background import in_other_processes
 from cim.core.blind_index import blind_index
 from cim.core.bulk import column_lookup
 from cim.customers.models import Customer, Email, ExternalId, Phone
 from cim.customers.numbering import normalize_number
-from cim.ingest.importer import DEFAULT_SYSTEM, PARALLEL_BYTES, DryRunDone, ImportCounts
 from cim.ingest.mapping import IGNORE, fold_header, header_target
-from cim.ingest.models import ImportJob, ImportRowError
 from cim.quality.normalize import normalize_email, normalize_phone
 
 # target → (label, headers that mean it, compared folded like customer headers).
@@ -134,52 +128,3 @@ def customer_of(found: list[dict], keys: tuple) -> int | None:
         if key and (customer_id := found_by_key.get(key)):
             return customer_id
     return None
-
-
-class HistoryImporter:
-    """The state one run of a history import carries from batch to batch. `preparer(job)` turns a batch of rows
-    into plain tuples without the database (in other processes for big files), each starting (row number,
-    [(column, message)] errors); `_write` writes a batch of them."""
-
-    preparer: Callable[[ImportJob], Callable[[list], list[tuple]]]
-
-    def __init__(self, job: ImportJob, actor, dry_run: bool):
-        self.job = job
-        self.actor = actor if actor is not None and actor.is_authenticated else None
-        self.dry_run = dry_run
-        self.system = job.source or DEFAULT_SYSTEM
-        self.counts = ImportCounts(**(job.counts if not dry_run else {}))
-
-    def prepared_batches(self, batches: Iterator[list], *, file_bytes: int) -> Iterator[list[tuple]]:
-        preparer = self.preparer(self.job)
-        if file_bytes < PARALLEL_BYTES:
-            return map(preparer, batches)
-        return in_other_processes(batches, preparer)
-
-    def run_batch(self, batch: list[tuple]) -> None:
-        errors: list[ImportRowError] = []
-        counts = ImportCounts(rows=len(batch))
-        try:
-            with transaction.atomic():
-                self._write(batch, errors, counts)
-                if self.dry_run:
-                    raise DryRunDone
-                ImportRowError.objects.bulk_create(errors)
-                self.job.rows_done = batch[-1][0]
-                total = ImportCounts(**self.job.counts)
-                total.add(counts)
-                self.job.counts = asdict(total)
-                self.job.save(update_fields=["rows_done", "counts"])
-        except DryRunDone:
-            ImportRowError.objects.bulk_create(errors)
-        self.counts.add(counts)
-
-    def _write(self, batch: list[tuple], errors: list, counts: ImportCounts) -> None:
-        raise NotImplementedError
-
-    def _reject(self, errors: list, counts: ImportCounts, row: int, problems: list) -> None:
-        counts.rejected += 1
-        errors += [
-            ImportRowError(job=self.job, dry_run=self.dry_run, row=row, column=column[:200], message=str(message)[:500])
-            for column, message in problems
-        ]

@@ -10,7 +10,7 @@ unless the job says to update matches: nothing is merged without a person's deci
 import hashlib
 import sqlite3
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from operator import itemgetter
@@ -111,6 +111,63 @@ class ImportCounts:
     def add(self, other: "ImportCounts") -> None:
         for name, value in asdict(other).items():
             setattr(self, name, getattr(self, name) + value)
+
+
+class DryRunDone(Exception):
+    """Raised to roll back a dry-run batch."""
+
+
+class BatchImporter:
+    """The state one run of an import carries from batch to batch. `preparer(job)` turns a batch of rows into
+    prepared rows without the database (in other processes for big files); `_write` writes a batch of them, in
+    one transaction with the job's checkpoint, so that a killed import resumes after its last whole batch."""
+
+    preparer: Callable[[ImportJob], Callable[[list], list]]
+
+    def __init__(self, job: ImportJob, actor, dry_run: bool):
+        self.job = job
+        self.actor = actor if actor is not None and actor.is_authenticated else None
+        self.dry_run = dry_run
+        self.system = job.source or DEFAULT_SYSTEM
+        self.counts = ImportCounts(**(job.counts if not dry_run else {}))
+
+    def prepared_batches(self, batches: Iterator[list], *, file_bytes: int) -> Iterator[list]:
+        preparer = self.preparer(self.job)
+        if file_bytes < PARALLEL_BYTES:
+            return map(preparer, batches)
+        return in_other_processes(batches, preparer)
+
+    def run_batch(self, batch: list) -> None:
+        errors: list[ImportRowError] = []
+        counts = ImportCounts(rows=len(batch))
+        try:
+            with transaction.atomic():
+                self._write(batch, errors, counts)
+                if self.dry_run:
+                    raise DryRunDone
+                ImportRowError.objects.bulk_create(errors)
+                total = ImportCounts(**self.job.counts)
+                total.add(counts)
+                self.job.rows_done = self._row_of(batch[-1])
+                self.job.counts = asdict(total)
+                self.job.save(update_fields=["rows_done", "counts"])
+        except DryRunDone:
+            ImportRowError.objects.bulk_create(errors)
+        self.counts.add(counts)
+
+    def _row_of(self, prepared) -> int:
+        """The file row a prepared row came from: its first item."""
+        return prepared[0]
+
+    def _write(self, batch: list, errors: list, counts: ImportCounts) -> None:
+        raise NotImplementedError
+
+    def _reject(self, errors: list, counts: ImportCounts, row: int, problems) -> None:
+        counts.rejected += 1
+        errors += [
+            ImportRowError(job=self.job, dry_run=self.dry_run, row=row, column=column[:200], message=str(message)[:500])
+            for column, message in problems
+        ]
 
 
 @dataclass(slots=True)
@@ -240,14 +297,13 @@ class SeenKeys:
         return found
 
 
-class Importer:
-    """The state one run of a job carries from batch to batch."""
+class Importer(BatchImporter):
+    """The state one run of a customer import carries from batch to batch."""
+
+    preparer = RowPreparer
 
     def __init__(self, job: ImportJob, actor, dry_run: bool):
-        self.job = job
-        self.actor = actor if actor is not None and actor.is_authenticated else None
-        self.dry_run = dry_run
-        self.system = job.source or DEFAULT_SYSTEM
+        super().__init__(job, actor, dry_run)
         self.users = dict(User.objects.values_list("username", "pk"))
         self.teams = dict(Team.objects.values_list("name", "pk"))
         # Customers made by this job are "earlier rows", never existing customers to update.
@@ -255,34 +311,9 @@ class Importer:
         self.seen_external = SeenKeys()
         # A dry run writes nothing, so the contacts of earlier batches are remembered instead of looked up.
         self.seen_contacts = SeenKeys()
-        self.counts = ImportCounts(**(job.counts if not dry_run else {}))
 
-    def prepared_batches(self, batches: Iterator[list], *, file_bytes: int) -> Iterator[list[PreparedRow]]:
-        preparer = RowPreparer(self.job)
-        if file_bytes < PARALLEL_BYTES:
-            return map(preparer, batches)
-        return in_other_processes(batches, preparer)
-
-    def run_batch(self, batch: list[PreparedRow]) -> None:
-        errors: list[ImportRowError] = []
-        counts = ImportCounts(rows=len(batch))
-        try:
-            with transaction.atomic():
-                self._write(batch, errors, counts)
-                if self.dry_run:
-                    raise DryRunDone
-                ImportRowError.objects.bulk_create(errors)
-                self._checkpoint(batch[-1].row, counts)
-        except DryRunDone:
-            ImportRowError.objects.bulk_create(errors)
-        self.counts.add(counts)
-
-    def _reject(self, errors: list, counts: ImportCounts, row: int, problems: Problems) -> None:
-        counts.rejected += 1
-        errors += [
-            ImportRowError(job=self.job, dry_run=self.dry_run, row=row, column=column[:200], message=message[:500])
-            for column, message in problems
-        ]
+    def _row_of(self, prepared: PreparedRow) -> int:
+        return prepared.row
 
     def _column(self, target: str) -> str:
         return file_column(self.job.mapping, target)
@@ -451,13 +482,6 @@ class Importer:
         )
         counts.created += len(ids)
 
-    def _checkpoint(self, last_row: int, counts: ImportCounts) -> None:
-        total = ImportCounts(**self.job.counts)
-        total.add(counts)
-        self.job.rows_done = last_row
-        self.job.counts = asdict(total)
-        self.job.save(update_fields=["rows_done", "counts"])
-
 
 @dataclass
 class _NewCustomer:
@@ -467,7 +491,3 @@ class _NewCustomer:
     prepared: PreparedRow
     lookalikes: list[tuple[int, str]] = field(default_factory=list)
     lookalikes_in_batch: list[tuple[int, str]] = field(default_factory=list)
-
-
-class DryRunDone(Exception):
-    """Raised to roll back a dry-run batch."""

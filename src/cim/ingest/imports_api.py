@@ -16,6 +16,7 @@ from cim.core.pagination import keyset_page
 from cim.customers.choices import SourceChannel
 from cim.customers.services import PermissionDenied
 from cim.ingest.models import ImportJob, ImportMapping
+from cim.ingest.readers import TEXT_ENCODINGS
 from cim.ingest.selectors import import_job_get, import_job_list
 from cim.ingest.services import (
     IMPORT_KINDS,
@@ -28,6 +29,7 @@ from cim.ingest.services import (
 
 router = Router(tags=["imports"])
 Kind = Literal["customers", "orders", "interactions"]
+TextEncoding = Literal[("", *TEXT_ENCODINGS)]
 
 
 def _require_any_import(request) -> None:
@@ -69,6 +71,9 @@ class ImportCreateIn(Schema):
     source_channel: SourceChannel | Literal[""] = ""
     update_existing: bool = False
     sheet: str = Field("", max_length=100, description="The workbook's sheet; default: the first whose columns map")
+    encoding: TextEncoding = Field(
+        "", description="A text file's encoding when the one found is wrong: " + ", ".join(TEXT_ENCODINGS)
+    )
 
 
 class MappingIn(Schema):
@@ -134,6 +139,7 @@ def create_import(request, file: File[UploadedFile], data: Form[ImportCreateIn])
         update_existing=data.update_existing,
         kind=data.kind,
         sheet=data.sheet.strip(),
+        encoding=data.encoding,
     )
     return Status(201, job)
 

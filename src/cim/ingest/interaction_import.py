@@ -21,7 +21,6 @@ from cim.activities.models import Interaction
 from cim.audit.services import audit_record
 from cim.ingest.history_rows import (
     CUSTOMER_KEY_TARGETS,
-    HistoryImporter,
     customer_keys,
     customer_of,
     customers_found,
@@ -29,7 +28,7 @@ from cim.ingest.history_rows import (
     history_mapping_errors,
     parse_time,
 )
-from cim.ingest.importer import ImportCounts
+from cim.ingest.importer import BatchImporter, ImportCounts
 from cim.ingest.mapping import fold_header
 from cim.ingest.models import ImportJob
 from cim.ingest.readers import RowProblem
@@ -215,7 +214,7 @@ def _fingerprint(customer_id: int, kind: str, occurred_at: datetime, subject: st
     return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
-class InteractionImporter(HistoryImporter):
+class InteractionImporter(BatchImporter):
     """The state one run of an interaction import carries from batch to batch."""
 
     preparer = InteractionPreparer

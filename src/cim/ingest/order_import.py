@@ -28,7 +28,6 @@ from cim.audit.services import audit_record
 from cim.core.bulk import column_lookup, insert_rows, value_adapter
 from cim.ingest.history_rows import (
     CUSTOMER_KEY_TARGETS,
-    HistoryImporter,
     customer_keys,
     customer_of,
     customers_found,
@@ -36,7 +35,7 @@ from cim.ingest.history_rows import (
     history_mapping_errors,
     parse_time,
 )
-from cim.ingest.importer import ImportCounts
+from cim.ingest.importer import BatchImporter, ImportCounts
 from cim.ingest.mapping import fold_header
 from cim.ingest.models import ImportJob
 from cim.ingest.readers import RowProblem
@@ -269,7 +268,7 @@ class _NewOrder:
     lines: list = field(default_factory=list)
 
 
-class OrderImporter(HistoryImporter):
+class OrderImporter(BatchImporter):
     """The state one run of an order import carries from batch to batch."""
 
     preparer = LinePreparer

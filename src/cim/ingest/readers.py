@@ -11,7 +11,7 @@ import itertools
 import json
 import re
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from html.parser import HTMLParser
@@ -22,6 +22,7 @@ import vobject
 import xlrd
 from defusedxml import EntitiesForbidden
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from cim.ingest import spreadsheetml
 
@@ -35,6 +36,23 @@ MAX_ZIP_RATIO = 200
 SAMPLE_BYTES = 1024**2
 # Exports often open with a title, the export time or who made it above the real header: looked for this far.
 HEADER_SEARCH_ROWS = 20
+# Characters ordinary Chinese text hardly holds, and GB18030 makes of Big5 bytes: Latin-1 letters, Greek, Cyrillic,
+# kana, rare (extension A) characters, vertical forms, private use.
+_ODD_IN_CHINESE = re.compile(
+    r"[\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u04ff\u3040-\u30ff\u3400-\u4dbf\ue000-\uf8ff\ufe10-\ufe4f]"
+)
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+_CJK_IN_LATIN_WORD = re.compile(r"[A-Za-z][\u4e00-\u9fff][a-z]")
+# A merge in an XLSX sheet's XML: <mergeCell ref="A2:A4"/>.
+_MERGE_CELL = re.compile(rb'<(?:\w+:)?mergeCell\s[^>]*?ref="([A-Z]{1,3})(\d{1,7}):([A-Z]{1,3})(\d{1,7})"')
+# The text encodings a person may choose when the one found is wrong: Python's codec → what people call it.
+TEXT_ENCODINGS = {
+    "utf-8-sig": "UTF-8",
+    "gb18030": "GB18030 / GBK / GB2312",
+    "big5hkscs": "Big5 / Big5-HKSCS",
+    "utf-16": "UTF-16",
+    "cp1252": gettext_lazy("Windows-1252 (Western European)"),
+}
 OLE2_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # Excel 97–2003 (.xls), and any password-protected workbook
 _HTML_SPACE = re.compile(r"\s+")
 # Taobao, Alipay, WeChat Pay and JD write long numbers into CSV as ="2087…", a formula Excel shows as the text.
@@ -113,24 +131,48 @@ def detect_encoding(sample: bytes) -> str:
         encoding: codecs.getincrementaldecoder(encoding)(errors="replace").decode(sample)
         for encoding in ("utf-8", "gb18030")
     }
-    for encoding, text in decoded.items():
-        if "\ufffd" not in text:
-            return encoding
+    if "\ufffd" not in decoded["utf-8"]:
+        return "utf-8"
+    if "\ufffd" not in decoded["gb18030"]:
+        return _gb18030_big5_or_western(sample, decoded["gb18030"])
     for encoding, text in decoded.items():
         damaged = text.count("\ufffd")
         non_ascii = len(text) - len(text.encode("ascii", "ignore"))
         # A damaged export: a few bytes fail where far more characters of the encoding decode.
         if damaged <= max(10, len(sample) // 2000) and non_ascii - damaged >= 20 * damaged:
             return encoding
-    best = charset_normalizer.from_bytes(sample).best()
+    matches = charset_normalizer.from_bytes(sample)
+    best = matches.best()
     if best is None:
         raise FileProblem(_("The file's text encoding was not recognised: save it as UTF-8 CSV."))
+    # A few accents read alike in many code pages; of those, Windows-1252 is what Excel writes in the West.
+    if any(match.chaos <= best.chaos and "cp1252" in match.could_be_from_charset for match in matches):
+        return "cp1252"
     return best.encoding
 
 
-def open_table(path: Path, filename: str, sheet: str = "") -> Table:
+def _gb18030_big5_or_western(sample: bytes, as_gb18030: str) -> str:
+    """GB18030 decodes nearly any bytes without an error, and so reads other encodings as nonsense: Big5 (Hong
+    Kong, Taiwan) as kana, Latin-1 letters and rare characters (陳大文 as 朝ゅ), a Western single-byte file as
+    characters inside Latin words (Jürgen Müller as J黵gen M黮ler). A sample that reads as ordinary text in
+    Big5-HKSCS, and not in GB18030, is Big5; one whose Chinese characters mostly sit inside Latin words is
+    Windows-1252, what Excel writes on a Western Windows (charset-normalizer guesses wildly on a few accents)."""
+    chinese = len(_CJK.findall(as_gb18030))
+    if chinese and 2 * len(_CJK_IN_LATIN_WORD.findall(as_gb18030)) > chinese:
+        return "cp1252"
+    odd = len(_ODD_IN_CHINESE.findall(as_gb18030))
+    if odd < 2:
+        return "gb18030"
+    as_big5 = codecs.getincrementaldecoder("big5hkscs")(errors="replace").decode(sample)
+    if "\ufffd" in as_big5 or 2 * len(_ODD_IN_CHINESE.findall(as_big5)) >= odd:
+        return "gb18030"
+    return "big5hkscs"
+
+
+def open_table(path: Path, filename: str, sheet: str = "", encoding: str = "") -> Table:
     """The rows of the file at `path`; `filename` is the name the user gave it (its extension decides little).
-    In a workbook, the rows of `sheet`, or of the first visible sheet with a header."""
+    In a workbook, the rows of `sheet`, or of the first visible sheet with a header. A text file is read in
+    `encoding` (one of `TEXT_ENCODINGS`, or one found before), or else in the one its first megabyte shows."""
     size = path.stat().st_size
     if size == 0:
         raise FileProblem(_("The file is empty."))
@@ -145,7 +187,9 @@ def open_table(path: Path, filename: str, sheet: str = "") -> Table:
         return _xls(path, sheet)
     if file_format == "xml2003":
         return _xml2003(path, sheet)
-    encoding = detect_encoding(head)
+    encoding = encoding or detect_encoding(head)
+    if encoding == "utf-16" and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = "utf-16-le"  # chosen for a file without a byte order mark: Windows writes little-endian
     if file_format == "html":
         return _html(path, encoding)
     if file_format == "vcf":
@@ -373,7 +417,7 @@ def _xlsx(path: Path, sheet: str) -> Table:
         workbook = openpyxl.load_workbook(handle, read_only=True, data_only=True)
         names = workbook.sheetnames
         visible = [ws.title for ws in workbook.worksheets if ws.sheet_state == "visible"]
-        picked = _pick_sheet(names, visible, sheet, lambda name: workbook[name].iter_rows(values_only=True))
+        picked = _pick_sheet(names, visible, sheet, lambda name: _xlsx_records(workbook[name]))
     except FileProblem:
         handle.close()
         raise
@@ -392,6 +436,53 @@ def _xlsx(path: Path, sheet: str) -> Table:
         handle.close()
 
     return _sheet_table("xlsx", picked, visible, close)
+
+
+def _fill_merged_down(rows: Iterable[tuple[Sequence, dict[int, int]]]) -> Iterator[list]:
+    """Each row's values, a cell merged over several rows giving its value to each of them (an order's number over
+    its lines, a company over its contacts); one merged over several columns stays in the first, as Excel shows
+    it. `rows` pairs each row's values with the merges that start in it, column index → last row."""
+    spanning: dict[int, tuple[int, object]] = {}  # column → (the merge's last row, its value)
+    for number, (values, merges) in enumerate(rows, start=1):
+        for column, last in merges.items():
+            if column < len(values):
+                spanning[column] = (last, values[column])
+        if spanning:
+            values = list(values)
+            for column, (last, value) in list(spanning.items()):
+                if number > last:
+                    del spanning[column]
+                elif column >= len(values) or values[column] in (None, ""):
+                    values.extend([None] * (column + 1 - len(values)))
+                    values[column] = value
+        yield values
+
+
+def _xlsx_records(sheet) -> Iterator[list]:
+    merges = _xlsx_merged_down(sheet)  # openpyxl's streaming reader leaves the cells under a merge empty
+    return _fill_merged_down(
+        (values, merges.get(number, {})) for number, values in enumerate(sheet.iter_rows(values_only=True), 1)
+    )
+
+
+def _xlsx_merged_down(sheet) -> dict[int, dict[int, int]]:
+    """first row → {column index: last row} of the sheet's merges over several rows. They are listed after the
+    rows in the sheet's XML, which the streaming reader does not read: found here in one pass over its bytes
+    (markup, as cell text is escaped)."""
+    from openpyxl.utils.cell import column_index_from_string
+
+    merged: dict[int, dict[int, int]] = {}
+    buffer = b""
+    with sheet._get_source() as source:  # the sheet's XML in the workbook's zip (openpyxl's read-only API)
+        while chunk := source.read(SAMPLE_BYTES):
+            # The last bytes stay for the next chunk, so that a tag cut in two is found whole (finding one twice
+            # changes nothing).
+            buffer = buffer[-256:] + chunk
+            for first_column, first_row, _last_column, last_row in _MERGE_CELL.findall(buffer):
+                if int(last_row) > int(first_row):
+                    column = column_index_from_string(first_column.decode()) - 1
+                    merged.setdefault(int(first_row), {})[column] = int(last_row)
+    return merged
 
 
 def _xls(path: Path, sheet: str) -> Table:
@@ -419,7 +510,7 @@ def _xls(path: Path, sheet: str) -> Table:
 def _xml2003(path: Path, sheet: str) -> Table:
     try:
         names, visible = spreadsheetml.sheets(path)
-        picked = _pick_sheet(names, visible, sheet, lambda name: spreadsheetml.records(path, name))
+        picked = _pick_sheet(names, visible, sheet, lambda name: _fill_merged_down(spreadsheetml.records(path, name)))
     except FileProblem:
         raise
     except EntitiesForbidden:
@@ -434,18 +525,14 @@ def _xml2003(path: Path, sheet: str) -> Table:
 
 
 def _xls_records(book, sheet) -> Iterator[list]:
-    """The sheet's rows as values. A cell merged over several rows gives its value to each of them (an order's
-    number over its lines); one merged over several columns stays in the first, as Excel shows it."""
-    below: dict[int, list[tuple[int, int, int]]] = {}
-    for first_row, end_row, column, _end_column in sheet.merged_cells:
-        for row in range(first_row + 1, end_row):
-            below.setdefault(row, []).append((column, first_row))
-    for row in range(sheet.nrows):
-        values = [_xls_value(cell, book.datemode) for cell in sheet.row(row)]
-        for column, from_row in below.get(row, ()):
-            if column < len(values):
-                values[column] = _xls_value(sheet.cell(from_row, column), book.datemode)
-        yield values
+    merges: dict[int, dict[int, int]] = {}
+    for first_row, end_row, column, _end_column in sheet.merged_cells:  # 0-based, ends excluded
+        if end_row - first_row > 1:
+            merges.setdefault(first_row + 1, {})[column] = end_row
+    return _fill_merged_down(
+        ([_xls_value(cell, book.datemode) for cell in sheet.row(row)], merges.get(row + 1, {}))
+        for row in range(sheet.nrows)
+    )
 
 
 def _xls_value(cell, datemode: int) -> object:
@@ -623,12 +710,16 @@ def _json_text(value: object) -> str:
 
 VCARD_COLUMNS = [
     "external_id", "display_name", "family_name", "given_name", "alias", "company", "job_title",
-    "birthday", "phones", "phones_work", "phones_home", "emails", "emails_work", "address", "notes",
+    "birthday", "phones", "phones_work", "phones_home", "emails", "emails_work", "address", "postal_code", "notes",
 ]  # fmt: skip
 
 
-def _vcard_phone_column(params: dict) -> str:
+def _vcard_phone_column(line) -> str:
+    """Which phone column a TEL (or EMAIL) line fills, by its types: `TYPE=WORK` (3.0, 4.0), or a bare `WORK` (2.1,
+    what Android phones write)."""
+    params = line.params
     types = {t.lower() for value in params.get("TYPE", []) for t in value.split(",")} | {k.lower() for k in params}
+    types |= {t.lower() for t in line.singletonparams}
     if "work" in types:
         return "phones_work"
     if "home" in types and "cell" not in types:
@@ -658,9 +749,9 @@ def _vcard_record(card) -> dict[str, object]:
     record["external_id"] = first("uid")
     for line in card.contents.get("tel", []):
         number = str(line.value).removeprefix("tel:")
-        record.setdefault(_vcard_phone_column(line.params), []).append(number)
+        record.setdefault(_vcard_phone_column(line), []).append(number)
     for line in card.contents.get("email", []):
-        column = "emails_work" if "work" in _vcard_phone_column(line.params) else "emails"
+        column = "emails_work" if "work" in _vcard_phone_column(line) else "emails"
         record.setdefault(column, []).append(str(line.value))
     if "adr" in card.contents:
         adr = card.contents["adr"][0].value
@@ -670,6 +761,7 @@ def _vcard_record(card) -> dict[str, object]:
             else [adr.street, adr.city, adr.region, adr.code, adr.country]
         )
         record["address"] = " ".join(str(p).strip() for p in parts if p and str(p).strip())
+        record["postal_code"] = str(adr.code).strip()
     return {k: v for k, v in record.items() if v}
 
 

@@ -36,7 +36,7 @@ from cim.ingest.interaction_import import (
 from cim.ingest.mapping import auto_map, mapping_errors, target_choices
 from cim.ingest.models import ImportJob, ImportMapping, ImportRowError
 from cim.ingest.order_import import OrderImporter, order_auto_map, order_mapping_errors, order_target_choices
-from cim.ingest.readers import FileProblem, RowProblem, Table, open_table
+from cim.ingest.readers import TEXT_ENCODINGS, FileProblem, RowProblem, Table, open_table
 
 # Big batches: each commit writes every index page its rows touched, and rows with random keys (names, phones'
 # match keys) touch most pages of a big index whatever the batch size. 20,000 rows hold the write lock 1–2 s.
@@ -86,15 +86,19 @@ def import_job_create(
     update_existing: bool = False,
     kind: str = "customers",
     sheet: str = "",
+    encoding: str = "",
 ) -> ImportJob:
     """Keep a copy of the file and read its columns; raises ValidationError when it cannot be read or mapped.
     `kind`: what the rows are, "customers", "orders" or "interactions". In a workbook, `sheet` is read; without
-    it, the first visible sheet whose columns map (a first sheet of instructions, 填写说明, is passed over)."""
+    it, the first visible sheet whose columns map (a first sheet of instructions, 填写说明, is passed over). A
+    text file is read in `encoding` (one of `TEXT_ENCODINGS`) when given, else in the one found."""
     spec = IMPORT_KINDS[kind]
     if actor is not None and not has_perm(actor, spec.perm):
         raise PermissionDenied(spec.perm)
+    if encoding and encoding not in TEXT_ENCODINGS:
+        raise ValidationError({"encoding": [_("Choose one of the encodings offered.")]})
     try:
-        table, mapped, problems = _table_and_mapping(spec, path, filename, sheet, mapping)
+        table, mapped, problems = _table_and_mapping(spec, path, filename, sheet, mapping, encoding)
     except FileProblem as problem:
         raise ValidationError({"file": [str(problem)]}) from None
     if problems:
@@ -135,11 +139,11 @@ def import_job_upload(*, upload: UploadedFile, **options) -> ImportJob:
 
 
 def _table_and_mapping(
-    spec: ImportKind, path: Path, filename: str, sheet: str, mapping: dict[str, str] | None
+    spec: ImportKind, path: Path, filename: str, sheet: str, mapping: dict[str, str] | None, encoding: str
 ) -> tuple[Table, dict[str, str], list[str]]:
     """The file's table, its mapping (the one given, or found from the headers) and what is wrong with that. When
     no sheet is named and the first one's columns do not map, the workbook's later sheets are tried."""
-    table = open_table(path, filename, sheet)
+    table = open_table(path, filename, sheet, encoding)
     later = table.sheets[table.sheets.index(table.sheet) + 1 :] if table.sheet and not sheet else []
     first = None
     for name in ["", *later]:
@@ -229,7 +233,7 @@ def import_run(
     if job.status == ImportJob.Status.DONE:
         return ImportCounts(**job.counts)
     try:
-        table = open_table(Path(settings.MEDIA_ROOT) / job.file, job.filename, job.sheet)
+        table = open_table(Path(settings.MEDIA_ROOT) / job.file, job.filename, job.sheet, job.encoding)
     except FileProblem as problem:
         ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.FAILED, message=str(problem)[:500])
         raise ValidationError({"file": [str(problem)]}) from None

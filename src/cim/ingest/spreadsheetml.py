@@ -72,14 +72,13 @@ def sheets(path: Path) -> tuple[list[str], list[str]]:
     return names, [name for name in names if name not in hidden]
 
 
-def records(path: Path, sheet: str) -> Iterator[list]:
-    """The rows of `sheet` as lists of values (text, numbers, datetimes), a row left out by the file (`ss:Index`
-    jumping ahead) as an empty one, so that row numbers stay the sheet's. A cell merged over several rows gives
-    its value to each of them; one merged over several columns stays in the first, as Excel shows it."""
+def records(path: Path, sheet: str) -> Iterator[tuple[list, dict[int, int]]]:
+    """The rows of `sheet`, each as its values (text, numbers, datetimes) and the merges over several rows that
+    start in it (column index → last row). A row the file leaves out (`ss:Index` jumping ahead) comes as an empty
+    one, so that row numbers stay the sheet's."""
     in_sheet = False
     table = None
     next_row = 1
-    merged_down: dict[int, tuple[int, object]] = {}  # column → (the last row it covers, its value)
     with _opened(path) as source:
         for event, element in iterparse(source, events=("start", "end")):
             if element.tag == f"{_SS}Worksheet":
@@ -94,9 +93,9 @@ def records(path: Path, sheet: str) -> Iterator[list]:
             elif element.tag == f"{_SS}Row" and event == "end":
                 number = _index(element, MAX_ROWS) or next_row
                 while next_row < number:
-                    yield _with_merged([], next_row, merged_down)
+                    yield [], {}
                     next_row += 1
-                yield _with_merged(_row_values(element, number, merged_down), number, merged_down)
+                yield _row_values(element, number)
                 next_row = number + 1
                 if table is not None:
                     table.clear()  # the rows read so far: memory stays flat however long the sheet
@@ -113,36 +112,25 @@ def _index(element, limit: int) -> int:
     return int(text)
 
 
-def _row_values(row, number: int, merged_down: dict[int, tuple[int, object]]) -> list:
+def _row_values(row, number: int) -> tuple[list, dict[int, int]]:
     values: list = []
+    merges: dict[int, int] = {}
     for cell in row.findall(f"{_SS}Cell"):
         column = _index(cell, MAX_COLUMNS) or len(values) + 1
         values.extend([None] * (column - 1 - len(values)))
         data = cell.find(f"{_SS}Data")
-        value = _value(data) if data is not None else None
-        values.append(value)
+        values.append(_value(data) if data is not None else None)
         values.extend([None] * _merge(cell, "MergeAcross"))
         if len(values) > MAX_COLUMNS:
             raise ValueError(f"a row beyond {MAX_COLUMNS} columns")
         if down := _merge(cell, "MergeDown"):
-            merged_down[column - 1] = (number + down, value)
-    return values
+            merges[column - 1] = number + down
+    return values, merges
 
 
 def _merge(cell, direction: str) -> int:
     text = cell.get(f"{_SS}{direction}", "")
     return min(int(text), MAX_ROWS) if text.isdigit() else 0
-
-
-def _with_merged(values: list, number: int, merged_down: dict[int, tuple[int, object]]) -> list:
-    """The row's values with those of the cells above merged down over it."""
-    for column, (last, value) in list(merged_down.items()):
-        if number > last:
-            del merged_down[column]
-        elif column >= len(values) or values[column] is None:
-            values.extend([None] * (column + 1 - len(values)))
-            values[column] = value
-    return values
 
 
 def _value(data) -> object:

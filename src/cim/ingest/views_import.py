@@ -18,7 +18,7 @@ from cim.accounts.roles import Perm, has_perm
 from cim.core.views import page
 from cim.customers.choices import SourceChannel
 from cim.ingest.models import ImportJob, ImportMapping, ImportRowError
-from cim.ingest.readers import FileProblem, RowProblem, open_table
+from cim.ingest.readers import TEXT_ENCODINGS, FileProblem, RowProblem, open_table
 from cim.ingest.selectors import import_job_get, import_job_list
 from cim.ingest.services import (
     ACTIVE_STATUSES,
@@ -53,6 +53,12 @@ class UploadForm(forms.Form):
         required=False,
         label=gettext_lazy("Sheet"),
         help_text=gettext_lazy("In a workbook of several sheets, the one to read; blank: the first that maps"),
+    )
+    encoding = forms.ChoiceField(
+        choices=[("", gettext_lazy("Found from the file")), *TEXT_ENCODINGS.items()],
+        required=False,
+        label=gettext_lazy("Text encoding"),
+        help_text=gettext_lazy("For CSV and other text files, when the characters come out wrong"),
     )
     saved_mapping = forms.ModelChoiceField(
         ImportMapping.objects.all(), required=False, label=gettext_lazy("Saved mapping"), empty_label="—"
@@ -91,6 +97,7 @@ def import_list_view(request):
                 update_existing=form.cleaned_data["update_existing"],
                 kind=form.cleaned_data["kind"] or "customers",
                 sheet=form.cleaned_data["sheet"].strip(),
+                encoding=form.cleaned_data["encoding"],
             )
         except ValidationError as error:
             for field, problems in error.message_dict.items():
@@ -104,7 +111,7 @@ def import_list_view(request):
 def _samples(job: ImportJob) -> dict[str, list[str]]:
     """The first rows' values per column, so a person can see what a column holds while mapping it."""
     try:
-        table = open_table(Path(settings.MEDIA_ROOT) / job.file, job.filename, job.sheet)
+        table = open_table(Path(settings.MEDIA_ROOT) / job.file, job.filename, job.sheet, job.encoding)
     except FileProblem:
         return {}
     samples: dict[str, list[str]] = {c: [] for c in table.columns}
@@ -134,6 +141,7 @@ def import_detail_view(request, pk: int):
     if not job.rows_done and job.status not in ACTIVE_STATUSES:
         samples = _samples(job)
         context["columns"] = [(c, job.mapping.get(c, ""), samples.get(c, [])) for c in job.headers]
+        context["encoding"] = TEXT_ENCODINGS.get(job.encoding, job.encoding)
         context["targets"] = IMPORT_KINDS[job.kind].targets()
     return render(request, "ingest/import_detail.html", context)
 

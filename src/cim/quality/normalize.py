@@ -21,26 +21,39 @@ from stdnum.cn import ric, uscc
 from stdnum.exceptions import ValidationError as StdnumError
 
 _SPACES = re.compile(r"\s+")
-# Control characters and lone surrogates: never meant, and refused by PostgreSQL (NUL) or UTF-8 (surrogates).
-_UNSTORABLE = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+# Control characters, lone surrogates and noncharacters: never meant, and refused by PostgreSQL (NUL) or UTF-8
+# (surrogates); the noncharacters stand in for Chinese punctuation below.
+_UNSTORABLE = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef]")
+# Chinese punctuation that NFKC would turn half-width. Stored text keeps it as typed: a company's registered name
+# is written with （）, and 你好，世界！ with a half-width comma is a typo. Matching (`fold`) still folds it.
+_CHINESE_PUNCTUATION = "，！？：；（）～"
+_PUNCTUATION_KEPT = str.maketrans({c: chr(0xFDD0 + i) for i, c in enumerate(_CHINESE_PUNCTUATION)})
+_PUNCTUATION_BACK = str.maketrans({chr(0xFDD0 + i): c for i, c in enumerate(_CHINESE_PUNCTUATION)})
 _t2s = opencc.OpenCC("t2s")
 
 
+def _nfkc(text: str) -> str:
+    """NFKC, but for the Chinese punctuation above, and without what cannot be stored."""
+    kept = _UNSTORABLE.sub("", text).translate(_PUNCTUATION_KEPT)
+    return unicodedata.normalize("NFKC", kept).translate(_PUNCTUATION_BACK)
+
+
 def clean_text(raw: str | None) -> str:
-    """NFKC (folds full-width letters, digits and punctuation to half-width), spacing collapsed, controls dropped."""
+    """NFKC (folds full-width letters, digits and Latin punctuation to half-width; keeps Chinese punctuation),
+    spacing collapsed, controls dropped."""
     if not raw:
         return ""
     if raw.isascii() and raw.isprintable():
         # Most of an import (phones, emails, ids): nothing to fold or drop, and its only whitespace is " ".
         return " ".join(raw.split())
-    return _SPACES.sub(" ", unicodedata.normalize("NFKC", _UNSTORABLE.sub("", raw))).strip()
+    return _SPACES.sub(" ", _nfkc(raw)).strip()
 
 
 def clean_paragraphs(raw: str | None) -> str:
     """Like `clean_text` for notes: line breaks are kept, trailing spaces and control characters dropped."""
     if not raw:
         return ""
-    text = unicodedata.normalize("NFKC", _UNSTORABLE.sub("", raw)).replace("\r\n", "\n").replace("\r", "\n")
+    text = _nfkc(raw).replace("\r\n", "\n").replace("\r", "\n")
     return "\n".join(line.rstrip() for line in text.split("\n")).strip()
 
 
@@ -52,7 +65,7 @@ def normalize_name(raw: str | None) -> str:
 @lru_cache(maxsize=200_000)
 def fold(text: str) -> str:
     """The matching form of a text: NFKC, traditional → simplified, lower case, single spaces."""
-    return _t2s.convert(clean_text(text)).lower()
+    return _t2s.convert(unicodedata.normalize("NFKC", clean_text(text))).lower()
 
 
 @lru_cache(maxsize=200_000)
@@ -184,7 +197,7 @@ def split_address(text: str) -> dict[str, str]:
         "street": row["地址"],
         "adcode": row["adcode"],
     }
-    parts = {name: value if isinstance(value, str) else "" for name, value in parts.items()}
+    parts = {name: value.strip() if isinstance(value, str) else "" for name, value in parts.items()}
     if parts["city"] == "市辖区":  # cpca's name for the districts of a municipality (北京, 上海…)
         parts["city"] = parts["province"]
     if not (parts["province"] or parts["city"] or parts["district"]):

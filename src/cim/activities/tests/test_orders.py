@@ -131,7 +131,7 @@ def import_orders(path, actor, **options):
 def test_import_one_row_per_line_in_gbk_with_chinese_headers(
     tmp_path, customer, admin_user, monkeypatch, parallel_bytes
 ):
-    monkeypatch.setattr("cim.ingest.history_rows.PARALLEL_BYTES", parallel_bytes)
+    monkeypatch.setattr("cim.ingest.importer.PARALLEL_BYTES", parallel_bytes)
     other = make_customer(admin_user, display_name="李强", emails=[{"address": "li@example.com"}])
     rows = [
         ["订单号", "手机号码", "邮箱", "下单时间", "订单状态", "商品编码", "商品名称", "数量", "单价", "退款金额"],
@@ -171,6 +171,30 @@ def test_a_taobao_order_export_with_its_text_formulas_and_a_total_row(tmp_path, 
         ("2087654321098765", Status.PAID), ("2087654321098766", Status.CANCELLED)
     ]  # fmt: skip
     assert ImportRowError.objects.get(job=job).message == "这是合计行（“合计”），不是一条记录。"
+
+
+def test_an_xlsx_order_export_with_the_order_merged_over_its_lines(tmp_path, customer, admin_user):
+    """ERP and shop back-ends merge an order's number, buyer and time over the rows of its lines. Each line must
+    get them, as in Excel, and not be rejected for an empty order number."""
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["订单明细"])
+    sheet.merge_cells("A1:E1")
+    sheet.append(["订单号", "手机号码", "下单时间", "商品名称", "金额"])
+    sheet.append(["T2001", "13812345678", "2026-03-05 14:30", "茶叶", 100])
+    sheet.append([None, None, None, "茶杯", 20])
+    sheet.append([None, None, None, "茶盘", 30])
+    sheet.append(["T2002", "13812345678", "2026-03-06 10:00", "茶叶", 50])
+    for column in "ABC":
+        sheet.merge_cells(f"{column}3:{column}5")
+    path = tmp_path / "订单明细.xlsx"
+    workbook.save(path)
+    _job, counts = import_orders(path, admin_user)
+    assert (counts.created, counts.lines, counts.rejected) == (2, 4, 0)
+    t2001 = Order.objects.get(number="T2001")
+    assert (t2001.customer_id, t2001.total_amount, t2001.lines.count()) == (customer.pk, Decimal("150.00"), 3)
 
 
 def test_import_one_row_per_order_and_again_changes_nothing(tmp_path, customer, admin_user):

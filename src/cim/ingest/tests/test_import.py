@@ -7,6 +7,7 @@ import zipfile
 from datetime import date
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.test import Client
 from django.utils.translation import override
@@ -258,6 +259,35 @@ def test_vcards_from_phones_including_quoted_printable_names(tmp_path, admin_use
     assert ImportRowError.objects.get(job=job).row == 4
 
 
+def test_an_iphone_export_with_grouped_lines_a_photo_and_a_yearless_birthday(tmp_path, admin_user):
+    """An iPhone's contacts: lines grouped as item1.TEL with their labels, a folded photo, an address in China with
+    its postal code, and a birthday kept without its year (--0315), which must not cost the contact."""
+    photo = "\r\n ".join(["/9j/4AAQSkZJRgABAQAAAQABAAD" * 3] * 40)
+    cards = (
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nPRODID:-//Apple Inc.//iPhone OS 17.1//EN\r\nN:欧阳;娜娜;;;\r\nFN:欧阳娜娜\r\n"
+        "item1.TEL;type=pref:+86 138-1234-5678\r\nitem1.X-ABLabel:_$!<Mobile>!$_\r\n"
+        "item2.ADR;type=HOME;type=pref:;;科技园南路88号;深圳市;广东省;518057;中国\r\nitem2.X-ABADR:cn\r\n"
+        f"PHOTO;ENCODING=b;TYPE=JPEG:{photo}\r\nEND:VCARD\r\n"
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nN:张;伟;;;\r\nFN:张伟\r\nTEL;type=CELL:13700001111\r\nBDAY:--0315\r\n"
+        "END:VCARD\r\n"
+        "BEGIN:VCARD\r\nVERSION:2.1\r\nFN:李雷\r\nTEL;CELL;PREF:13600001111\r\nTEL;HOME:0755-86001234\r\n"
+        "END:VCARD\r\n"
+    )
+    (tmp_path / "iPhone.vcf").write_text(cards, encoding="utf-8")
+    with override("zh-hans"):
+        _job, counts = run(tmp_path / "iPhone.vcf", admin_user)
+    assert (counts.created, counts.rejected) == (3, 0)
+    ouyang = Customer.objects.get(display_name="欧阳娜娜")
+    assert ouyang.phones.get().number == "+8613812345678"
+    assert ouyang.addresses.values_list("province", "city", "street", "postal_code").get() == (
+        "广东省", "深圳市", "科技园南路88号", "518057"
+    )  # fmt: skip
+    zhang = Customer.objects.get(display_name="张伟")
+    assert zhang.birthday is None and zhang.notes == "生日（未提供年份）：03-15"
+    li = Customer.objects.get(display_name="李雷")
+    assert sorted(li.phones.values_list("number", "kind")) == [("+8613600001111", "mobile"), ("+8675586001234", "home")]
+
+
 def test_a_quoted_printable_name_split_over_lines_by_an_android_export_is_read_whole(tmp_path):
     """vCard 2.1 soft line breaks: a value ending in `=` goes on in the next line, here inside a character's bytes."""
     card = (
@@ -429,6 +459,67 @@ def test_a_western_csv_with_a_few_accents_is_not_taken_for_damaged_utf8(tmp_path
     path.write_bytes("name,phone\r\nJosé Álvarez,+34 612 345 678\r\nAnna Smith,+44 7700 900123\r\n".encode("cp1252"))
     rows = list(open_table(path, path.name).rows)
     assert [record["name"] for _, record in rows] == ["José Álvarez", "Anna Smith"]
+
+
+@pytest.mark.parametrize(
+    ("encoding", "expected"), [("big5hkscs", "big5hkscs"), ("big5", "big5hkscs"), ("gbk", "gb18030")]
+)
+def test_big5_from_hong_kong_and_taiwan_is_not_read_as_gb18030(tmp_path, encoding, expected):
+    """GB18030 decodes Big5 bytes without an error, into nonsense (陳大文 as 朝ゅ…): the file must be read as Big5,
+    while the same text saved in GBK stays GB18030."""
+    text = (
+        "姓名,手機,地址,備註\r\n陳大文,91234567,香港九龍旺角彌敦道100號,老客戶\r\n"
+        "林美玲,0912345678,台北市信義區松仁路,VIP會員\r\n"
+    )
+    path = tmp_path / "客戶.csv"
+    path.write_bytes(text.encode(encoding))
+    table = open_table(path, path.name)
+    assert table.encoding == expected and table.columns == ["姓名", "手機", "地址", "備註"]
+    assert [record["姓名"] for _, record in table.rows] == ["陳大文", "林美玲"]
+
+
+def test_a_western_file_that_gb18030_would_also_decode_is_read_as_windows_1252(tmp_path):
+    """Each accented letter and the one after it make a valid GB18030 pair: Jürgen Müller would come out as
+    J黵gen M黮ler, without an error."""
+    path = tmp_path / "kunden.csv"
+    path.write_bytes("Name,Stadt\r\nJürgen Müller,Köln\r\nFrançois Dupré,Paris\r\n".encode("cp1252"))
+    table = open_table(path, path.name)
+    assert table.encoding == "cp1252"
+    assert [record["Name"] for _, record in table.rows] == ["Jürgen Müller", "François Dupré"]
+
+
+def test_the_encoding_chosen_on_the_page_the_api_or_the_cli_wins_over_the_one_found(tmp_path, admin_user, api_client):
+    path = tmp_path / "customers.csv"
+    path.write_bytes("name,phone\r\n陳大文,13812345678\r\n".encode("big5hkscs"))
+    client = Client(HTTP_ACCEPT_LANGUAGE="zh-hans")
+    client.force_login(admin_user)
+    with path.open("rb") as upload:
+        page = client.post("/imports/", {"file": upload}, follow=True).content.decode()
+    assert "文本按 Big5 / Big5-HKSCS 编码读取" in page and "陳大文" in page
+    with path.open("rb") as upload:
+        page = client.post("/imports/", {"file": upload, "encoding": "gb18030"}, follow=True).content.decode()
+    assert "文本按 GB18030 / GBK / GB2312 编码读取" in page and "陳大文" not in page
+    job = ImportJob.objects.latest("id")
+    assert job.encoding == "gb18030"
+    import_run(job=job, actor=admin_user)  # the file is read again in the encoding chosen
+    assert Customer.objects.get(phones__match_key__isnull=False).display_name != "陳大文"
+
+    api = api_client(admin_user)
+    content = path.read_bytes()
+    created = api.post("/api/v1/imports", {"file": SimpleUploadedFile("a.csv", content), "encoding": "big5hkscs"})
+    assert created.status_code == 201 and created.json()["encoding"] == "big5hkscs"
+    refused = api.post("/api/v1/imports", {"file": SimpleUploadedFile("a.csv", content), "encoding": "ebcdic"})
+    assert refused.status_code == 422 and refused.json()["details"][0]["field"] == "encoding"
+    err = io.StringIO()
+    call_command("import", "customers", str(path), "--encoding", "big5hkscs", stdout=io.StringIO(), stderr=err)
+    assert "Reading the text as Big5 / Big5-HKSCS." in err.getvalue()
+    assert Customer.objects.filter(display_name="陳大文").exists()
+
+
+def test_utf16_chosen_for_a_file_without_a_byte_order_mark_is_read_as_windows_writes_it(tmp_path):
+    path = tmp_path / "export.txt"
+    path.write_bytes("姓名\t手机\r\n张三\t13812345678\r\n".encode("utf-16-le"))
+    assert [record["姓名"] for _, record in open_table(path, path.name, encoding="utf-16").rows] == ["张三"]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -133,7 +133,8 @@ def test_missing_email_is_required(raw):
         ("张　三", "张 三"),  # ideographic space is a space
         ("ＪＯＨＮ　Ｓｍｉｔｈ", "JOHN Smith"),
         ("John   \t Smith", "John Smith"),
-        ("北京字节跳动科技有限公司（北京）", "北京字节跳动科技有限公司(北京)"),
+        ("北京字节跳动科技有限公司（北京）", "北京字节跳动科技有限公司（北京）"),  # as registered: （） kept
+        ("ＡＢＣ（中国）有限公司", "ABC（中国）有限公司"),
         ("張三", "張三"),  # the script is kept as entered
         ("", ""),
         (None, ""),

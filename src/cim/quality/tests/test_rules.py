@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from cim.quality.names import latin_name_key, name_pinyin, plain_pinyin
 from cim.quality.normalize import (
+    clean_paragraphs,
     clean_text,
     fold,
     normalize_email,
@@ -107,6 +108,14 @@ def test_plain_pinyin_reads_each_character_alone():
 @pytest.mark.parametrize("written", ["Zhang San", "San Zhang", "ZHANG, San", "zhang  san", "Ｚｈａｎｇ Ｓａｎ"])
 def test_latin_names_compare_in_any_order_and_case(written):
     assert latin_name_key(written) == "san zhang"
+
+
+def test_chinese_punctuation_is_kept_as_typed_and_folded_only_for_matching():
+    registered = "腾讯科技（深圳）有限公司"
+    assert clean_text(registered) == registered
+    assert clean_text("ＶＩＰ客户：１３８　号！") == "VIP客户：138 号！"
+    assert clean_paragraphs("你好，世界！\r\n明天回访？") == "你好，世界！\n明天回访？"
+    assert fold(registered) == fold("腾讯科技(深圳)有限公司") == "腾讯科技(深圳)有限公司"
 
 
 texts = st.text(max_size=40)

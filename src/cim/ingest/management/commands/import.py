@@ -12,6 +12,7 @@ from cim.accounts.models import User
 from cim.core.commands import ReportingCommand
 from cim.customers.choices import SourceChannel
 from cim.ingest.models import ImportJob, ImportMapping
+from cim.ingest.readers import TEXT_ENCODINGS
 from cim.ingest.services import (
     file_sha256,
     import_errors_read,
@@ -72,6 +73,12 @@ class Command(ReportingCommand):
             subparser.add_argument(
                 "--sheet", default="", help="the workbook's sheet to read; default: the first whose columns map"
             )
+            subparser.add_argument(
+                "--encoding",
+                default="",
+                choices=list(TEXT_ENCODINGS),
+                help="a text file's encoding, when the one found is wrong",
+            )
         for subparser in (customers, orders, interactions, resume):
             # Also after the subcommand; SUPPRESS keeps an unset flag from hiding `cim import --json customers`.
             subparser.add_argument(
@@ -120,7 +127,12 @@ class Command(ReportingCommand):
         actor = self._actor(options["user"])
         mapping = self._mapping(options["mapping"])
         unfinished = None if dry_run else import_job_unfinished(sha256=file_sha256(file), actor=actor)
-        if unfinished and mapping in (None, unfinished.mapping) and options["sheet"] in ("", unfinished.sheet):
+        if (
+            unfinished
+            and mapping in (None, unfinished.mapping)
+            and options["sheet"] in ("", unfinished.sheet)
+            and options["encoding"] in ("", unfinished.encoding)
+        ):
             self.stderr.write(f"Resuming import {unfinished.pk} of this file after row {unfinished.rows_done:,}.")
             job = unfinished
         else:
@@ -135,11 +147,14 @@ class Command(ReportingCommand):
                     update_existing=options["update_existing"],
                     kind=kind,
                     sheet=options["sheet"],
+                    encoding=options["encoding"],
                 )
             except ValidationError as error:
                 raise self.fail(" ".join(m for messages in error.message_dict.values() for m in messages)) from None
             if job.sheet:
                 self.stderr.write(f"Reading the sheet “{job.sheet}”.")
+            elif job.encoding:
+                self.stderr.write(f"Reading the text as {TEXT_ENCODINGS.get(job.encoding, job.encoding)}.")
             if job.header_row > 1:
                 self.stderr.write(f"The header is on row {job.header_row}; the rows above it are not read.")
         return self._run(job, actor, dry_run=dry_run, background=background, verbosity=options["verbosity"])
