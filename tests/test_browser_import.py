@@ -38,6 +38,7 @@ def test_upload_map_dry_run_and_import_a_gbk_csv(
     page.wait_for_url(re.compile(r"/imports/\d+/$"))
     assert page.locator("#mapping select").nth(1).input_value() == "phones"  # 手机号码 → mobile phone
     assert page.get_by_text("司马光").count() >= 1  # the first values of each column are shown
+    expect(page.locator("#encoding")).to_contain_text("文本按 GB18030 / GBK / GB2312 编码读取")
 
     page.get_by_role("button", name="试运行").click()
     counts = page.locator(".import-counts").first
