@@ -43,7 +43,7 @@ class ImportJobOut(Schema):
     status: ImportJob.Status
     filename: str
     file_format: str = Field(
-        description="csv, xlsx, xls, xml2003 (Excel 2003 XML), html (a web page table), vcf or jsonl"
+        description="csv, xlsx, xls, xml2003 (Excel 2003 XML), html (a web page table), vcf, json or jsonl"
     )
     encoding: str
     sheet: str = Field(description="The workbook's sheet read; empty for files without sheets")
@@ -126,8 +126,8 @@ def _mapping(data: ImportCreateIn) -> dict[str, str] | None:
     "/imports",
     response={201: ImportJobOut},
     summary="Upload a file to import (multipart: `file` and the fields below); nothing is written yet",
-    description="CSV, Excel (.xlsx, .xls), vCard or JSON Lines, as in docs/import.md. The answer holds the columns "
-    "and their mapping; a file that cannot be read or mapped is refused with 422 and the reasons.",
+    description="CSV, Excel (.xlsx, .xls), vCard, JSON or JSON Lines, as in docs/import.md. The answer holds the "
+    "columns and their mapping; a file that cannot be read or mapped is refused with 422 and the reasons.",
 )
 def create_import(request, file: File[UploadedFile], data: Form[ImportCreateIn]):
     job = import_job_upload(

@@ -86,11 +86,12 @@ def fold_header(header: str) -> str:
 def header_forms(header: str) -> list[str]:
     """The header folded, then without what it says in brackets (a unit, 必填): 实付金额(元) means 实付金额, while
     电话(办公) may still be named as a whole; then without numbers, as contacts exports number repeated fields
-    (手机2, Google's "Phone 1 - Value", Outlook's "E-mail 2 Address")."""
+    (手机2, Google's "Phone 1 - Value", Outlook's "E-mail 2 Address"); last, a nested JSON key's own name."""
     folded = fold_header(header)
     bare = fold_header(_BRACKETED.sub("", header))
     unnumbered = _DIGITS.sub("", bare).removesuffix("value")
-    return [form for form in dict.fromkeys([folded, bare, unnumbered]) if form]
+    last_key = fold_header(header.rsplit(".", 1)[-1]) if "." in header else ""  # JSON's contact.phone
+    return [form for form in dict.fromkeys([folded, bare, unnumbered, last_key]) if form]
 
 
 def header_target(synonyms: dict[str, str], header: str) -> str:

@@ -102,15 +102,31 @@ def detect_format(filename: str, head: bytes) -> str:
         return "xlsx"
     if name.endswith((".vcf", ".vcard")) or head.lstrip(b"\xef\xbb\xbf \r\n").upper().startswith(b"BEGIN:VCARD"):
         return "vcf"
+    text_head = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if text_head.startswith(b"[") or (text_head.startswith(b"{") and not _json_object_line(text_head)):
+        return "json"
     if name.endswith((".jsonl", ".ndjson", ".json")):
         return "jsonl"
-    text_head = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if text_head.startswith(b"<") and spreadsheetml.NAMESPACE.encode() in head:
         return "xml2003"
     # Web back-ends export an HTML table named .xls (Excel opens it); others a tab-separated text so named.
     if text_head.startswith(b"<") and b"<table" in head.lower():
         return "html"
     return "csv"
+
+
+def _json_object_line(text: bytes) -> bool:
+    """Whether the file starts as JSON Lines: its first line a whole object, and either more lines follow or that
+    object holds no array of objects (an API's {"data": [...]} saved on one line is a JSON document)."""
+    first, _newline, rest = text.partition(b"\n")
+    try:
+        value = json.loads(first)
+    except ValueError:
+        return False
+    if not isinstance(value, dict):
+        return False
+    holds_records = any(isinstance(v, list) and v and isinstance(v[0], dict) for v in value.values())
+    return bool(rest.strip()) or not holds_records
 
 
 def detect_encoding(sample: bytes) -> str:
@@ -187,6 +203,8 @@ def open_table(path: Path, filename: str, sheet: str = "", encoding: str = "") -
         return _xls(path, sheet)
     if file_format == "xml2003":
         return _xml2003(path, sheet)
+    if file_format == "json":
+        return _json_document(path)
     encoding = encoding or detect_encoding(head)
     if encoding == "utf-16" and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         encoding = "utf-16-le"  # chosen for a file without a byte order mark: Windows writes little-endian
@@ -681,13 +699,7 @@ def _jsonl(path: Path, encoding: str) -> Table:
             return number, RowProblem(_("The line is not valid JSON."))
         if not isinstance(value, dict):
             return number, RowProblem(_("The line is not a JSON object."))
-        record: dict[str, object] = {}
-        for key, item in value.items():
-            if isinstance(item, list):
-                record[str(key)] = [_json_text(i) for i in item]
-            else:
-                record[str(key)] = _json_text(item)
-        return number, record
+        return number, _json_record(value)
 
     def rows() -> Iterator[tuple[int, dict[str, object] | RowProblem]]:
         yield from (parse(n, line) for n, line in pending)
@@ -695,14 +707,61 @@ def _jsonl(path: Path, encoding: str) -> Table:
             if line.strip():
                 yield parse(number, line)
 
-    return Table([str(k) for k in first[1]], rows(), "jsonl", encoding)
+    return Table(list(_json_record(first[1])), rows(), "jsonl", encoding)
+
+
+def _json_document(path: Path) -> Table:
+    """A JSON file holding an array of objects, as APIs and other systems export them, or an object with such an
+    array among its first keys ({"total": 2, "data": [...]}). Streamed with ijson; a row's number is its object's
+    place in the array. Columns are the keys of the first object; later keys are read too."""
+    import ijson
+
+    try:
+        with path.open("rb") as handle:
+            prefix = next(
+                (f"{p}.item" if p else "item" for p, event, _v in ijson.parse(handle) if event == "start_array"),
+                None,
+            )
+        with path.open("rb") as handle:
+            first = next(ijson.items(handle, prefix), None) if prefix else None
+    except ijson.JSONError:
+        raise FileProblem(_("The file is not valid JSON.")) from None
+    if not isinstance(first, dict):
+        raise FileProblem(_("The file holds no array of JSON objects."))
+
+    def rows() -> Iterator[tuple[int, dict[str, object] | RowProblem]]:
+        number = 0
+        with path.open("rb") as handle:
+            try:
+                for number, value in enumerate(ijson.items(handle, prefix), start=1):
+                    if isinstance(value, dict):
+                        yield number, _json_record(value)
+                    else:
+                        yield number, RowProblem(_("The item is not a JSON object."))
+            except ijson.JSONError:
+                yield number + 1, RowProblem(_("The rest of the file is not valid JSON."))
+
+    return Table(list(_json_record(first)), rows(), "json", "utf-8")
+
+
+def _json_record(value: dict, prefix: str = "") -> dict[str, object]:
+    """An object's values as texts (a list as a list of texts), a nested object's under dotted keys:
+    {"contact": {"phone": …}} gives the column contact.phone."""
+    record: dict[str, object] = {}
+    for key, item in value.items():
+        name = f"{prefix}{key}"
+        if isinstance(item, dict) and item:
+            record.update(_json_record(item, f"{name}."))
+        else:
+            record[name] = [_json_text(i) for i in item] if isinstance(item, list) else _json_text(item)
+    return record
 
 
 def _json_text(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False)
+        return json.dumps(value, ensure_ascii=False, default=str)  # ijson reads numbers as Decimal
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)

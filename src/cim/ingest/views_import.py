@@ -46,7 +46,7 @@ class UploadForm(forms.Form):
         required=False,
     )
     file = forms.FileField(
-        label=gettext_lazy("File"), help_text=gettext_lazy("CSV, Excel (.xlsx or .xls), vCard or JSON Lines")
+        label=gettext_lazy("File"), help_text=gettext_lazy("CSV, Excel (.xlsx or .xls), vCard, JSON or JSON Lines")
     )
     sheet = forms.CharField(
         max_length=100,

@@ -478,6 +478,39 @@ def test_big5_from_hong_kong_and_taiwan_is_not_read_as_gb18030(tmp_path, encodin
     assert [record["姓名"] for _, record in table.rows] == ["陳大文", "林美玲"]
 
 
+def test_a_json_array_from_an_api_imports_with_nested_keys_mapped(tmp_path, admin_user):
+    """What APIs and other systems export: an array of objects, pretty-printed or, wrapped in {"data": [...]}, on
+    one line; a nested object's keys are columns (address.city) that map by their own name."""
+    records = [
+        {
+            "id": "U1",
+            "name": "张三",
+            "contact": {"mobile": "13812345678"},
+            "address": {"city": "深圳市"},
+            "tags": ["VIP"],
+        },
+        {"id": "U2", "name": "李四", "contact": {"mobile": "13900001111", "email": "LiSi@qq.com"}},
+        5,
+    ]
+    pretty = tmp_path / "customers.json"
+    pretty.write_text(json.dumps(records, ensure_ascii=False, indent=2), encoding="utf-8")
+    job, counts = run(pretty, admin_user)
+    assert job.file_format == "json" and (counts.created, counts.rejected) == (2, 1)
+    assert (job.mapping["contact.mobile"], job.mapping["address.city"]) == ("phones", "city")
+    zhang = Customer.objects.get(external_ids__value="U1")
+    assert zhang.phones.get().number == "+8613812345678" and zhang.addresses.get().city == "深圳市"
+    assert ImportRowError.objects.get(job=job).row == 3  # the third item, which is no object
+
+    wrapped = tmp_path / "export"
+    wrapped.write_text(json.dumps({"total": 3, "data": records}, ensure_ascii=False), encoding="utf-8")
+    table = open_table(wrapped, "export")
+    assert table.file_format == "json" and [number for number, _ in table.rows] == [1, 2, 3]
+    cut = tmp_path / "cut.json"
+    cut.write_text(json.dumps(records, ensure_ascii=False)[:-8], encoding="utf-8")
+    rows = list(open_table(cut, cut.name).rows)
+    assert isinstance(rows[0][1], dict) and isinstance(rows[-1][1], RowProblem)  # read up to where it breaks
+
+
 def test_a_western_file_that_gb18030_would_also_decode_is_read_as_windows_1252(tmp_path):
     """Each accented letter and the one after it make a valid GB18030 pair: Jürgen Müller would come out as
     J黵gen M黮ler, without an error."""
@@ -523,7 +556,7 @@ def test_utf16_chosen_for_a_file_without_a_byte_order_mark_is_read_as_windows_wr
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.binary(max_size=2000), name=st.sampled_from(["a.csv", "a.xlsx", "a.vcf", "a.jsonl", "a.txt"]))
+@given(data=st.binary(max_size=2000), name=st.sampled_from(["a.csv", "a.xlsx", "a.vcf", "a.jsonl", "a.json", "a.txt"]))
 def test_any_bytes_give_a_file_problem_or_rows_never_an_exception(tmp_path, data, name):
     path = tmp_path / name
     path.write_bytes(data)

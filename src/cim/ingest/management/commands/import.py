@@ -25,7 +25,7 @@ from cim.ingest.tasks import import_job_run
 
 class Command(ReportingCommand):
     help = (
-        "Import customers, orders or interactions from CSV, Excel (.xlsx, .xls), vCard or JSON Lines; "
+        "Import customers, orders or interactions from CSV, Excel (.xlsx, .xls), vCard, JSON or JSON Lines; "
         "resume an import; list its row errors."
     )
 
