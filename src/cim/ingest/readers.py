@@ -24,7 +24,7 @@ from defusedxml import EntitiesForbidden
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from cim.ingest import spreadsheetml
+from cim.ingest import json_records, spreadsheetml
 
 MAX_FILE_BYTES = 2 * 1024**3
 MAX_CELL_CHARS = 32_767  # Excel's own limit for a cell
@@ -121,7 +121,7 @@ def _json_object_line(text: bytes) -> bool:
     first, _newline, rest = text.partition(b"\n")
     try:
         value = json.loads(first)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     if not isinstance(value, dict):
         return False
@@ -684,7 +684,7 @@ def _jsonl(path: Path, encoding: str) -> Table:
         pending.append((number, line))
         try:
             value = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(value, dict):
             first = (number, value)
@@ -695,11 +695,11 @@ def _jsonl(path: Path, encoding: str) -> Table:
     def parse(number: int, line: str) -> tuple[int, dict[str, object] | RowProblem]:
         try:
             value = json.loads(line)
-        except ValueError:
+            if not isinstance(value, dict):
+                return number, RowProblem(_("The line is not a JSON object."))
+            return number, _json_record(value)
+        except (ValueError, RecursionError):  # RecursionError: nested thousands deep
             return number, RowProblem(_("The line is not valid JSON."))
-        if not isinstance(value, dict):
-            return number, RowProblem(_("The line is not a JSON object."))
-        return number, _json_record(value)
 
     def rows() -> Iterator[tuple[int, dict[str, object] | RowProblem]]:
         yield from (parse(n, line) for n, line in pending)
@@ -711,19 +711,16 @@ def _jsonl(path: Path, encoding: str) -> Table:
 
 
 def _json_document(path: Path) -> Table:
-    """A JSON file holding an array of objects, as APIs and other systems export them, or an object with such an
-    array among its first keys ({"total": 2, "data": [...]}). Streamed with ijson; a row's number is its object's
-    place in the array. Columns are the keys of the first object; later keys are read too."""
+    """A JSON file holding an array of objects, as APIs and other systems export them, or an object holding such
+    an array ({"total": 2, "data": [...]}); streamed (`json_records`). A row's number is its object's place in the
+    array. Columns are the keys of the first object; later keys are read too."""
     import ijson
 
     try:
         with path.open("rb") as handle:
-            prefix = next(
-                (f"{p}.item" if p else "item" for p, event, _v in ijson.parse(handle) if event == "start_array"),
-                None,
-            )
-        with path.open("rb") as handle:
-            first = next(ijson.items(handle, prefix), None) if prefix else None
+            first = next(json_records.records(handle), None)
+    except json_records.TooDeep:
+        raise FileProblem(_("The file nests deeper than %(n)s levels.") % {"n": json_records.MAX_DEPTH}) from None
     except ijson.JSONError:
         raise FileProblem(_("The file is not valid JSON.")) from None
     if not isinstance(first, dict):
@@ -733,12 +730,12 @@ def _json_document(path: Path) -> Table:
         number = 0
         with path.open("rb") as handle:
             try:
-                for number, value in enumerate(ijson.items(handle, prefix), start=1):
+                for number, value in enumerate(json_records.records(handle), start=1):
                     if isinstance(value, dict):
                         yield number, _json_record(value)
                     else:
                         yield number, RowProblem(_("The item is not a JSON object."))
-            except ijson.JSONError:
+            except (ijson.JSONError, json_records.TooDeep):
                 yield number + 1, RowProblem(_("The rest of the file is not valid JSON."))
 
     return Table(list(_json_record(first)), rows(), "json", "utf-8")

@@ -511,6 +511,41 @@ def test_a_json_array_from_an_api_imports_with_nested_keys_mapped(tmp_path, admi
     assert isinstance(rows[0][1], dict) and isinstance(rows[-1][1], RowProblem)  # read up to where it breaks
 
 
+def test_json_nested_thousands_deep_is_refused_without_exhausting_memory_or_the_stack(tmp_path):
+    """A JSON parser that keeps each event's path makes gigabytes of a file of nested brackets; Python's own
+    recurses until it fails. Either would take the import down."""
+    brackets = tmp_path / "brackets.json"
+    brackets.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    with pytest.raises(FileProblem, match="64"):
+        open_table(brackets, brackets.name)
+    lines = tmp_path / "deep.jsonl"
+    lines.write_text('{"name": "张三"}\n{"name": ' + '{"a": ' * 5000 + "1" + "}" * 5001 + "\n", encoding="utf-8")
+    rows = list(open_table(lines, lines.name).rows)
+    assert rows[0][1] == {"name": "张三"} and isinstance(rows[1][1], RowProblem)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=5),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=4), children, max_size=4),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=json_values, indent=st.sampled_from([None, 2]))
+def test_any_json_document_gives_a_file_problem_or_one_row_per_item(tmp_path, value, indent):
+    path = tmp_path / "any.json"
+    path.write_text(json.dumps(value, ensure_ascii=False, indent=indent), encoding="utf-8")
+    try:
+        table = open_table(path, path.name)
+    except FileProblem:
+        return
+    rows = list(table.rows)
+    assert all(isinstance(record, dict | RowProblem) for _number, record in rows)
+    if table.file_format == "json" and isinstance(value, list):
+        assert [number for number, _ in rows] == list(range(1, len(value) + 1))
+
+
 def test_a_western_file_that_gb18030_would_also_decode_is_read_as_windows_1252(tmp_path):
     """Each accented letter and the one after it make a valid GB18030 pair: Jürgen Müller would come out as
     J黵gen M黮ler, without an error."""
