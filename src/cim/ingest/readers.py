@@ -53,6 +53,7 @@ TEXT_ENCODINGS = {
     "utf-16": "UTF-16",
     "cp1252": gettext_lazy("Windows-1252 (Western European)"),
 }
+
 OLE2_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # Excel 97–2003 (.xls), and any password-protected workbook
 _HTML_SPACE = re.compile(r"\s+")
 # Taobao, Alipay, WeChat Pay and JD write long numbers into CSV as ="2087…", a formula Excel shows as the text.
@@ -165,6 +166,11 @@ def detect_encoding(sample: bytes) -> str:
     if any(match.chaos <= best.chaos and "cp1252" in match.could_be_from_charset for match in matches):
         return "cp1252"
     return best.encoding
+
+
+def encoding_label(encoding: str) -> str:
+    """What people call an encoding Python names: utf-8 → UTF-8, gb18030 → GB18030 / GBK / GB2312."""
+    return str(TEXT_ENCODINGS.get(encoding) or TEXT_ENCODINGS.get(f"{encoding}-sig") or encoding.upper())
 
 
 def _gb18030_big5_or_western(sample: bytes, as_gb18030: str) -> str:
@@ -738,7 +744,7 @@ def _json_document(path: Path) -> Table:
             except (ijson.JSONError, json_records.TooDeep):
                 yield number + 1, RowProblem(_("The rest of the file is not valid JSON."))
 
-    return Table(list(_json_record(first)), rows(), "json", "utf-8")
+    return Table(list(_json_record(first)), rows(), "json")
 
 
 def _json_record(value: dict, prefix: str = "") -> dict[str, object]:

@@ -18,7 +18,7 @@ from cim.accounts.roles import Perm, has_perm
 from cim.core.views import page
 from cim.customers.choices import SourceChannel
 from cim.ingest.models import ImportJob, ImportMapping, ImportRowError
-from cim.ingest.readers import TEXT_ENCODINGS, FileProblem, RowProblem, open_table
+from cim.ingest.readers import TEXT_ENCODINGS, FileProblem, RowProblem, encoding_label, open_table
 from cim.ingest.selectors import import_job_get, import_job_list
 from cim.ingest.services import (
     ACTIVE_STATUSES,
@@ -141,7 +141,7 @@ def import_detail_view(request, pk: int):
     if not job.rows_done and job.status not in ACTIVE_STATUSES:
         samples = _samples(job)
         context["columns"] = [(c, job.mapping.get(c, ""), samples.get(c, [])) for c in job.headers]
-        context["encoding"] = TEXT_ENCODINGS.get(job.encoding, job.encoding)
+        context["encoding"] = encoding_label(job.encoding) if job.encoding else ""
         context["targets"] = IMPORT_KINDS[job.kind].targets()
     return render(request, "ingest/import_detail.html", context)
 

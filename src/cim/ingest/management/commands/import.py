@@ -12,7 +12,7 @@ from cim.accounts.models import User
 from cim.core.commands import ReportingCommand
 from cim.customers.choices import SourceChannel
 from cim.ingest.models import ImportJob, ImportMapping
-from cim.ingest.readers import TEXT_ENCODINGS
+from cim.ingest.readers import TEXT_ENCODINGS, encoding_label
 from cim.ingest.services import (
     file_sha256,
     import_errors_read,
@@ -154,7 +154,7 @@ class Command(ReportingCommand):
             if job.sheet:
                 self.stderr.write(f"Reading the sheet “{job.sheet}”.")
             elif job.encoding:
-                self.stderr.write(f"Reading the text as {TEXT_ENCODINGS.get(job.encoding, job.encoding)}.")
+                self.stderr.write(f"Reading the text as {encoding_label(job.encoding)}.")
             if job.header_row > 1:
                 self.stderr.write(f"The header is on row {job.header_row}; the rows above it are not read.")
         return self._run(job, actor, dry_run=dry_run, background=background, verbosity=options["verbosity"])
