@@ -56,7 +56,7 @@ _GENDERS = {
 # Excel's serial dates count days from here for every date after 1900-02-28 (it counts a 1900-02-29 that never was).
 EXCEL_EPOCH = date(1899, 12, 30)
 # A birthday without its year, as members give it for birthday offers and phones keep it: 3月15日, 03-15, --0315.
-_MONTH_DAY = re.compile(r"(?:--)?(\d{1,2})\s*[-/.月]?\s*(\d{1,2})\s*日?")
+_MONTH_DAY = re.compile(r"(?:--)?(\d{2})-?(\d{2})|(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?")
 # A cell an exporter neutralised against formula injection ("'+8613812345678") gets its value back.
 _NEUTRALISED = re.compile(r"^'(?=[=+\-@\t\r])")
 
@@ -113,11 +113,13 @@ def _items(value: object, separators: re.Pattern = _LIST_SEPARATORS) -> list[str
 def _month_and_day(text: str) -> str:
     """A birthday without its year as MM-DD, or "" if `text` is not one."""
     match = _MONTH_DAY.fullmatch(text)
+    if match is None:
+        return ""
     try:
-        day = match and date(2000, int(match[1]), int(match[2]))  # 2000, so that 02-29 is a day
+        day = date(2000, int(match[1] or match[3]), int(match[2] or match[4]))  # 2000, so that 02-29 is a day
     except ValueError:
         return ""
-    return f"{day:%m-%d}" if day else ""
+    return f"{day:%m-%d}"
 
 
 def _excel_serial_date(text: str) -> date | None:

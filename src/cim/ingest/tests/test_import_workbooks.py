@@ -305,3 +305,17 @@ def test_damaged_or_hostile_excel_2003_xml_gives_a_file_problem(tmp_path, conten
     path.write_text(content, encoding="utf-8")
     with pytest.raises(FileProblem):
         list(open_table(path, path.name).rows)
+
+
+@pytest.mark.parametrize(
+    ("written", "kept"), [("--0315", "03-15"), ("0315", "03-15"), ("3/15", "03-15"), ("2月29日", "02-29"), ("11", None)]
+)
+def test_a_birthday_without_its_year_is_kept_in_the_notes_and_a_bare_number_refused(
+    tmp_path, admin_user, written, kept
+):
+    with override("en"):
+        _job, counts = run(write_csv(tmp_path / "a.csv", [["姓名", "生日"], ["周杰", written]]), admin_user)
+    if kept is None:
+        assert (counts.created, counts.rejected) == (0, 1)
+    else:
+        assert Customer.objects.get().notes == f"Birthday (year not given): {kept}"
