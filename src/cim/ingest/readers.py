@@ -12,6 +12,7 @@ import json
 import re
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from html.parser import HTMLParser
@@ -25,6 +26,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from cim.ingest import json_records, spreadsheetml
+from cim.ingest.recoded import Utf8Reader
 
 MAX_FILE_BYTES = 2 * 1024**3
 MAX_CELL_CHARS = 32_767  # Excel's own limit for a cell
@@ -103,7 +105,10 @@ def detect_format(filename: str, head: bytes) -> str:
         return "xlsx"
     if name.endswith((".vcf", ".vcard")) or head.lstrip(b"\xef\xbb\xbf \r\n").upper().startswith(b"BEGIN:VCARD"):
         return "vcf"
-    text_head = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Windows' "Unicode", PowerShell's default
+        text_head = head[:4096].decode("utf-16", errors="replace").lstrip(" \t\r\n").encode()
+    else:
+        text_head = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if text_head.startswith(b"[") or (text_head.startswith(b"{") and not _json_object_line(text_head)):
         return "json"
     if name.endswith((".jsonl", ".ndjson", ".json")):
@@ -209,11 +214,11 @@ def open_table(path: Path, filename: str, sheet: str = "", encoding: str = "") -
         return _xls(path, sheet)
     if file_format == "xml2003":
         return _xml2003(path, sheet)
-    if file_format == "json":
-        return _json_document(path)
     encoding = encoding or detect_encoding(head)
     if encoding == "utf-16" and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         encoding = "utf-16-le"  # chosen for a file without a byte order mark: Windows writes little-endian
+    if file_format == "json":
+        return _json_document(path, encoding)
     if file_format == "html":
         return _html(path, encoding)
     if file_format == "vcf":
@@ -716,15 +721,21 @@ def _jsonl(path: Path, encoding: str) -> Table:
     return Table(list(_json_record(first[1])), rows(), "jsonl", encoding)
 
 
-def _json_document(path: Path) -> Table:
+def _json_document(path: Path, encoding: str) -> Table:
     """A JSON file holding an array of objects, as APIs and other systems export them, or an object holding such
     an array ({"total": 2, "data": [...]}); streamed (`json_records`). A row's number is its object's place in the
     array. Columns are the keys of the first object; later keys are read too."""
     import ijson
 
-    try:
+    @contextmanager
+    def utf8() -> Iterator:
         with path.open("rb") as handle:
-            first = next(json_records.records(handle), None)
+            # ijson reads UTF-8 only; a Windows tool writes a BOM before it, a Chinese one GBK.
+            yield handle if encoding == "utf-8" else Utf8Reader(handle, encoding)
+
+    try:
+        with utf8() as source:
+            first = next(json_records.records(source), None)
     except json_records.TooDeep:
         raise FileProblem(_("The file nests deeper than %(n)s levels.") % {"n": json_records.MAX_DEPTH}) from None
     except ijson.JSONError:
@@ -734,9 +745,9 @@ def _json_document(path: Path) -> Table:
 
     def rows() -> Iterator[tuple[int, dict[str, object] | RowProblem]]:
         number = 0
-        with path.open("rb") as handle:
+        with utf8() as source:
             try:
-                for number, value in enumerate(json_records.records(handle), start=1):
+                for number, value in enumerate(json_records.records(source), start=1):
                     if isinstance(value, dict):
                         yield number, _json_record(value)
                     else:
@@ -744,7 +755,7 @@ def _json_document(path: Path) -> Table:
             except (ijson.JSONError, json_records.TooDeep):
                 yield number + 1, RowProblem(_("The rest of the file is not valid JSON."))
 
-    return Table(list(_json_record(first)), rows(), "json")
+    return Table(list(_json_record(first)), rows(), "json", encoding)
 
 
 def _json_record(value: dict, prefix: str = "") -> dict[str, object]:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from defusedxml.ElementTree import iterparse
 
+from cim.ingest.recoded import Utf8Reader
+
 NAMESPACE = "urn:schemas-microsoft-com:office:spreadsheet"
 _SS = "{" + NAMESPACE + "}"
 _X = "{urn:schemas-microsoft-com:office:excel}"
@@ -23,35 +25,20 @@ _EXPAT_ENCODINGS = {"utf-8", "utf8", "utf-16", "utf16", "iso-8859-1", "latin-1",
 _WIDER = {"gb2312": "gb18030", "gbk": "gb18030", "gb_2312-80": "gb18030", "x-gbk": "gb18030"}
 
 
-class _Recoded:
-    """A file in another encoding read as UTF-8, with its declaration to match: the XML parser (expat) reads only
-    UTF-8, UTF-16 and Latin-1, and Chinese systems declare GB2312 or GBK."""
-
-    def __init__(self, handle, encoding: str) -> None:
-        self._handle = handle
-        self._decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
-        self._first = True
-
-    def read(self, size: int = -1) -> bytes:
-        text = ""
-        while not text:
-            chunk = self._handle.read(size if size > 0 else 1 << 20)
-            text = self._decoder.decode(chunk, final=not chunk)
-            if not chunk:
-                break
-        if self._first:
-            text = re.sub(r"""encoding\s*=\s*["'][^"']*["']""", 'encoding="utf-8"', text, count=1)
-            self._first = False
-        return text.encode("utf-8")
-
-
 @contextmanager
 def _opened(path: Path):
     with path.open("rb") as handle:
         match = _DECLARED_ENCODING.match(handle.read(512).removeprefix(codecs.BOM_UTF8))
         handle.seek(0)
         declared = match[1].decode().lower() if match else "utf-8"
-        yield handle if declared in _EXPAT_ENCODINGS else _Recoded(handle, _WIDER.get(declared, declared))
+        if declared in _EXPAT_ENCODINGS:
+            yield handle
+        else:  # expat reads only UTF-8, UTF-16 and Latin-1; Chinese systems declare GB2312 or GBK
+            yield Utf8Reader(handle, _WIDER.get(declared, declared), first=_declared_utf8)
+
+
+def _declared_utf8(text: str) -> str:
+    return re.sub(r"""encoding\s*=\s*["'][^"']*["']""", 'encoding="utf-8"', text, count=1)
 
 
 def sheets(path: Path) -> tuple[list[str], list[str]]:

@@ -511,6 +511,15 @@ def test_a_json_array_from_an_api_imports_with_nested_keys_mapped(tmp_path, admi
     assert isinstance(rows[0][1], dict) and isinstance(rows[-1][1], RowProblem)  # read up to where it breaks
 
 
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "gbk", "utf-16"])
+def test_json_saved_by_windows_tools_with_a_bom_in_gbk_or_utf16_is_read(tmp_path, encoding):
+    """Notepad and PowerShell 5 write UTF-8 with a BOM or UTF-16 ("Unicode"); Chinese tools GBK. ijson reads UTF-8."""
+    path = tmp_path / "customers.json"
+    path.write_bytes(json.dumps([{"姓名": "张三", "手机": "13812345678"}], ensure_ascii=False).encode(encoding))
+    table = open_table(path, path.name)
+    assert table.file_format == "json" and list(table.rows) == [(1, {"姓名": "张三", "手机": "13812345678"})]
+
+
 def test_json_nested_thousands_deep_is_refused_without_exhausting_memory_or_the_stack(tmp_path):
     """A JSON parser that keeps each event's path makes gigabytes of a file of nested brackets; Python's own
     recurses until it fails. Either would take the import down."""
