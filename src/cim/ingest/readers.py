@@ -1,4 +1,6 @@
-"""Reading import files as rows of text: CSV/TSV in the encodings Excel and phones write, XLSX, vCard, JSON Lines.
+"""Reading import files as rows of text: which format and encoding a file is, and the readers of CSV/TSV in the
+encodings Excel writes, XLSX, XLS, Excel 2003 XML (`spreadsheetml`) and web page tables; JSON (`json_records`)
+and vCard (`vcard`) have their own modules.
 
 Every reader streams (a million rows never sit in memory) and turns what it cannot read into a `FileProblem`
 (the whole file) or a `RowProblem` (one row), each with a translated message, never an exception from a parser.
@@ -12,21 +14,20 @@ import json
 import re
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
 import charset_normalizer
-import vobject
 import xlrd
 from defusedxml import EntitiesForbidden
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from cim.ingest import json_records, spreadsheetml
-from cim.ingest.recoded import Utf8Reader
+from cim.ingest import spreadsheetml
+from cim.ingest.json_records import json_table, jsonl_table
+from cim.ingest.table import FileProblem, RowProblem, Table, text_lines
+from cim.ingest.vcard import vcard_table
 
 MAX_FILE_BYTES = 2 * 1024**3
 MAX_CELL_CHARS = 32_767  # Excel's own limit for a cell
@@ -64,35 +65,6 @@ _TEXT_FORMULA = re.compile(r'\s*="(.*)"\s*', re.DOTALL)
 _TOTAL_ROW = re.compile(
     r"\s*((合|总|小|共|总合)\s*计([:：\s\d].*)?|(grand\s*|sub)?total\s*:?[\s\d.,]*)", re.IGNORECASE | re.DOTALL
 )
-
-
-class FileProblem(ValueError):
-    """The file as a whole cannot be read; the message says why, in the user's language."""
-
-
-@dataclass
-class RowProblem:
-    """One row could not be read; the import reports it and goes on."""
-
-    message: str
-
-
-@dataclass
-class Table:
-    """A readable file: its column names and a one-pass iterator of (row number, cells or a RowProblem).
-
-    Row numbers are what a person sees: with the header on row 1 of a spreadsheet, the first data row is 2.
-    `header_row` is where the header was found (rows above it, a title or the export time, are not read); in a
-    workbook, `sheet` is the sheet read, one of its visible `sheets`."""
-
-    columns: list[str]
-    rows: Iterator[tuple[int, dict[str, object] | RowProblem]]
-    file_format: str
-    encoding: str = ""
-    extra: dict = field(default_factory=dict)
-    header_row: int = 1
-    sheet: str = ""
-    sheets: list[str] = field(default_factory=list)
 
 
 def detect_format(filename: str, head: bytes) -> str:
@@ -218,20 +190,14 @@ def open_table(path: Path, filename: str, sheet: str = "", encoding: str = "") -
     if encoding == "utf-16" and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         encoding = "utf-16-le"  # chosen for a file without a byte order mark: Windows writes little-endian
     if file_format == "json":
-        return _json_document(path, encoding)
+        return json_table(path, encoding)
     if file_format == "html":
         return _html(path, encoding)
     if file_format == "vcf":
-        return _vcard(path, encoding)
+        return vcard_table(path, encoding)
     if file_format == "jsonl":
-        return _jsonl(path, encoding)
+        return jsonl_table(path, encoding)
     return _csv(path, encoding, head)
-
-
-def _text_lines(path: Path, encoding: str) -> Iterator[str]:
-    """Lines of text; a byte sequence the encoding cannot decode becomes U+FFFD, reported by the row it is in."""
-    with path.open("r", encoding=encoding, errors="replace", newline="") as handle:
-        yield from handle
 
 
 def _cell_too_long() -> RowProblem:
@@ -280,7 +246,7 @@ def _csv(path: Path, encoding: str, head: bytes) -> Table:
     except csv.Error:
         delimiter = "\t" if sample.count("\t") > sample.count(",") else ","
     csv.field_size_limit(MAX_CELL_CHARS * 4)
-    reader = csv.reader(_text_lines(path, encoding), delimiter=delimiter)
+    reader = csv.reader(text_lines(path, encoding), delimiter=delimiter)
 
     def records() -> Iterator[list[str] | None]:
         while True:
@@ -682,191 +648,3 @@ def _html(path: Path, encoding: str) -> Table:
         yield from parser.take()
 
     return _sheet_table("html", ("", *_header(records())), [], lambda: None, encoding)
-
-
-def _jsonl(path: Path, encoding: str) -> Table:
-    """One JSON object per line. Columns are the keys of the first object; later keys are read too."""
-    lines = _text_lines(path, encoding)
-    first: tuple[int, dict] | None = None
-    pending: list[tuple[int, str]] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        pending.append((number, line))
-        try:
-            value = json.loads(line)
-        except (ValueError, RecursionError):
-            continue
-        if isinstance(value, dict):
-            first = (number, value)
-            break
-    if first is None:
-        raise FileProblem(_("The file has no JSON object on any line."))
-
-    def parse(number: int, line: str) -> tuple[int, dict[str, object] | RowProblem]:
-        try:
-            value = json.loads(line)
-            if not isinstance(value, dict):
-                return number, RowProblem(_("The line is not a JSON object."))
-            return number, _json_record(value)
-        except (ValueError, RecursionError):  # RecursionError: nested thousands deep
-            return number, RowProblem(_("The line is not valid JSON."))
-
-    def rows() -> Iterator[tuple[int, dict[str, object] | RowProblem]]:
-        yield from (parse(n, line) for n, line in pending)
-        for number, line in enumerate(lines, start=pending[-1][0] + 1):
-            if line.strip():
-                yield parse(number, line)
-
-    return Table(list(_json_record(first[1])), rows(), "jsonl", encoding)
-
-
-def _json_document(path: Path, encoding: str) -> Table:
-    """A JSON file holding an array of objects, as APIs and other systems export them, or an object holding such
-    an array ({"total": 2, "data": [...]}); streamed (`json_records`). A row's number is its object's place in the
-    array. Columns are the keys of the first object; later keys are read too."""
-    import ijson
-
-    @contextmanager
-    def utf8() -> Iterator:
-        with path.open("rb") as handle:
-            # ijson reads UTF-8 only; a Windows tool writes a BOM before it, a Chinese one GBK.
-            yield handle if encoding == "utf-8" else Utf8Reader(handle, encoding)
-
-    try:
-        with utf8() as source:
-            first = next(json_records.records(source), None)
-    except json_records.TooDeep:
-        raise FileProblem(_("The file nests deeper than %(n)s levels.") % {"n": json_records.MAX_DEPTH}) from None
-    except ijson.JSONError:
-        raise FileProblem(_("The file is not valid JSON.")) from None
-    if not isinstance(first, dict):
-        raise FileProblem(_("The file holds no array of JSON objects."))
-
-    def rows() -> Iterator[tuple[int, dict[str, object] | RowProblem]]:
-        number = 0
-        with utf8() as source:
-            try:
-                for number, value in enumerate(json_records.records(source), start=1):
-                    if isinstance(value, dict):
-                        yield number, _json_record(value)
-                    else:
-                        yield number, RowProblem(_("The item is not a JSON object."))
-            except (ijson.JSONError, json_records.TooDeep):
-                yield number + 1, RowProblem(_("The rest of the file is not valid JSON."))
-
-    return Table(list(_json_record(first)), rows(), "json", encoding)
-
-
-def _json_record(value: dict, prefix: str = "") -> dict[str, object]:
-    """An object's values as texts (a list as a list of texts), a nested object's under dotted keys:
-    {"contact": {"phone": …}} gives the column contact.phone."""
-    record: dict[str, object] = {}
-    for key, item in value.items():
-        name = f"{prefix}{key}"
-        if isinstance(item, dict) and item:
-            record.update(_json_record(item, f"{name}."))
-        else:
-            record[name] = [_json_text(i) for i in item] if isinstance(item, list) else _json_text(item)
-    return record
-
-
-def _json_text(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False, default=str)  # ijson reads numbers as Decimal
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-VCARD_COLUMNS = [
-    "external_id", "display_name", "family_name", "given_name", "alias", "company", "job_title",
-    "birthday", "phones", "phones_work", "phones_home", "emails", "emails_work", "address", "postal_code", "notes",
-]  # fmt: skip
-
-
-def _vcard_phone_column(line) -> str:
-    """Which phone column a TEL (or EMAIL) line fills, by its types: `TYPE=WORK` (3.0, 4.0), or a bare `WORK` (2.1,
-    what Android phones write)."""
-    params = line.params
-    types = {t.lower() for value in params.get("TYPE", []) for t in value.split(",")} | {k.lower() for k in params}
-    types |= {t.lower() for t in line.singletonparams}
-    if "work" in types:
-        return "phones_work"
-    if "home" in types and "cell" not in types:
-        return "phones_home"
-    return "phones"
-
-
-def _vcard_record(card) -> dict[str, object]:
-    record: dict[str, object] = {}
-
-    def first(name: str) -> str:
-        lines = card.contents.get(name)
-        return str(lines[0].value).strip() if lines else ""
-
-    record["display_name"] = first("fn")
-    if "n" in card.contents:
-        name = card.contents["n"][0].value
-        record["family_name"] = " ".join(name.family) if isinstance(name.family, list) else str(name.family)
-        record["given_name"] = " ".join(name.given) if isinstance(name.given, list) else str(name.given)
-    record["alias"] = first("nickname")
-    if "org" in card.contents:
-        org = card.contents["org"][0].value
-        record["company"] = org[0] if isinstance(org, list) and org else str(org)
-    record["job_title"] = first("title")
-    record["birthday"] = first("bday")
-    record["notes"] = first("note")
-    record["external_id"] = first("uid")
-    for line in card.contents.get("tel", []):
-        number = str(line.value).removeprefix("tel:")
-        record.setdefault(_vcard_phone_column(line), []).append(number)
-    for line in card.contents.get("email", []):
-        column = "emails_work" if "work" in _vcard_phone_column(line) else "emails"
-        record.setdefault(column, []).append(str(line.value))
-    if "adr" in card.contents:
-        adr = card.contents["adr"][0].value
-        parts = (
-            [adr.country, adr.region, adr.city, adr.street]
-            if adr.country in ("中国", "CN", "China")
-            else [adr.street, adr.city, adr.region, adr.code, adr.country]
-        )
-        record["address"] = " ".join(str(p).strip() for p in parts if p and str(p).strip())
-        record["postal_code"] = str(adr.code).strip()
-    return {k: v for k, v in record.items() if v}
-
-
-def _soft_line_break(line: str) -> bool:
-    """Whether a vCard 2.1 line goes on in the next: a quoted-printable value ending in `=` (Android phones split
-    long names so, often inside a character's bytes)."""
-    return line.rstrip("\r\n").endswith("=") and "QUOTED-PRINTABLE" in line.split(":", 1)[0].upper()
-
-
-def _vcard(path: Path, encoding: str) -> Table:
-    """vCard 2.1/3.0/4.0, as phones export contacts (2.1 with quoted-printable names included)."""
-
-    def cards() -> Iterator[list[str]]:
-        card: list[str] = []
-        for line in _text_lines(path, encoding):
-            if line.strip().upper() == "BEGIN:VCARD":
-                card = [line]
-            elif card and _soft_line_break(card[-1]):
-                card[-1] = card[-1].rstrip("\r\n")[:-1] + line
-            elif card:
-                card.append(line)
-                if line.strip().upper() == "END:VCARD":
-                    yield card
-                    card = []
-
-    def rows() -> Iterator[tuple[int, dict[str, object] | RowProblem]]:
-        # A card is a row; its number is the card's position in the file, as contact apps count.
-        for number, lines in enumerate(cards(), start=1):
-            try:
-                card = vobject.readOne(io.StringIO("".join(lines)), ignoreUnreadable=True)
-                yield number, _vcard_record(card)
-            except Exception:  # vobject raises ParseError, but also ValueError/IndexError on odd cards
-                yield number, RowProblem(_("The contact card could not be read."))
-
-    return Table(list(VCARD_COLUMNS), rows(), "vcf", encoding)
