@@ -71,7 +71,7 @@ def records(handle: BinaryIO) -> Iterator[object]:
 def jsonl_table(path: Path, encoding: str) -> Table:
     """One JSON object per line. Columns are the keys of the first object; later keys are read too."""
     lines = text_lines(path, encoding)
-    first: tuple[int, dict] | None = None
+    columns: list[str] | None = None
     pending: list[tuple[int, str]] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -79,12 +79,12 @@ def jsonl_table(path: Path, encoding: str) -> Table:
         pending.append((number, line))
         try:
             value = json.loads(line)
-        except (ValueError, RecursionError):
+            if isinstance(value, dict):
+                columns = list(_json_record(value))
+                break
+        except (ValueError, RecursionError):  # RecursionError: nested thousands deep
             continue
-        if isinstance(value, dict):
-            first = (number, value)
-            break
-    if first is None:
+    if columns is None:
         raise FileProblem(_("The file has no JSON object on any line."))
 
     def parse(number: int, line: str) -> tuple[int, dict[str, object] | RowProblem]:
@@ -93,7 +93,7 @@ def jsonl_table(path: Path, encoding: str) -> Table:
             if not isinstance(value, dict):
                 return number, RowProblem(_("The line is not a JSON object."))
             return number, _json_record(value)
-        except (ValueError, RecursionError):  # RecursionError: nested thousands deep
+        except (ValueError, RecursionError):
             return number, RowProblem(_("The line is not valid JSON."))
 
     def rows() -> Iterator[tuple[int, dict[str, object] | RowProblem]]:
@@ -102,13 +102,13 @@ def jsonl_table(path: Path, encoding: str) -> Table:
             if line.strip():
                 yield parse(number, line)
 
-    return Table(list(_json_record(first[1])), rows(), "jsonl", encoding)
+    return Table(columns, rows(), "jsonl", encoding)
 
 
 def json_table(path: Path, encoding: str) -> Table:
     """A JSON file holding an array of objects, as APIs and other systems export them, or an object holding such
-    an array ({"total": 2, "data": [...]}); streamed (below). A row's number is its object's place in the
-    array. Columns are the keys of the first object; later keys are read too."""
+    an array ({"total": 2, "data": [...]}), its records streamed by `records`. A row's number is its object's
+    place in the array. Columns are the keys of the first object; later keys are read too."""
 
     @contextmanager
     def utf8() -> Iterator:
