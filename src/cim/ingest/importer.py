@@ -279,7 +279,8 @@ class SeenKeys:
     SQLite file, not in a dict, so that memory stays flat however many millions of rows the file has."""
 
     def __init__(self):
-        self._db = sqlite3.connect("")  # "" opens a private database on disk, deleted when closed
+        # "" opens a private database on disk, deleted when closed; closed by whichever thread collects this object.
+        self._db = sqlite3.connect("", check_same_thread=False)
         weakref.finalize(self, self._db.close)
         self._db.execute("CREATE TABLE seen (key INTEGER PRIMARY KEY, row INTEGER NOT NULL)")
 
