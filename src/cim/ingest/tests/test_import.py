@@ -46,11 +46,6 @@ ROWS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _uploads(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "uploads"
-
-
 def write_csv(path, rows, encoding="gb18030", delimiter=","):
     buffer = io.StringIO()
     csv.writer(buffer, delimiter=delimiter).writerows(rows)

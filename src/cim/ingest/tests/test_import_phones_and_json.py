@@ -14,11 +14,6 @@ from cim.ingest.readers import FileProblem, RowProblem, open_table
 from cim.ingest.tests.test_import import run
 
 
-@pytest.fixture(autouse=True)
-def _uploads(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "uploads"
-
-
 def test_vcards_from_phones_including_quoted_printable_names(tmp_path, admin_user):
     cards = (
         "BEGIN:VCARD\r\nVERSION:2.1\r\nN;CHARSET=UTF-8;ENCODING=QUOTED-PRINTABLE:=E5=BC=A0;=E4=B8=89;;;\r\n"

@@ -18,11 +18,6 @@ from cim.ingest.readers import FileProblem, RowProblem, open_table
 from cim.ingest.tests.test_import import run, write_csv
 
 
-@pytest.fixture(autouse=True)
-def _uploads(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "uploads"
-
-
 def erp_workbook(path):
     """An Excel 97–2003 export as accounting and ERP systems write it: a sheet of instructions first, a hidden one
     holding a drop-down's choices, then the data under a merged title, with a phone typed as a number, a date cell

@@ -2,7 +2,6 @@
 
 import json
 
-import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django_tasks_db.models import DBTaskResult
 
@@ -12,11 +11,6 @@ from cim.customers.models import Customer
 from cim.ingest.models import ImportJob, ImportMapping
 
 CSV = "客户姓名,手机号码,备注\n张三,13812345678,老客户\n李四,12345,\n王五,13900001111,\n".encode("gb18030")
-
-
-@pytest.fixture(autouse=True)
-def _uploads(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "uploads"
 
 
 def _upload(client, content=CSV, name="客户.csv", **fields):

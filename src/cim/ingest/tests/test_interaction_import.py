@@ -28,11 +28,6 @@ CALL_LOG = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _uploads(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "uploads"
-
-
 @pytest.fixture
 def customer(admin_user):
     return make_customer(admin_user, display_name="赵敏", phones=[{"number": "13812345678"}])
